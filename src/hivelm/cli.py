@@ -1,0 +1,80 @@
+"""The `hivelm` command: one subcommand per pipeline stage, plus `run` for the whole pipeline.
+
+Stages are imported only when they run, so `hivelm --help` starts instantly (no torch, no MLflow).
+Overrides: any trailing `key=value` replaces that key of params.yaml for this invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    module: str
+    help: str
+    per_community: bool
+
+
+# One entry per DVC stage, in pipeline order; `hivelm <name>` runs `hivelm.stages.<module>.main`.
+STAGES = {
+    "prepare": Stage("prepare", "clean, anonymise, deduplicate and split the raw corpus", False),
+    "instruct": Stage("instruct", "pair training posts with persona instructions", True),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hivelm", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, stage in STAGES.items():
+        sub = commands.add_parser(name, help=stage.help, description=stage.help)
+        if stage.per_community:
+            target = sub.add_mutually_exclusive_group(required=True)
+            target.add_argument("--community", help="community key from params.yaml")
+            target.add_argument("--all", action="store_true", help="every community in turn")
+        sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a params.yaml key")
+    run = commands.add_parser("run", help="run the whole pipeline (dvc repro) under one parent MLflow run",
+                              description="Run `dvc repro` under one parent MLflow run; extra arguments "
+                                          "after -- go to dvc repro (e.g. hivelm run -- --force).")
+    run.add_argument("--name", help="MLflow name of the pipeline run")
+    run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from hivelm.config import load_config
+    from hivelm.errors import HiveError
+
+    try:
+        if args.command == "run":
+            from hivelm import pipeline
+
+            return pipeline.run(load_config(args.params), args.dvc_args, args.name)
+        cfg = load_config(args.params, args.overrides)
+        stage = STAGES[args.command]
+        module = importlib.import_module(f"hivelm.stages.{stage.module}")
+        if not stage.per_community:
+            module.main(cfg)
+        else:
+            for community in cfg.communities if args.all else [args.community]:
+                module.main(cfg, community)
+    except HiveError as err:
+        print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

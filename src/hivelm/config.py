@@ -1,0 +1,273 @@
+"""Typed, documented configuration: `params.yaml` loaded into dataclasses and validated.
+
+Every section of `params.yaml` maps onto one dataclass below. Loading goes through OmegaConf structured
+configs, so an unknown key or a wrong type fails with the key's full path; `validate()` methods then reject
+impossible values (again naming the full key). Any key can be overridden with a dotlist,
+e.g. `hivelm prepare prepare.min_chars=20`.
+"""
+
+from __future__ import annotations
+
+from hivelm.errors import HiveError
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+COMMUNITY_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+class ConfigError(HiveError):
+    """A configuration problem, always naming the file and the full key."""
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise _InvalidValue(key, message)
+
+
+class _InvalidValue(Exception):
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key, self.message = key, message
+
+
+@dataclass
+class CommunityConfig:
+    """One community, declared once; stages fan out over the `communities` mapping's keys."""
+
+    label: str = "???"
+    """Value of the community column in the raw data that belongs to this community."""
+    name: str = "???"
+    """Human-readable name, filled into the `{community}` slot of persona templates."""
+
+    def validate(self) -> None:
+        _check(bool(self.label.strip()), "label", "must not be empty")
+        _check(bool(self.name.strip()), "name", "must not be empty")
+
+
+@dataclass
+class ColumnsConfig:
+    """Mapping from HiveLM's canonical fields to the raw corpus's column names (null = absent)."""
+
+    text: str = "text"
+    community: str = "community"
+    post_id: Optional[str] = None
+    author_id: Optional[str] = None
+    timestamp: Optional[str] = None
+
+
+@dataclass
+class DataConfig:
+    """Where the raw corpus lives and how to read it."""
+
+    path: str = "data/demo/posts.csv"
+    """Path to the corpus, relative to the project root."""
+    format: str = "auto"
+    """csv | jsonl | parquet | auto (from the file extension)."""
+    encoding: str = "utf-8"
+    """Text encoding of CSV / JSONL files."""
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+
+    def validate(self) -> None:
+        _check(self.format in {"auto", "csv", "jsonl", "parquet"}, "format",
+               f"must be one of auto, csv, jsonl, parquet (got {self.format!r})")
+        _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
+
+
+@dataclass
+class PrepareConfig:
+    """Cleaning, anonymisation, deduplication, capping and splitting (paper section 3.2)."""
+
+    drop_retweets: bool = True
+    """Keep original posts only: drop posts starting with 'RT @' (paper 3.2)."""
+    unicode_form: str = "NFKC"
+    """Unicode normalisation form applied first (NFC, NFKC, NFD, NFKD)."""
+    anonymize: str = "placeholder"
+    """placeholder (URLs, @handles, emails, phones -> <URL>, <USER>, <EMAIL>, <PHONE>) or remove (the paper)."""
+    hashtags: str = "remove"
+    """keep | symbol (drop the '#', keep the word) | remove (the paper removes hashtags)."""
+    strip_emoji: bool = True
+    """Remove emoji (the paper does)."""
+    lowercase: bool = False
+    """Lowercase text (the paper's released posts are lowercased)."""
+    min_chars: int = 20
+    """Drop posts shorter than this after cleaning."""
+    max_chars: int = 600
+    """Drop posts longer than this after cleaning."""
+    near_duplicate_threshold: float = 0.8
+    """Estimated Jaccard similarity of character shingles above which a post is a near duplicate."""
+    shingle_chars: int = 5
+    """Character n-gram size for near-duplicate shingles."""
+    minhash_permutations: int = 128
+    """MinHash permutations for the LSH index (more = more exact, slower)."""
+    max_posts_per_community: int = 10000
+    """Cap per community (the paper keeps at most 10K)."""
+    cap_strategy: str = "random"
+    """random (seeded) | lowest_perplexity (the paper's quality filter, under `perplexity_model`)."""
+    perplexity_model: str = "models/base"
+    """Causal LM folder used when cap_strategy is lowest_perplexity."""
+    perplexity_device: str = "cpu"
+    """Torch device for perplexity scoring (cpu, cuda, cuda:1, mps)."""
+    heldout_fraction: float = 0.2
+    """Share of each community's posts held out for evaluation (never trained on)."""
+    min_posts_per_community: int = 20
+    """Fail if a community has fewer posts than this after cleaning."""
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.unicode_form in {"NFC", "NFKC", "NFD", "NFKD"}, "unicode_form",
+               f"must be NFC, NFKC, NFD or NFKD (got {self.unicode_form!r})")
+        _check(self.anonymize in {"placeholder", "remove"}, "anonymize",
+               f"must be placeholder or remove (got {self.anonymize!r})")
+        _check(self.hashtags in {"keep", "symbol", "remove"}, "hashtags",
+               f"must be keep, symbol or remove (got {self.hashtags!r})")
+        _check(self.min_chars >= 1, "min_chars", f"must be >= 1 (got {self.min_chars})")
+        _check(self.max_chars >= self.min_chars, "max_chars",
+               f"must be >= prepare.min_chars ({self.max_chars} < {self.min_chars})")
+        _check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold",
+               f"must be in (0, 1] (got {self.near_duplicate_threshold})")
+        _check(self.shingle_chars >= 1, "shingle_chars", "must be >= 1")
+        _check(self.minhash_permutations >= 16, "minhash_permutations", "must be >= 16")
+        _check(self.max_posts_per_community >= 2, "max_posts_per_community", "must be >= 2")
+        _check(self.cap_strategy in {"random", "lowest_perplexity"}, "cap_strategy",
+               f"must be random or lowest_perplexity (got {self.cap_strategy!r})")
+        _check(0.0 < self.heldout_fraction < 1.0, "heldout_fraction",
+               f"must be in (0, 1) (got {self.heldout_fraction})")
+        _check(self.min_posts_per_community >= 2, "min_posts_per_community",
+               "must be >= 2 (one train and one held-out post)")
+
+
+@dataclass
+class InstructConfig:
+    """Pairing training posts with persona instructions (paper section 4.1)."""
+
+    templates: str = "configs/templates/instructions.yaml"
+    """YAML file of instruction templates, each with exactly one `{community}` slot."""
+    system_prompt: str = "You are a helpful assistant."
+    """System message of every demonstration (the paper's default chat template)."""
+    seed: int = 0
+    """Seed of the uniform template draw; the draw is logged per record."""
+
+    def validate(self) -> None:
+        _check(bool(self.templates), "templates", "must name a template file")
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking. The URI comes from MLFLOW_TRACKING_URI, else `mlflow.db` at the project root."""
+
+    experiment: str = "hivelm"
+    """MLflow experiment that every stage logs to."""
+    log_config_artifact: bool = True
+    """Also log each stage's resolved config as a YAML artifact."""
+
+    def validate(self) -> None:
+        _check(bool(self.experiment.strip()), "experiment", "must not be empty")
+
+
+@dataclass
+class HiveConfig:
+    """The whole `params.yaml`."""
+
+    communities: dict[str, CommunityConfig] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    instruct: InstructConfig = field(default_factory=InstructConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self) -> None:
+        _check(len(self.communities) >= 1, "communities", "declare at least one community")
+        for key in self.communities:
+            _check(bool(COMMUNITY_KEY.match(key)), f"communities.{key}",
+                   "community keys must be lowercase letters, digits, '_' or '-' (they name files and stages)")
+        labels = [c.label for c in self.communities.values()]
+        dupes = sorted({label for label in labels if labels.count(label) > 1})
+        _check(not dupes, "communities", f"label(s) {dupes} claimed by more than one community")
+
+    def community(self, key: str) -> CommunityConfig:
+        if key not in self.communities:
+            raise ConfigError(f"unknown community {key!r}; params.yaml declares {sorted(self.communities)}")
+        return self.communities[key]
+
+
+def _validate_tree(node: Any, path: str) -> None:
+    """Run every `validate()` in the dataclass tree, prefixing errors with the full key path."""
+    if is_dataclass(node):
+        for f in fields(node):
+            _validate_tree(getattr(node, f.name), f"{path}.{f.name}" if path else f.name)
+        if hasattr(node, "validate"):
+            try:
+                node.validate()
+            except _InvalidValue as err:
+                full = f"{path}.{err.key}" if path else err.key
+                raise ConfigError(f"{full}: {err.message}") from None
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _validate_tree(value, f"{path}.{key}")
+
+
+def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> HiveConfig:
+    """Load `params.yaml`, apply `key=value` overrides, and return a validated `HiveConfig`.
+
+    Raises ConfigError naming the file and the full key on unknown keys, wrong types or impossible values.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    schema = OmegaConf.structured(HiveConfig)
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml syntax errors come in several types
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    for source, layer in ((str(path), loaded), ("command line", _dotlist(overrides))):
+        try:
+            schema = OmegaConf.merge(schema, layer)
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"{source}: {_describe(err)}") from None
+    try:
+        config = OmegaConf.to_object(schema)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{path}: {_describe(err)}") from None
+    try:
+        _validate_tree(config, "")
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return config
+
+
+def _dotlist(overrides) -> Any:
+    from omegaconf import OmegaConf
+
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"command line: override {item!r} must look like key=value")
+    return OmegaConf.from_dotlist(list(overrides))
+
+
+def _describe(err) -> str:
+    key = getattr(err, "full_key", None)
+    message = str(err).splitlines()[0]
+    return f"{key}: {message}" if key else message
+
+
+def to_dict(node: Any) -> Any:
+    """A plain dict / list / scalar view of a config node (for logging and YAML dumps)."""
+    from dataclasses import asdict
+
+    return asdict(node) if is_dataclass(node) else node
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys: {'a': {'b': 1}} -> {'a.b': 1}."""
+    tree = to_dict(tree)
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

@@ -1,0 +1,175 @@
+"""Reading corpora (CSV, JSONL, Parquet), JSONL helpers and atomic writes.
+
+Every error names the file and, where there is one, the row and column. Writes go to a temporary path
+first and are moved into place only when complete, so a failed stage leaves its previous outputs intact.
+"""
+
+from __future__ import annotations
+
+from hivelm.errors import HiveError
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+CANONICAL = ("text", "community", "post_id", "author_id", "timestamp")
+
+
+class CorpusError(HiveError):
+    """Bad input data; the message names the file and the row, column or community."""
+
+
+def detect_format(path: Path, fmt: str = "auto") -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower()
+    formats = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+    if suffix not in formats:
+        raise CorpusError(f"{path}: cannot tell the format from extension {suffix!r}; set data.format")
+    return formats[suffix]
+
+
+def _decode(path: Path, raw: bytes, encoding: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise CorpusError(
+            f"{path}: line {line} (byte {err.start}) is not valid {encoding}: {raw[err.start:err.start + 8]!r}"
+        ) from None
+
+
+def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "auto",
+                encoding: str = "utf-8"):
+    """Read a corpus into a DataFrame with canonical columns text, community, post_id, author_id,
+    timestamp and source_row (1-based data row in the file).
+
+    `columns` maps canonical names to the file's column names (None = absent). Missing optional fields are
+    filled: post_id from the row number, author_id and timestamp as None.
+    """
+    import io as _io
+
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found")
+    fmt = detect_format(path, fmt)
+    if fmt == "parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:
+            raise CorpusError(f"{path}: cannot read as Parquet: {err}") from None
+    else:
+        text = _decode(path, path.read_bytes(), encoding)
+        if not text.strip():
+            raise CorpusError(f"{path}: file is empty")
+        if fmt == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            try:
+                frame = pd.read_csv(_io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+            except Exception as err:
+                raise CorpusError(f"{path}: cannot parse as CSV: {err}") from None
+        else:
+            frame = pd.DataFrame(_parse_jsonl(path, text))
+    if frame.empty:
+        raise CorpusError(f"{path}: no data rows")
+    return _canonical(path, frame, columns)
+
+
+def _parse_jsonl(path: Path, text: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}: line {number} is not valid JSON: {err.msg}") from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}: line {number} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _canonical(path: Path, frame, columns: dict[str, str | None]):
+    import pandas as pd
+
+    out = pd.DataFrame(index=frame.index)
+    for field in CANONICAL:
+        source = columns.get(field)
+        if source is None:
+            continue
+        if source not in frame.columns:
+            raise CorpusError(
+                f"{path}: column {source!r} (data.columns.{field}) not found; "
+                f"the file has columns {list(map(str, frame.columns))}"
+            )
+        out[field] = frame[source].map(lambda v: None if v is None or v != v else str(v))
+    out["source_row"] = range(1, len(frame) + 1)
+    if "post_id" not in out:
+        out["post_id"] = [f"row{n}" for n in out["source_row"]]
+    for field in ("author_id", "timestamp"):
+        if field not in out:
+            out[field] = None
+    return out.reset_index(drop=True)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found (run the stage that writes it first)")
+    return _parse_jsonl(path, _decode(path, path.read_bytes(), "utf-8"))
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write records as JSON lines, atomically."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def write_json(path: str | Path, payload: Any) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+                             encoding="utf-8")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file path beside `path`; move it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside `path`; swap it in for `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        old = path.with_name(f".{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

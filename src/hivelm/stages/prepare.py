@@ -1,0 +1,159 @@
+"""prepare: raw corpus -> cleaned, anonymised, deduplicated train / held-out posts per community.
+
+    hivelm prepare                          # as DVC runs it
+    hivelm prepare prepare.min_chars=40     # one-off override
+
+Steps (paper section 3.2), each counted per community in reports/prepare/stats.json:
+retweets -> normalise + anonymise + hashtags/emoji -> length range -> exact duplicates -> near duplicates
+(MinHash LSH) -> cap (random or lowest perplexity) -> seeded train / held-out split.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections import Counter
+from pathlib import Path
+
+from hivelm import filters, text
+from hivelm.config import HiveConfig, PrepareConfig
+from hivelm.io import CorpusError, atomic_dir, read_corpus, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+PREPARED_DIR = Path("data/prepared")
+STATS_PATH = Path("reports/prepare/stats.json")
+RECORD_FIELDS = ("post_id", "community", "text", "author_id", "timestamp", "source_row")
+
+
+def clean_post(raw: str, cfg: PrepareConfig) -> tuple[str, Counter]:
+    """One post through normalisation, anonymisation and hashtag / emoji stripping."""
+    cleaned = text.normalize(raw, cfg.unicode_form)
+    cleaned, found = text.anonymize(cleaned, cfg.anonymize)
+    cleaned = text.strip_hashtags(cleaned, cfg.hashtags)
+    if cfg.strip_emoji:
+        cleaned = text.strip_emoji(cleaned)
+    if cfg.lowercase:
+        cleaned = cleaned.lower()
+    return cleaned, found
+
+
+def clean_community(posts: list[dict], cfg: PrepareConfig, perplexity=None) -> tuple[list[dict], dict]:
+    """Clean, filter and deduplicate one community's posts; return the kept posts and step counts.
+
+    `perplexity(texts) -> list[float]` is needed only for cap_strategy lowest_perplexity.
+    """
+    import numpy as np
+
+    counts: dict[str, int] = {"input": len(posts)}
+    if cfg.drop_retweets:
+        posts = [p for p in posts if not text.is_retweet(p["text"] or "")]
+    counts["after_retweets"] = len(posts)
+
+    found: Counter = Counter()
+    for post in posts:
+        post["text"], hits = clean_post(post["text"] or "", cfg)
+        found.update(hits)
+    counts.update({f"anonymized_{kind}": found[kind] for kind in text.PLACEHOLDERS})
+
+    posts = [p for p in posts if cfg.min_chars <= len(p["text"]) <= cfg.max_chars]
+    counts["after_length"] = len(posts)
+
+    posts = [p for p, dup in zip(posts, filters.exact_duplicates([p["text"] for p in posts])) if not dup]
+    counts["after_exact_dedupe"] = len(posts)
+
+    near = filters.near_duplicates([p["text"] for p in posts], cfg.near_duplicate_threshold,
+                                   cfg.shingle_chars, cfg.minhash_permutations, cfg.seed)
+    posts = [p for p, dup in zip(posts, near) if not dup]
+    counts["after_near_dedupe"] = len(posts)
+
+    if len(posts) > cfg.max_posts_per_community:
+        if cfg.cap_strategy == "lowest_perplexity":
+            order = np.argsort(perplexity([p["text"] for p in posts]), kind="stable")
+        else:
+            order = _rng(cfg.seed, posts[0]["community"]).permutation(len(posts))
+        keep = sorted(order[: cfg.max_posts_per_community])
+        posts = [posts[i] for i in keep]
+    counts["after_cap"] = len(posts)
+    return posts, counts
+
+
+def split(posts: list[dict], fraction: float, seed: int, community: str) -> tuple[list[dict], list[dict]]:
+    """Seeded split into (train, held-out); at least one post on each side."""
+    order = _rng(seed, community).permutation(len(posts))
+    n_heldout = min(max(1, round(len(posts) * fraction)), len(posts) - 1)
+    heldout = sorted(order[:n_heldout])
+    train = sorted(order[n_heldout:])
+    return [posts[i] for i in train], [posts[i] for i in heldout]
+
+
+def _rng(seed: int, community: str):
+    import numpy as np
+
+    # Same seed, different community -> independent streams; stable across runs and Python versions.
+    return np.random.default_rng([seed, zlib.crc32(community.encode("utf-8"))])
+
+
+def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict, dict]:
+    """Pure core: canonical corpus frame -> ({community: (train, heldout)}, stats).
+
+    Raises CorpusError naming the community when a declared community is absent or too small.
+    """
+    label_to_key = {c.label: key for key, c in cfg.communities.items()}
+    found_labels = set(frame["community"].dropna())
+    for key, community in cfg.communities.items():
+        if community.label not in found_labels:
+            raise CorpusError(
+                f"{source}: community {key!r} (label {community.label!r}, declared in params.yaml) has no "
+                f"posts; labels in the data: {sorted(found_labels)[:20]}"
+            )
+    frame = frame.assign(community=frame["community"].map(label_to_key))
+    ignored = int(frame["community"].isna().sum())
+    outputs, stats = {}, {}
+    for key in cfg.communities:
+        posts = [
+            {field: row[field] for field in RECORD_FIELDS}
+            for row in frame[frame["community"] == key].to_dict("records")
+        ]
+        kept, counts = clean_community(posts, cfg.prepare, perplexity)
+        if len(kept) < cfg.prepare.min_posts_per_community:
+            steps = ", ".join(f"{k} {v}" for k, v in counts.items() if not k.startswith("anonymized"))
+            raise CorpusError(
+                f"{source}: community {key!r} has {len(kept)} posts after cleaning, fewer than "
+                f"prepare.min_posts_per_community={cfg.prepare.min_posts_per_community} ({steps})"
+            )
+        train, heldout = split(kept, cfg.prepare.heldout_fraction, cfg.prepare.seed, key)
+        counts.update(train=len(train), heldout=len(heldout))
+        outputs[key], stats[key] = (train, heldout), counts
+    totals = Counter()
+    for counts in stats.values():
+        totals.update(counts)
+    return outputs, {"communities": stats, "total": dict(totals), "ignored_rows": ignored}
+
+
+def main(cfg: HiveConfig) -> dict:
+    """Read the corpus, prepare it, and swap in data/prepared/ and the stats only if all succeeded."""
+    from hivelm import tracking
+
+    with tracking.stage_run(cfg, "prepare", sections=("communities", "data", "prepare")) as run:
+        frame = read_corpus(cfg.data.path, vars(cfg.data.columns), cfg.data.format, cfg.data.encoding)
+        perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
+        outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
+        with atomic_dir(PREPARED_DIR) as tmp:
+            for key, (train, heldout) in outputs.items():
+                write_jsonl(tmp / key / "train.jsonl", train)
+                write_jsonl(tmp / key / "heldout.jsonl", heldout)
+        write_json(STATS_PATH, stats)
+        run.log_metrics(stats)
+        run.log_artifact(STATS_PATH)
+        for key, counts in stats["communities"].items():
+            log.info("%s: %d read -> %d train, %d held out", key, counts["input"], counts["train"],
+                     counts["heldout"])
+    return stats
+
+
+def _perplexity_scorer(cfg: PrepareConfig):
+    from hivelm import models
+
+    model, tokenizer = models.load_causal_lm(cfg.perplexity_model, device=cfg.perplexity_device)
+    return lambda texts: models.perplexities(model, tokenizer, texts)

@@ -1,0 +1,164 @@
+"""The one place that talks to MLflow.
+
+Every executed stage opens one run (one per community for fanned-out stages). When `hivelm run` drives the
+pipeline it creates a parent run and hands its id to each stage through HIVELM_PARENT_RUN_ID; stages attach
+with `parent_run_id` (never by exporting MLFLOW_RUN_ID, which would merge every stage into one run).
+
+Tracking URI: MLFLOW_TRACKING_URI when set (e.g. a server), else an absolute sqlite `mlflow.db` at the
+project root (DVC_ROOT inside DVC, which points at the parent repo even in `dvc exp run --temp`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from hivelm.config import HiveConfig, flatten, to_dict
+
+log = logging.getLogger(__name__)
+
+PARENT_ENV = "HIVELM_PARENT_RUN_ID"
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+
+
+def project_root() -> Path:
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_root() / 'mlflow.db'}"
+
+
+def ensure_store(uri: str | None = None) -> str:
+    """Create (migrate) the tracking store once; call before any fan-out to avoid a migration race."""
+    from mlflow.tracking import MlflowClient
+
+    uri = uri or tracking_uri()
+    MlflowClient(uri).search_experiments(max_results=1)
+    return uri
+
+
+@lru_cache(maxsize=1)
+def git_state() -> tuple[str, bool]:
+    """(commit, dirty) of the working tree, or ('unknown', False) outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, check=True).stdout
+        return commit, bool(status.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown", False
+
+
+def config_view(cfg: HiveConfig, sections: Sequence[str], community: str | None) -> dict[str, Any]:
+    """The config sections a stage depends on; for a per-community run, only its own community."""
+    view = {section: to_dict(getattr(cfg, section)) for section in sections}
+    if community is not None and "communities" in view:
+        view["communities"] = {community: view["communities"][community]}
+    return view
+
+
+def base_tags(stage: str, community: str | None) -> dict[str, str]:
+    commit, dirty = git_state()
+    return {
+        "stage": stage,
+        "community": community or "all",
+        "git_commit": commit,
+        "git_dirty": str(dirty).lower(),
+        "dvc_exp": os.environ.get("DVC_EXP_NAME", ""),
+    }
+
+
+class StageRun:
+    """Thin handle over an active MLflow run: numeric metrics (nested dicts flattened), artifacts."""
+
+    def __init__(self, run):
+        self.run = run
+        self.run_id = run.info.run_id
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        import mlflow
+
+        numeric = {k: float(v) for k, v in flatten(metrics).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if numeric:
+            mlflow.log_metrics(numeric, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=artifact_path or path.name)
+        else:
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(tags)
+
+
+@contextmanager
+def stage_run(cfg: HiveConfig, stage: str, community: str | None = None,
+              sections: Sequence[str] = ()) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage (and community), log its config, and time it.
+
+    The run ends FAILED if the block raises; the exception propagates.
+    """
+    import mlflow
+
+    started = time.perf_counter()
+    name = f"{stage}@{community}" if community else stage
+    log.info("stage %s: start", name)
+    mlflow.set_tracking_uri(ensure_store())
+    mlflow.set_experiment(cfg.tracking.experiment)
+    view = config_view(cfg, sections, community)
+    config_hash = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
+    tags = base_tags(stage, community) | {"config_hash": config_hash}
+    parent = os.environ.get(PARENT_ENV) or None
+    with mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags) as run:
+        params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
+        if params:
+            mlflow.log_params(params)
+        if cfg.tracking.log_config_artifact:
+            mlflow.log_dict(view, "config/resolved.yaml")
+        try:
+            yield StageRun(run)
+        except BaseException:
+            log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
+            raise
+        seconds = time.perf_counter() - started
+        mlflow.log_metric("duration_s", seconds)
+    log.info("stage %s: done in %.1f s", name, seconds)
+
+
+@contextmanager
+def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
+    """Create the parent run of one pipeline run and yield its id; mark it FINISHED or FAILED at the end."""
+    from mlflow.tracking import MlflowClient
+
+    uri = ensure_store()
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.tracking.experiment)
+    tags = base_tags("pipeline", None) | {"mlflow.runName": name or time.strftime("pipeline-%Y%m%d-%H%M%S")}
+    run = client.create_run(experiment_id, tags=tags)
+    status = "FAILED"
+    try:
+        yield run.info.run_id
+        status = "FINISHED"
+    finally:
+        for path in ("params.yaml", "dvc.lock"):
+            if Path(path).is_file():
+                client.log_artifact(run.info.run_id, path)
+        client.set_terminated(run.info.run_id, status=status)
