@@ -259,7 +259,11 @@ def to_dict(node: Any) -> Any:
     """A plain dict / list / scalar view of a config node (for logging and YAML dumps)."""
     from dataclasses import asdict
 
-    return asdict(node) if is_dataclass(node) else node
+    if is_dataclass(node):
+        return asdict(node)
+    if isinstance(node, dict):
+        return {key: to_dict(value) for key, value in node.items()}
+    return node
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:

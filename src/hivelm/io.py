@@ -136,7 +136,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
 
 def write_json(path: str | Path, payload: Any) -> None:
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+        Path(tmp).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
                              encoding="utf-8")
 
 

@@ -1,0 +1,32 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from hivelm.cli import STAGES, build_parser
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_help_is_fast_because_it_imports_no_heavy_library():
+    code = ("import sys; from hivelm.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'mlflow', 'pandas', 'omegaconf') if m in sys.modules]\n"
+            "print('heavy:' + ','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "heavy:"
+
+
+def test_every_dvc_stage_has_a_subcommand_and_back():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == list(STAGES)
+    for name, stage in stages.items():
+        cmd = (stage.get("do") or stage)["cmd"]
+        assert cmd.split()[:2] == ["hivelm", name]
+        assert ("foreach" in stage) == STAGES[name].per_community
+
+
+def test_parser_takes_overrides_and_community():
+    args = build_parser().parse_args(["instruct", "--community", "keto", "instruct.seed=3"])
+    assert args.community == "keto" and args.overrides == ["instruct.seed=3"]

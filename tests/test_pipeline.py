@@ -1,0 +1,128 @@
+"""End to end: a copy of the project in a temporary git repo, the real `dvc repro` through `hivelm run`,
+and the real MLflow store it writes."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.integration
+
+
+def run(cmd, cwd, check=True):
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", MLFLOW_DISABLE_TELEMETRY="true")
+    for key in ("MLFLOW_TRACKING_URI", "HIVELM_PARENT_RUN_ID", "DVC_ROOT"):
+        env.pop(key, None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture
+def pipeline_repo(tmp_path, mlflow_template_db):
+    """The project's pipeline files in a fresh git repo, with the demo shrunk to 45 posts per community."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, repo / name)
+    for name in ("configs", "src"):
+        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (repo / ".dvc").mkdir()
+    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
+    demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
+    (repo / "data/demo").mkdir(parents=True)
+    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["min_posts_per_community"] = 10
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copy(mlflow_template_db, repo / "mlflow.db")  # the default store location, pre-migrated
+    run(["git", "init", "-q"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], repo)
+    return repo
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def runs_by_parent(repo: Path):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(yaml.safe_load((repo / "params.yaml").read_text())
+                                               ["tracking"]["experiment"])
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    parents = [r for r in runs if r.data.tags["stage"] == "pipeline"]
+    return client, parents, {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId")
+                                             == p.info.run_id] for p in parents}
+
+
+def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_repo):
+    repo = pipeline_repo
+    communities = list(yaml.safe_load((repo / "params.yaml").read_text())["communities"])
+    first = run([str(BIN / "hivelm"), "run"], repo)
+    assert ran_stages(first.stdout) == ["prepare", *[f"instruct@{c}" for c in communities]]
+    for community in communities:
+        assert (repo / f"data/prepared/{community}/train.jsonl").stat().st_size > 0
+        assert (repo / f"data/prepared/{community}/heldout.jsonl").stat().st_size > 0
+        assert (repo / f"data/instructions/{community}.jsonl").stat().st_size > 0
+    assert (repo / "reports/prepare/stats.json").is_file() and (repo / "dvc.lock").is_file()
+
+    client, parents, children = runs_by_parent(repo)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    kids = children[parents[0].info.run_id]
+    assert sorted((r.data.tags["stage"], r.data.tags["community"]) for r in kids) == sorted(
+        [("prepare", "all")] + [("instruct", c) for c in communities])
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    for kid in kids:
+        assert kid.info.status == "FINISHED" and kid.data.tags["git_commit"] == head
+        assert kid.data.tags["git_dirty"] == "false"
+        assert "duration_s" in kid.data.metrics
+        assert "config/resolved.yaml" in [a.path for a in client.list_artifacts(kid.info.run_id, "config")]
+    prepare = next(k for k in kids if k.data.tags["stage"] == "prepare")
+    assert prepare.data.params["prepare.min_posts_per_community"] == "10"
+    assert prepare.data.metrics[f"communities.{communities[0]}.input"] == 45
+    keto = next(k for k in kids if k.data.tags["community"] == communities[0])
+    assert keto.data.params["instruct.seed"] == "0" and f"communities.{communities[1]}.name" not in keto.data.params
+
+    # Nothing changed: nothing runs, no new child runs.
+    second = run([str(BIN / "hivelm"), "run"], repo)
+    assert ran_stages(second.stdout) == []
+    assert sum(len(v) for v in runs_by_parent(repo)[2].values()) == len(kids)
+
+    # Only instruct params changed: only instruct@* reruns.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["instruct"]["seed"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = run([str(BIN / "hivelm"), "run"], repo)
+    assert ran_stages(third.stdout) == [f"instruct@{c}" for c in communities]
+
+    # Back to the earlier value: persistent outputs are never restored from DVC's run-cache, so the stages
+    # execute again and log runs (the lineage rule in the README).
+    params["instruct"]["seed"] = 0
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    fourth = run([str(BIN / "hivelm"), "run"], repo)
+    assert ran_stages(fourth.stdout) == [f"instruct@{c}" for c in communities]
+    assert sum(len(v) for v in runs_by_parent(repo)[2].values()) == len(kids) + 2 * len(communities)
+
+
+def test_failed_stage_under_dvc_keeps_previous_outputs(pipeline_repo):
+    repo = pipeline_repo
+    run([str(BIN / "hivelm"), "run"], repo)
+    before = {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))}
+    (repo / "data/demo/posts.csv").write_text("")
+    failed = run([str(BIN / "hivelm"), "run"], repo, check=False)
+    assert failed.returncode != 0
+    assert "posts.csv: file is empty" in failed.stderr
+    assert {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))} == before
+    _, parents, _ = runs_by_parent(repo)
+    assert [p.info.status for p in parents] == ["FINISHED", "FAILED"]

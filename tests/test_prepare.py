@@ -1,0 +1,161 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import VOCABULARY, community_posts, write_corpus
+from hivelm.cli import main as cli
+from hivelm.config import PrepareConfig, load_config
+from hivelm.io import read_corpus
+from hivelm.stages.prepare import clean_community, clean_post, split
+
+
+def posts(texts, community="keto"):
+    return [{"post_id": str(i), "community": community, "text": t, "author_id": None, "timestamp": None,
+             "source_row": i + 1} for i, t in enumerate(texts)]
+
+
+def test_clean_post_anonymises_before_stripping_and_follows_config():
+    raw = "Fat bombs 🥑 by @keto_kim #keto see https://kim.example/fb"
+    cleaned, found = clean_post(raw, PrepareConfig())
+    assert cleaned == "Fat bombs by <USER> see <URL>" and found["user"] == 1 and found["url"] == 1
+    paper_style = PrepareConfig(anonymize="remove", hashtags="remove", strip_emoji=True, lowercase=True)
+    assert clean_post(raw, paper_style)[0] == "fat bombs by see"
+    keep_all = PrepareConfig(hashtags="keep", strip_emoji=False)
+    assert clean_post(raw, keep_all)[0] == "Fat bombs 🥑 by <USER> #keto see <URL>"
+
+
+def test_clean_community_counts_every_step():
+    base = "Cauliflower rice fried in butter with garlic is the best keto side for busy weeknights"
+    texts = [
+        base,
+        base.upper(),                                  # exact duplicate (case-insensitive)
+        base.replace("busy", "hectic"),                # near duplicate
+        "RT @someone: " + base,                        # retweet
+        "lol",                                         # too short
+        "x" * 700,                                     # too long
+        "Meal prep Sunday: eggs, bacon, avocado and a big salmon tray bake for the week",
+    ]
+    kept, counts = clean_community(posts(texts), PrepareConfig())
+    assert [p["text"] for p in kept] == [texts[0], texts[6]]
+    assert counts == {"input": 7, "after_retweets": 6, "anonymized_email": 0, "anonymized_url": 0,
+                      "anonymized_user": 0, "anonymized_phone": 0, "after_length": 4,
+                      "after_exact_dedupe": 3, "after_near_dedupe": 2, "after_cap": 2}
+
+
+def test_cap_random_is_seeded_and_lowest_perplexity_keeps_the_lowest():
+    texts = [" ".join(VOCABULARY["keto"].split()[i:i + 8]) + f" number {i}" for i in range(12)]
+    cfg = PrepareConfig(max_posts_per_community=5, min_chars=5)
+    first, counts = clean_community(posts(texts), cfg)
+    again, _ = clean_community(posts(texts), cfg)
+    assert counts["after_cap"] == 5 and [p["post_id"] for p in first] == [p["post_id"] for p in again]
+    by_length = PrepareConfig(max_posts_per_community=3, min_chars=5, cap_strategy="lowest_perplexity")
+    kept, _ = clean_community(posts(texts), by_length, perplexity=lambda ts: [-len(t) for t in ts])
+    longest = sorted(texts, key=len, reverse=True)[:3]
+    assert sorted(p["text"] for p in kept) == sorted(longest)
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    items = posts([f"post {i}" for i in range(50)])
+    train, heldout = split(items, 0.2, seed=3, community="keto")
+    assert len(heldout) == 10 and len(train) == 40
+    assert {p["post_id"] for p in train}.isdisjoint({p["post_id"] for p in heldout})
+    assert split(items, 0.2, 3, "keto") == (train, heldout)
+    assert split(items, 0.2, 4, "keto")[1] != heldout
+    tiny_train, tiny_heldout = split(items[:2], 0.01, 0, "keto")
+    assert len(tiny_train) == 1 and len(tiny_heldout) == 1
+
+
+def test_prepare_writes_splits_and_stats(small_corpus, project):
+    assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 0
+    stats = json.loads((project / "reports/prepare/stats.json").read_text())
+    for community in VOCABULARY:
+        train = (project / f"data/prepared/{community}/train.jsonl").read_text().splitlines()
+        heldout = (project / f"data/prepared/{community}/heldout.jsonl").read_text().splitlines()
+        assert len(train) == stats["communities"][community]["train"] == 32
+        assert len(heldout) == stats["communities"][community]["heldout"] == 8
+        record = json.loads(train[0])
+        assert record["community"] == community and "#" not in record["text"]
+    assert stats["total"]["input"] == 160
+
+
+def test_reads_jsonl_and_parquet_with_a_column_mapping(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"body": ["hello there friends", "second post here"], "group": ["keto", "running"],
+                          "uid": ["a", "b"]})
+    columns = {"text": "body", "community": "group", "author_id": "uid"}
+    frame.to_json(tmp_path / "c.jsonl", orient="records", lines=True)
+    frame.to_parquet(tmp_path / "c.parquet")
+    for name in ("c.jsonl", "c.parquet"):
+        corpus = read_corpus(tmp_path / name, columns)
+        assert corpus["text"].tolist() == ["hello there friends", "second post here"]
+        assert corpus["post_id"].tolist() == ["row1", "row2"] and corpus["author_id"].tolist() == ["a", "b"]
+
+
+# Bad input: each case must name the file and the row / column / community, exit non-zero, and leave the
+# previous outputs byte-for-byte intact.
+def corrupt_missing_file(project):
+    (project / "data/demo/posts.csv").unlink()
+    return "posts.csv: file not found"
+
+
+def corrupt_missing_column(project):
+    path = project / "data/demo/posts.csv"
+    path.write_text(path.read_text().replace("community,", "group,", 1))
+    return "column 'community' (data.columns.community) not found"
+
+
+def corrupt_empty_file(project):
+    (project / "data/demo/posts.csv").write_text("")
+    return "posts.csv: file is empty"
+
+
+def corrupt_undecodable_row(project):
+    path = project / "data/demo/posts.csv"
+    lines = path.read_bytes().split(b"\n")
+    lines[5] = lines[5].replace(b"#", b"\xff\xfe#", 1)
+    path.write_bytes(b"\n".join(lines))
+    return "posts.csv: line 6 (byte"
+
+
+def corrupt_too_few_posts(project):
+    rows = [r for c in VOCABULARY for r in community_posts(c, 40 if c != "running" else 6)]
+    write_corpus(project / "data/demo/posts.csv", rows)
+    return "community 'running' has 6 posts after cleaning, fewer than prepare.min_posts_per_community=10"
+
+
+def corrupt_absent_community(project):
+    rows = [r for c in VOCABULARY if c != "ed_recovery" for r in community_posts(c, 40)]
+    write_corpus(project / "data/demo/posts.csv", rows)
+    return "community 'ed_recovery' (label 'ed_recovery', declared in params.yaml) has no posts"
+
+
+@pytest.mark.parametrize("corrupt", [corrupt_missing_file, corrupt_missing_column, corrupt_empty_file,
+                                     corrupt_undecodable_row, corrupt_too_few_posts, corrupt_absent_community])
+def test_bad_input_is_named_and_loses_nothing(small_corpus, project, capsys, corrupt):
+    assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 0
+    before = snapshot(project)
+    expected = corrupt(project)
+    capsys.readouterr()
+    assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 2
+    error = capsys.readouterr().err
+    assert expected in error, error
+    assert snapshot(project) == before
+
+
+def snapshot(project: Path) -> dict[str, bytes]:
+    roots = [project / "data/prepared", project / "reports"]
+    return {str(p.relative_to(project)): p.read_bytes() for root in roots for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_failed_run_is_recorded_as_failed_in_mlflow(small_corpus, project):
+    from mlflow.tracking import MlflowClient
+
+    (project / "data/demo/posts.csv").write_text("")
+    assert cli(["prepare"]) == 2
+    cfg = load_config("params.yaml")
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name(cfg.tracking.experiment).experiment_id])
+    assert [(r.data.tags["stage"], r.info.status) for r in runs] == [("prepare", "FAILED")]
