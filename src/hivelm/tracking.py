@@ -107,6 +107,59 @@ class StageRun:
 
         mlflow.set_tags(tags)
 
+    def log_dict(self, payload: Any, artifact_file: str) -> None:
+        import mlflow
+
+        mlflow.log_dict(payload, artifact_file)
+
+    def register_model(self, name: str, artifact_path: str) -> str:
+        """Register this run's artifact folder as a new version of model `name`; returns the version."""
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient()
+        try:
+            client.get_registered_model(name)
+        except mlflow.exceptions.MlflowException:
+            client.create_registered_model(name, tags={"hivelm": "community adapter"})
+        source = f"{mlflow.get_artifact_uri(artifact_path)}"
+        version = client.create_model_version(name, source, run_id=self.run_id)
+        return version.version
+
+
+class _NoRun(StageRun):
+    """Stands in for the run on non-main processes of a multi-GPU launch: they log nothing."""
+
+    def __init__(self):
+        self.run, self.run_id = None, ""
+
+    def log_metrics(self, *args, **kwargs) -> None: ...
+    def log_artifact(self, *args, **kwargs) -> None: ...
+    def set_tags(self, *args, **kwargs) -> None: ...
+    def log_dict(self, *args, **kwargs) -> None: ...
+    def register_model(self, *args, **kwargs) -> str:
+        return ""
+
+
+def is_main_process() -> bool:
+    """Rank 0 (or no distributed launch at all): only it talks to MLflow under `accelerate launch`."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def loss_callback():
+    """A transformers TrainerCallback that logs every numeric training log (loss, eval_loss, learning rate)
+    to the active MLflow run at its optimizer step, so loss curves show in the UI."""
+    import mlflow
+    from transformers import TrainerCallback
+
+    class MlflowLossCallback(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs and mlflow.active_run():
+                numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
+                mlflow.log_metrics(numeric, step=state.global_step)
+
+    return MlflowLossCallback()
+
 
 @contextmanager
 def stage_run(cfg: HiveConfig, stage: str, community: str | None = None,
@@ -119,6 +172,9 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None = None,
 
     started = time.perf_counter()
     name = f"{stage}@{community}" if community else stage
+    if not is_main_process():
+        yield _NoRun()
+        return
     log.info("stage %s: start", name)
     mlflow.set_tracking_uri(ensure_store())
     mlflow.set_experiment(cfg.tracking.experiment)

@@ -1,0 +1,199 @@
+"""tune: a community's demonstrations -> a LoRA adapter on the shared base model (paper section 4.2).
+
+    hivelm tune --community keto
+    hivelm tune --community keto tune.max_steps=5 tune.lora_r=4
+    accelerate launch -m hivelm tune --community keto     # several GPUs, same code
+
+Loss is on the assistant's post only, and labels are built by position (not by pad id), so the end-of-turn
+token is learned even though SmolLM2's pad token is its end-of-turn token. Checkpoints go to
+models/checkpoints/<community>/; a killed run resumes from the last one when rerun with the same inputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from hivelm.config import HiveConfig, TuneConfig, to_dict
+from hivelm.io import atomic_dir, read_jsonl
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100  # label id the loss skips
+
+
+def adapter_dir(community: str) -> Path:
+    return Path("models/adapters") / community
+
+
+def checkpoint_dir(community: str) -> Path:
+    return Path("models/checkpoints") / community
+
+
+def encode(record: dict, tokenizer, max_length: int) -> dict | None:
+    """Token ids of one chat demonstration, with labels only on the assistant's reply and its end of turn.
+
+    Prompt and reply are tokenised separately and concatenated, so the label boundary is exact.
+    Returns None when the prompt alone fills `max_length` (nothing left to learn).
+    """
+    messages = record["messages"]
+    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        raise ValueError(f"{record.get('id')}: chat template renders the prompt differently inside the dialogue")
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    reply_ids = tokenizer(full[len(prompt):], add_special_tokens=False)["input_ids"]
+    if len(prompt_ids) >= max_length:
+        return None
+    input_ids = (prompt_ids + reply_ids)[:max_length]
+    labels = ([IGNORE] * len(prompt_ids) + reply_ids)[:max_length]
+    return {"input_ids": input_ids, "labels": labels, "length": len(input_ids)}
+
+
+class PadCollator:
+    """Right-pads a batch; padding gets attention 0 and label IGNORE by position, never by token id."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict]) -> dict:
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        batch = {"input_ids": [], "attention_mask": [], "labels": []}
+        for f in features:
+            pad = width - len(f["input_ids"])
+            batch["input_ids"].append(f["input_ids"] + [self.pad_id] * pad)
+            batch["attention_mask"].append([1] * len(f["input_ids"]) + [0] * pad)
+            batch["labels"].append(f["labels"] + [IGNORE] * pad)
+        return {key: torch.tensor(value) for key, value in batch.items()}
+
+
+def split_eval(records: list, fraction: float, seed: int) -> tuple[list, list]:
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(records))
+    n_eval = min(max(1, round(len(records) * fraction)), len(records) - 1)
+    return [records[i] for i in sorted(order[n_eval:])], [records[i] for i in sorted(order[:n_eval])]
+
+
+def fingerprint(cfg: HiveConfig, community: str, demonstrations: Path, base_dir: Path) -> str:
+    """Identifies a training run's inputs; checkpoints from other inputs are never resumed."""
+    digest = hashlib.sha256(json.dumps([to_dict(cfg.tune), to_dict(cfg.base_model), community],
+                                       sort_keys=True).encode())
+    digest.update(demonstrations.read_bytes())
+    digest.update((base_dir / "config.json").read_bytes())
+    return digest.hexdigest()
+
+
+def add_lora(model, cfg: TuneConfig):
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=list(cfg.target_modules), task_type="CAUSAL_LM", bias="none")
+    return get_peft_model(model, lora)
+
+
+def load_for_training(cfg: HiveConfig, base_dir: Path):
+    from hivelm import models
+
+    quantization = None
+    if cfg.tune.load_in_4bit:
+        import torch
+        from transformers import BitsAndBytesConfig  # needs bitsandbytes and a GPU
+
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
+    models.set_threads(cfg.base_model.num_threads)
+    model, tokenizer = models.load_causal_lm(base_dir, cfg.base_model.device, cfg.base_model.dtype,
+                                             cfg.base_model.attn_implementation, quantization)
+    if quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
+                  run_fingerprint: str, callbacks: list = ()) -> dict:
+    """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
+    inputs; save the adapter (only) to `out_dir`. Returns training metrics."""
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    tune = cfg.tune
+    model, tokenizer = load_for_training(cfg, base_dir)
+    encoded = [e for e in (encode(r, tokenizer, tune.max_length) for r in records) if e is not None]
+    if len(encoded) < 2:
+        raise ValueError(f"{out_dir.name}: needs at least 2 demonstrations that fit tune.max_length")
+    train, evaluation = split_eval(encoded, tune.eval_fraction, tune.seed)
+    set_seed(tune.seed)  # LoRA's random init must not depend on whatever ran before in this process
+    model = add_lora(model, tune)
+
+    stamp = ckpt_dir / "fingerprint.txt"
+    if ckpt_dir.exists() and (not stamp.is_file() or stamp.read_text() != run_fingerprint):
+        log.info("discarding checkpoints in %s: they belong to other inputs", ckpt_dir)
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(run_fingerprint)
+    resume = get_last_checkpoint(str(ckpt_dir))
+    if resume:
+        log.info("resuming from %s", resume)
+
+    args = TrainingArguments(
+        output_dir=str(ckpt_dir), seed=tune.seed, data_seed=tune.seed,
+        per_device_train_batch_size=tune.batch_size, per_device_eval_batch_size=tune.batch_size,
+        gradient_accumulation_steps=tune.gradient_accumulation_steps, learning_rate=tune.learning_rate,
+        weight_decay=tune.weight_decay, lr_scheduler_type="cosine", warmup_steps=tune.warmup_ratio,
+        num_train_epochs=tune.epochs, max_steps=tune.max_steps,
+        eval_strategy="steps", eval_steps=tune.eval_steps, save_strategy="steps", save_steps=tune.eval_steps,
+        save_total_limit=tune.save_total_limit, logging_steps=1, bf16=tune.bf16,
+        use_cpu=cfg.base_model.device == "cpu", report_to="none", remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if tune.group_by_length else "random",
+        load_best_model_at_end=tune.early_stopping_patience > 0, metric_for_best_model="eval_loss",
+        greater_is_better=False, disable_tqdm=not sys.stderr.isatty(), include_num_input_tokens_seen="all",
+    )
+    extra = list(callbacks)
+    if tune.early_stopping_patience > 0:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=tune.early_stopping_patience))
+    trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
+                      eval_dataset=Dataset.from_list(evaluation), data_collator=PadCollator(tokenizer.pad_token_id),
+                      callbacks=extra)
+    result = trainer.train(resume_from_checkpoint=resume)
+    final_eval = trainer.evaluate()
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(tmp)  # adapter weights and config only: never a merged full copy
+        tokenizer.save_pretrained(tmp)
+    shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return {
+        "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
+        "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
+        "tokens_seen": trainer.state.num_input_tokens_seen, "resumed": bool(resume),
+        "train_runtime_s": result.metrics.get("train_runtime", 0.0),
+    }
+
+
+def main(cfg: HiveConfig, community: str) -> dict:
+    from hivelm import tracking
+    from hivelm.models import BASE_DIR
+
+    cfg.community(community)
+    demonstrations = Path("data/instructions") / f"{community}.jsonl"
+    with tracking.stage_run(cfg, "tune", community, sections=("communities", "base_model", "tune")) as run:
+        records = read_jsonl(demonstrations)
+        stats = train_adapter(cfg, records, adapter_dir(community), checkpoint_dir(community), BASE_DIR,
+                              fingerprint(cfg, community, demonstrations, BASE_DIR),
+                              callbacks=[tracking.loss_callback()])
+        run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
+        run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": cfg.base_model.source})
+        run.log_artifact(adapter_dir(community), "adapter")
+        run.register_model(f"hivelm-{community}", "adapter")
+    log.info("%s: adapter in %s (eval loss %.3f)", community, adapter_dir(community), stats["eval_loss"])
+    return stats

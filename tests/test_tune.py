@@ -1,0 +1,120 @@
+"""LoRA tuning on a tiny random Llama: the real Trainer, peft and checkpoint code."""
+
+import pytest
+
+from hivelm.config import BaseModelConfig, CommunityConfig, HiveConfig, TuneConfig
+from hivelm.stages.tune import IGNORE, PadCollator, encode, train_adapter
+
+POSTS = ["almond flour fat bombs with butter", "cauliflower rice and salmon meal prep",
+         "net carbs matter more than you think", "eggs and cheese for breakfast again"]
+
+
+def demonstrations(n: int = 24) -> list[dict]:
+    return [{"id": f"d{i}", "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "You belong to the keto cooking community. What would you post?"},
+        {"role": "assistant", "content": POSTS[i % len(POSTS)]}]} for i in range(n)]
+
+
+def config(**tune) -> HiveConfig:
+    defaults = dict(max_steps=8, batch_size=4, eval_steps=2, learning_rate=5e-3, lora_dropout=0.1,
+                    max_length=64, warmup_ratio=0.1)
+    return HiveConfig(communities={"keto": CommunityConfig("keto", "keto cooking")},
+                      base_model=BaseModelConfig(source="tiny", num_threads=1),
+                      tune=TuneConfig(**(defaults | tune)))
+
+
+def test_labels_cover_only_the_reply_and_its_end_of_turn(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id  # the pitfall this guards against
+    record = demonstrations(1)[0]
+    encoded = encode(record, tokenizer, max_length=256)
+    learned = [t for t in encoded["labels"] if t != IGNORE]
+    assert tokenizer.decode(learned).startswith(POSTS[0] + "<|im_end|>")
+    assert encoded["labels"][: len(encoded["labels"]) - len(learned)] == [IGNORE] * (
+        len(encoded["labels"]) - len(learned))
+    short = encode({"messages": record["messages"][:2] + [{"role": "assistant", "content": "ok"}]},
+                   tokenizer, 256)
+    batch = PadCollator(tokenizer.pad_token_id)([encoded, short])
+    # The real end-of-turn token (== pad id) is learned; the padding after it is not.
+    row = batch["labels"][1].tolist()
+    assert tokenizer.eos_token_id in row
+    assert row[len(short["labels"]):] == [IGNORE] * (len(row) - len(short["labels"]))
+    assert batch["attention_mask"][1].sum() == len(short["input_ids"])
+    assert encode(record, tokenizer, max_length=5) is None
+
+
+def adapter_tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_lora_trains_the_adapter_only_and_loss_falls(tiny_model_dir, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    base_before = load_file(str(tiny_model_dir / "model.safetensors"))
+    losses = []
+
+    from transformers import TrainerCallback
+
+    class Record(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(logs["loss"])
+
+    stats = train_adapter(config(max_steps=30, lora_dropout=0.0, learning_rate=3e-2, lora_r=16), demonstrations(), tmp_path / "adapter",
+                          tmp_path / "ckpt", tiny_model_dir, "fp", callbacks=[Record()])
+    assert stats["steps"] == 30 and not stats["resumed"]
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+    tensors = adapter_tensors(tmp_path / "adapter")
+    assert any("lora_B" in k and v.abs().sum() > 0 for k, v in tensors.items())  # lora_B starts at zero
+    assert not (tmp_path / "adapter" / "model.safetensors").exists()  # adapter only, never a merged copy
+    base_after = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert all(torch.equal(base_before[k], base_after[k]) for k in base_before)
+    assert not (tmp_path / "ckpt").exists()
+
+
+class Kill(Exception):
+    pass
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise Kill()
+
+    cfg = config()
+    train_adapter(cfg, demonstrations(), tmp_path / "straight", tmp_path / "ckpt-a", tiny_model_dir, "fp")
+    with pytest.raises(Kill):
+        train_adapter(cfg, demonstrations(), tmp_path / "resumed", tmp_path / "ckpt-b", tiny_model_dir, "fp",
+                      callbacks=[KillAtStep()])
+    assert not (tmp_path / "resumed").exists() and (tmp_path / "ckpt-b" / "checkpoint-4").is_dir()
+    stats = train_adapter(cfg, demonstrations(), tmp_path / "resumed", tmp_path / "ckpt-b", tiny_model_dir, "fp")
+    assert stats["resumed"] and stats["steps"] == 8
+    straight, resumed = adapter_tensors(tmp_path / "straight"), adapter_tensors(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert (straight[key] - resumed[key]).abs().max() < 1e-5, key
+
+
+def test_checkpoints_of_other_inputs_are_not_resumed(tiny_model_dir, tmp_path):
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise Kill()
+
+    with pytest.raises(Kill):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "inputs-1",
+                      callbacks=[KillAtStep()])
+    stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir,
+                          "inputs-2")
+    assert not stats["resumed"]
