@@ -94,3 +94,11 @@ def test_template_loader_rejects_defects(tmp_path, body, message):
     path.write_text("templates:\n" + body)
     with pytest.raises(TemplateError, match=message):
         load_templates(path)
+
+
+def test_template_file_must_declare_the_slots_its_stage_fills(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text('slots: [community]\ntemplates:\n  - {id: a, text: "In {community}, post."}\n')
+    assert load_templates(path, slots=("community",))[0].render(community="keto") == "In keto, post."
+    with pytest.raises(TemplateError, match=r"declares slots \['community'\], but this stage fills"):
+        load_templates(path, slots=("community", "topic"))

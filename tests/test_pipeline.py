@@ -1,6 +1,7 @@
 """End to end: a copy of the project in a temporary git repo, the real `dvc repro` through `hivelm run`,
 and the real MLflow store it writes."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,9 +27,17 @@ def run(cmd, cwd, check=True):
     return result
 
 
+TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
+    "tune": {"max_steps": 4, "batch_size": 4, "eval_steps": 2, "max_length": 256},
+    "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2, "max_new_tokens": 8,
+                 "in_context_k": 3, "batch_size": 8},
+}
+
+
 @pytest.fixture
-def pipeline_repo(tmp_path, mlflow_template_db):
-    """The project's pipeline files in a fresh git repo, with the demo shrunk to 45 posts per community."""
+def pipeline_repo(tmp_path, mlflow_template_db, tiny_model_dir):
+    """The project's pipeline files in a fresh git repo, with the demo shrunk to 45 posts per community and
+    the base model swapped for a tiny local one (a local folder is a supported `base_model.source`)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
@@ -42,6 +51,9 @@ def pipeline_repo(tmp_path, mlflow_template_db):
     demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["prepare"]["min_posts_per_community"] = 10
+    params["base_model"]["source"] = str(tiny_model_dir)
+    for section, values in TINY_RUN.items():
+        params[section].update(values)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(mlflow_template_db, repo / "mlflow.db")  # the default store location, pre-migrated
     run(["git", "init", "-q"], repo)
@@ -70,18 +82,25 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     repo = pipeline_repo
     communities = list(yaml.safe_load((repo / "params.yaml").read_text())["communities"])
     first = run([str(BIN / "hivelm"), "run"], repo)
-    assert ran_stages(first.stdout) == ["prepare", *[f"instruct@{c}" for c in communities]]
+    per_community = ["instruct", "tune", "generate"]
+    assert sorted(ran_stages(first.stdout)) == sorted(
+        ["base_model", "prepare", *[f"{s}@{c}" for s in per_community for c in communities]])
     for community in communities:
         assert (repo / f"data/prepared/{community}/train.jsonl").stat().st_size > 0
         assert (repo / f"data/prepared/{community}/heldout.jsonl").stat().st_size > 0
         assert (repo / f"data/instructions/{community}.jsonl").stat().st_size > 0
+        assert (repo / f"models/adapters/{community}/adapter_model.safetensors").is_file()
+        for corpus in ("finetuned", "untuned", "in_context"):
+            assert (repo / f"data/generated/{community}/{corpus}.raw.jsonl").stat().st_size > 0
+        assert (repo / f"reports/generate/{community}.json").is_file()
     assert (repo / "reports/prepare/stats.json").is_file() and (repo / "dvc.lock").is_file()
+    assert (repo / "models/base/hivelm_base.json").is_file()
 
     client, parents, children = runs_by_parent(repo)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     kids = children[parents[0].info.run_id]
     assert sorted((r.data.tags["stage"], r.data.tags["community"]) for r in kids) == sorted(
-        [("prepare", "all")] + [("instruct", c) for c in communities])
+        [("base_model", "all"), ("prepare", "all")] + [(s, c) for s in per_community for c in communities])
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     for kid in kids:
         assert kid.info.status == "FINISHED" and kid.data.tags["git_commit"] == head
@@ -91,28 +110,38 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     prepare = next(k for k in kids if k.data.tags["stage"] == "prepare")
     assert prepare.data.params["prepare.min_posts_per_community"] == "10"
     assert prepare.data.metrics[f"communities.{communities[0]}.input"] == 45
-    keto = next(k for k in kids if k.data.tags["community"] == communities[0])
+    keto = next(k for k in kids if k.data.tags["community"] == communities[0] and k.data.tags["stage"] == "instruct")
     assert keto.data.params["instruct.seed"] == "0" and f"communities.{communities[1]}.name" not in keto.data.params
+    for community in communities:
+        versions = client.search_model_versions(f"name='hivelm-{community}'")
+        assert len(versions) == 1 and versions[0].run_id in {k.info.run_id for k in kids}
+    tune_run = next(k for k in kids if k.data.tags["stage"] == "tune")
+    assert [m.step for m in client.get_metric_history(tune_run.info.run_id, "loss")] == [1, 2, 3, 4]
+    assert "eval_loss" in tune_run.data.metrics
+    generate_run = next(k for k in kids if k.data.tags["stage"] == "generate")
+    assert generate_run.data.params["generate.temperature"] == "0.95"
+    assert {"finetuned.refusal_rate", "untuned.kept", "in_context.after_leakage"} <= set(generate_run.data.metrics)
+    assert not client.list_artifacts(generate_run.info.run_id, "samples")  # text stays on disk by default
 
     # Nothing changed: nothing runs, no new child runs.
     second = run([str(BIN / "hivelm"), "run"], repo)
     assert ran_stages(second.stdout) == []
     assert sum(len(v) for v in runs_by_parent(repo)[2].values()) == len(kids)
 
-    # Only instruct params changed: only instruct@* reruns.
+    # One community's training post edited: only that community's stages (after prepare) rerun.
+    edited = json.loads((repo / f"data/prepared/{communities[0]}/train.jsonl").open().readline())["post_id"]
+    posts = pd.read_csv(repo / "data/demo/posts.csv", dtype=str, keep_default_na=False)
+    posts.loc[posts["post_id"] == edited, "text"] += " (edited)"
+    posts.to_csv(repo / "data/demo/posts.csv", index=False)
+    third = run([str(BIN / "hivelm"), "run"], repo)
+    assert ran_stages(third.stdout) == ["prepare", *[f"{s}@{communities[0]}" for s in per_community]]
+
+    # Only instruct params changed: every instruct@* reruns (and what depends on its output), nothing upstream.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["instruct"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    third = run([str(BIN / "hivelm"), "run"], repo)
-    assert ran_stages(third.stdout) == [f"instruct@{c}" for c in communities]
-
-    # Back to the earlier value: persistent outputs are never restored from DVC's run-cache, so the stages
-    # execute again and log runs (the lineage rule in the README).
-    params["instruct"]["seed"] = 0
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     fourth = run([str(BIN / "hivelm"), "run"], repo)
-    assert ran_stages(fourth.stdout) == [f"instruct@{c}" for c in communities]
-    assert sum(len(v) for v in runs_by_parent(repo)[2].values()) == len(kids) + 2 * len(communities)
+    assert sorted(ran_stages(fourth.stdout)) == sorted(f"{s}@{c}" for s in per_community for c in communities)
 
 
 def test_failed_stage_under_dvc_keeps_previous_outputs(pipeline_repo):
@@ -126,3 +155,20 @@ def test_failed_stage_under_dvc_keeps_previous_outputs(pipeline_repo):
     assert {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))} == before
     _, parents, _ = runs_by_parent(repo)
     assert [p.info.status for p in parents] == ["FINISHED", "FAILED"]
+
+
+def test_persistent_outputs_are_never_restored_from_run_cache(pipeline_repo):
+    """Switching params back re-executes the stage (and logs a run) instead of a silent run-cache restore:
+    the lineage rule in the README."""
+    repo = pipeline_repo
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["communities"] = {"keto": params["communities"]["keto"]}
+    params["generate"]["corpora"] = ["untuned"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run([str(BIN / "hivelm"), "run"], repo)
+    for value in (0.5, 0.95):
+        params["generate"]["temperature"] = value
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert ran_stages(run([str(BIN / "hivelm"), "run"], repo).stdout) == ["generate@keto"]
+    _, _, children = runs_by_parent(repo)
+    assert [len(kids) for kids in children.values()] == [5, 1, 1]

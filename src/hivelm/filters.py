@@ -66,8 +66,12 @@ _ROUGE_SEPARATORS = re.compile(r"[^a-z0-9]+")
 _PREFILTER_BLOCK = 4_000_000
 # An occurrence feature is multiplied densely (BLAS) when the fraction of (generated, reference) pairs sharing
 # it is at least this; rarer features go through a sparse product. Below it, a sparse product does less work.
-_DENSE_PAIR_FRACTION = 0.004
+_DENSE_PAIR_FRACTION = 0.002
 _MAX_DENSE_FEATURES = 512
+# Exact LCS of surviving pairs: one uint64 word per pair for generated texts of up to _WORD_BITS (<= 64)
+# tokens, taken in blocks whose position-mask table has about _MASK_TABLE_CELLS cells.
+_WORD_BITS = 64
+_MASK_TABLE_CELLS = 2_000_000
 
 
 def rouge_tokens(text: str) -> list[str]:
@@ -149,7 +153,8 @@ def _occurrence_matrix(docs: list[list[int]]):
     keys = tokens * (int(lengths.max(initial=0)) + 1) + occurrence
     _, columns = np.unique(keys, return_inverse=True)
     data = np.ones(len(tokens), dtype=np.float32)
-    return sparse.csr_matrix((data, (rows, columns.ravel())), shape=(len(docs), int(columns.max(initial=-1)) + 1))
+    shape = (len(docs), int(columns.max(initial=-1)) + 1)
+    return sparse.csr_matrix((data, (rows, columns.ravel())), shape=shape)
 
 
 def _candidate_pairs(generated: list[list[int]], references: list[list[int]], threshold: float):
@@ -186,6 +191,7 @@ def _candidate_pairs(generated: list[list[int]], references: list[list[int]], th
     gen_lengths, gen_code = np.unique(gen_len, return_inverse=True)
     ref_lengths, ref_code = np.unique(ref_len, return_inverse=True)
     need = _min_lcs_table(gen_lengths, ref_lengths, threshold)
+    need_by_ref = np.ascontiguousarray(need[:, ref_code])   # minimum LCS per (generated length, reference)
     # Length window per generated length: the slice of (length-sorted) references it can reach at all.
     reachable = np.isfinite(need)
     any_reachable = reachable.any(axis=1)
@@ -206,13 +212,77 @@ def _candidate_pairs(generated: list[list[int]], references: list[list[int]], th
         if len(sparse_cols):
             tail = (gen_sparse[start:stop] @ ref_sparse_t[:, lo:hi]).tocoo()
             overlap[tail.row, tail.col] += tail.data
-        bound = need[gen_code[start:stop][:, None], ref_code[lo:hi][None, :]]
-        rows, cols = np.nonzero(overlap >= bound)
+        passed = overlap >= need_by_ref[gen_code[start:stop], lo:hi]
+        candidates = np.flatnonzero(passed.any(axis=1))     # usually few rows: nonzero on those only
+        rows, cols = np.nonzero(passed[candidates])
+        rows = candidates[rows]
         found_gen.append(gen_order[rows + start])
         found_ref.append(ref_order[cols + lo])
     if not found_gen:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(found_gen), np.concatenate(found_ref)
+
+
+def _lcs_lengths(generated: list[list[int]], references: list[list[int]], gen_index, ref_index):
+    """LCS length of each (generated[gen_index[p]], references[ref_index[p]]) pair, pairs sorted by gen_index.
+
+    The bit-parallel LCS of `_lcs_with_masks`, vectorised over pairs with one uint64 word per pair: at low
+    thresholds millions of pairs survive the prefilter and a Python loop would cost ~5 us each. Generated
+    texts are taken in blocks whose (text x distinct token) mask table stays small; one longer than 64
+    tokens does not fit a word and goes through the Python big-int version instead.
+    """
+    import numpy as np
+
+    lengths = np.zeros(len(gen_index), dtype=np.int64)
+    gen_len = np.fromiter((len(d) for d in generated), dtype=np.int64, count=len(generated))
+    ref_len = np.fromiter((len(d) for d in references), dtype=np.int64, count=len(references))
+    long_pairs = np.flatnonzero(gen_len[gen_index] > _WORD_BITS)
+    for p in long_pairs.tolist():
+        lengths[p] = lcs_length(generated[gen_index[p]], references[ref_index[p]])
+
+    ref_tokens = np.full((len(references), int(ref_len.max(initial=0))), -1, dtype=np.int64)
+    ref_tokens[np.arange(len(references)).repeat(ref_len), _ranks(ref_len)] = np.fromiter(
+        (t for d in references for t in d), dtype=np.int64, count=int(ref_len.sum()))
+    vocabulary = 1 + max((max(d) for d in generated + references if d), default=0)
+    local_id = np.zeros(vocabulary + 1, dtype=np.int64)      # index -1 (padding) lands on the last slot: 0
+    texts, starts = np.unique(gen_index, return_index=True)
+    bounds = np.append(starts, len(gen_index))
+    # A block of n texts has at most n * mean_len distinct tokens, so its table has <= n^2 * mean_len cells.
+    block = max(1, int((_MASK_TABLE_CELLS / max(1.0, gen_len.mean())) ** 0.5))
+    for first in range(0, len(texts), block):
+        chunk = texts[first:first + block]
+        chunk = chunk[gen_len[chunk] <= _WORD_BITS]
+        pairs = np.arange(bounds[first], bounds[min(first + block, len(texts))])
+        pairs = pairs[gen_len[gen_index[pairs]] <= _WORD_BITS]
+        if not len(pairs):
+            continue
+        chunk_len = gen_len[chunk]
+        tokens = np.fromiter((t for g in chunk.tolist() for t in generated[g]), dtype=np.int64,
+                             count=int(chunk_len.sum()))
+        distinct = np.unique(tokens)
+        local_id[distinct] = np.arange(1, len(distinct) + 1)
+        masks = np.zeros((len(chunk), len(distinct) + 1), dtype=np.uint64)
+        np.bitwise_or.at(masks, (np.arange(len(chunk)).repeat(chunk_len), local_id[tokens]),
+                         np.left_shift(np.uint64(1), _ranks(chunk_len).astype(np.uint64)))
+        row_of_pair = np.searchsorted(chunk, gen_index[pairs])
+        m = chunk_len[row_of_pair].astype(np.uint64)
+        full = np.where(m == 64, np.uint64(2**64 - 1), (np.uint64(1) << (m % np.uint64(64))) - np.uint64(1))
+        row = full.copy()
+        refs = ref_index[pairs]
+        for step in range(int(ref_len[refs].max(initial=0))):
+            matched = row & masks[row_of_pair, local_id[ref_tokens[refs, step]]]
+            row = (row + matched) | (row - matched)    # uint64 wrap-around drops only carries out of the word
+        lengths[pairs] = chunk_len[row_of_pair] - np.bitwise_count(row & full)
+        local_id[distinct] = 0
+    return lengths
+
+
+def _ranks(lengths):
+    """0, 1, ..., n-1 for each n in lengths, concatenated: the position of every token in its text."""
+    import numpy as np
+
+    total = int(lengths.sum())
+    return np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def leakage(generated: Sequence[str], references: Sequence[str], threshold: float = 0.7) -> list[float]:
@@ -232,19 +302,18 @@ def leakage(generated: Sequence[str], references: Sequence[str], threshold: floa
     ids: dict[str, int] = {}
     gen = [[ids.setdefault(t, len(ids)) for t in rouge_tokens(text)] for text in generated]
     ref = [[ids.setdefault(t, len(ids)) for t in rouge_tokens(text)] for text in references]
-    scores = [0.0] * len(gen)
+    scores = np.zeros(len(gen))
     if not gen or not ref or threshold > 1:
-        return scores
+        return scores.tolist()
     gen_index, ref_index = _candidate_pairs(gen, ref, threshold)
     order = np.argsort(gen_index, kind="stable")
-    gen_index, ref_index = gen_index[order].tolist(), ref_index[order].tolist()
-    current, masks = -1, {}
-    for g, r in zip(gen_index, ref_index):
-        if g != current:
-            current, masks = g, _match_masks(gen[g])
-        lcs = _lcs_with_masks(masks, len(gen[g]), ref[r])
-        scores[g] = max(scores[g], 2 * lcs / (len(gen[g]) + len(ref[r])))
-    return scores
+    gen_index, ref_index = gen_index[order], ref_index[order]
+    lcs = _lcs_lengths(gen, ref, gen_index, ref_index)
+    gen_len = np.array([len(d) for d in gen], dtype=np.int64)
+    ref_len = np.array([len(d) for d in ref], dtype=np.int64)
+    # Same float64 division as rouge_l_f (2L / total, correctly rounded), so scores agree bit for bit.
+    np.maximum.at(scores, gen_index, 2 * lcs / (gen_len[gen_index] + ref_len[ref_index]))
+    return scores.tolist()
 
 
 def leaked(generated: Sequence[str], references: Sequence[str], threshold: float = 0.7) -> list[bool]:
@@ -264,11 +333,15 @@ _I_CANT = (rf"I(?: cannot| can ?not| can{_APOSTROPHE}t|(?: am|{_APOSTROPHE}m) (?
 # Verbs of writing/helping: a bare "I cannot" or "I can't help" would flag "I cannot believe this cake" and
 # "I can't help but smile", so the refused act (and "help you/with") is part of every pattern.
 _REFUSED = (r"(?:assist|comply|provide|create|write|generate|fulfil|fulfill|produce|engage"
-            r"|support (?:that|this|your)|help (?:you|with)|do (?:that|this)|answer (?:that|this)|continue with)")
+            r"|support (?:that|this|your)|help (?:you|with)|do (?:that|this)|answer (?:that|this)"
+            r"|continue with)")
 
 _SORRY = rf"I(?: am|{_APOSTROPHE}m) sorry,? but"
-_NOT_APPROPRIATE = rf"(?:is not|isn{_APOSTROPHE}t|would not be|wouldn{_APOSTROPHE}t be) (?:appropriate|something I can)"
-_WRITING = r"(?:writing|creating|generating|providing|producing|helping|assisting|responding|engaging|sharing)"
+_NOT_APPROPRIATE = (rf"(?:is not|isn{_APOSTROPHE}t|would not be|wouldn{_APOSTROPHE}t be)"
+                    r" (?:appropriate|something I can)")
+_WRITING = (r"(?:writing|creating|generating|providing|producing|helping|assisting|responding|engaging"
+            r"|sharing)")
+_MAKE = r"(?:create|write|generate|provide|produce|share)"
 
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     rf"\b{_I_CANT} {_REFUSED}\b",
@@ -277,7 +350,7 @@ DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     # "As an AI, ..." / "As an AI language model I ..." but not "as an AI researcher, I ...".
     r"\bas an (?:AI|artificial intelligence)(?: language model| model| assistant| chatbot)?(?:,|\s+I\b)",
     r"\bas a (?:large )?language model\b",
-    rf"\bit(?: is|{_APOSTROPHE}s) not appropriate (?:for me )?to (?:create|write|generate|provide|produce|share)\b",
+    rf"\bit(?: is|{_APOSTROPHE}s) not appropriate (?:for me )?to {_MAKE}\b",
     rf"\bI (?:do not|don{_APOSTROPHE}t) feel comfortable {_WRITING}\b",
     r"\bI must (?:respectfully )?decline\b",
 )

@@ -6,15 +6,16 @@ first and are moved into place only when complete, so a failed stage leaves its 
 
 from __future__ import annotations
 
-from hivelm.errors import HiveError
-
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+
+from hivelm.errors import HiveError
 
 CANONICAL = ("text", "community", "post_id", "author_id", "timestamp")
 
@@ -109,7 +110,7 @@ def _canonical(path: Path, frame, columns: dict[str, str | None]):
                 f"{path}: column {source!r} (data.columns.{field}) not found; "
                 f"the file has columns {list(map(str, frame.columns))}"
             )
-        out[field] = frame[source].map(lambda v: None if v is None or v != v else str(v))
+        out[field] = frame[source].map(lambda v: None if pd.isna(v) else str(v))
     out["source_row"] = range(1, len(frame) + 1)
     if "post_id" not in out:
         out["post_id"] = [f"row{n}" for n in out["source_row"]]
@@ -128,10 +129,8 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     """Write records as JSON lines, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
 
 
 def write_json(path: str | Path, payload: Any) -> None:

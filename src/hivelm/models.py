@@ -7,8 +7,8 @@ device. `trust_remote_code` is off and weights load as safetensors.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from hivelm.errors import HiveError
 

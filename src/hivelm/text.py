@@ -51,15 +51,22 @@ def anonymize(text: str, mode: str = "placeholder") -> tuple[str, Counter]:
     counts: Counter = Counter()
     for kind, (pattern, accept) in _PATTERNS.items():
         replacement = PLACEHOLDERS[kind] if mode == "placeholder" else " "
-
-        def replace(match: re.Match) -> str:
-            if accept and not accept(match.group(0)):
-                return match.group(0)
-            counts[kind] += 1
-            return replacement
-
-        text = pattern.sub(replace, text)
+        text, counts[kind] = _substitute(pattern, accept, replacement, text)
     return WHITESPACE.sub(" ", text).strip(), counts
+
+
+def _substitute(pattern: re.Pattern, accept, replacement: str, text: str) -> tuple[str, int]:
+    """pattern.subn, replacing only matches that pass `accept` (all of them when it is None)."""
+    count = 0
+
+    def replace(match: re.Match) -> str:
+        nonlocal count
+        if accept is not None and not accept(match.group(0)):
+            return match.group(0)
+        count += 1
+        return replacement
+
+    return pattern.sub(replace, text), count
 
 
 def strip_hashtags(text: str, mode: str = "remove") -> str:

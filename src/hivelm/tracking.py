@@ -16,10 +16,11 @@ import logging
 import os
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from hivelm.config import HiveConfig, flatten, to_dict
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from hivelm.config import HiveConfig, TuneConfig, to_dict
+from hivelm.errors import HiveError
 from hivelm.io import atomic_dir, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -125,14 +126,15 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
     inputs; save the adapter (only) to `out_dir`. Returns training metrics."""
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     tune = cfg.tune
     model, tokenizer = load_for_training(cfg, base_dir)
     encoded = [e for e in (encode(r, tokenizer, tune.max_length) for r in records) if e is not None]
     if len(encoded) < 2:
-        raise ValueError(f"{out_dir.name}: needs at least 2 demonstrations that fit tune.max_length")
+        raise HiveError(f"{out_dir.name}: {len(encoded)} of {len(records)} demonstrations leave room for a reply "
+                        f"within tune.max_length={tune.max_length}; at least 2 are needed (raise tune.max_length)")
     train, evaluation = split_eval(encoded, tune.eval_fraction, tune.seed)
     set_seed(tune.seed)  # LoRA's random init must not depend on whatever ran before in this process
     model = add_lora(model, tune)
@@ -166,6 +168,7 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                       eval_dataset=Dataset.from_list(evaluation), data_collator=PadCollator(tokenizer.pad_token_id),
                       callbacks=extra)
+    trainer.remove_callback(PrinterCallback)  # without a terminal it would print a dict per step
     result = trainer.train(resume_from_checkpoint=resume)
     final_eval = trainer.evaluate()
     with atomic_dir(out_dir) as tmp:
@@ -175,6 +178,7 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     return {
         "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
         "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
+        "skipped_prompt_too_long": len(records) - len(encoded),
         "tokens_seen": trainer.state.num_input_tokens_seen, "resumed": bool(resume),
         "train_runtime_s": result.metrics.get("train_runtime", 0.0),
     }

@@ -1,0 +1,217 @@
+"""generate: adapter + baselines -> filtered synthetic corpora per community (paper section 5.1).
+
+    hivelm generate --community keto
+    hivelm generate --community keto generate.samples_per_topic=2 generate.temperature=0.7
+
+Three corpora from the same topic-conditioned prompts:
+  finetuned   base model + the community's adapter;
+  untuned     the base model (adapter switched off) with the same persona prompt;
+  in_context  the base model with k real training posts of the community in the prompt, a fresh seeded draw
+              per prompt, each cut to w words (the paper's code reused one fixed pool; we do not).
+Then post-filters, each counted: empty, exact and near duplicates, refusals, optional perplexity ceiling,
+leakage (ROUGE-L against the community's training posts), and a seeded sample of at most N.
+Generated text stays in data/generated/ (git-ignored); MLflow gets counts, and samples only on request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import zlib
+from pathlib import Path
+
+from hivelm import filters
+from hivelm.config import GenerateConfig, HiveConfig
+from hivelm.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from hivelm.templates import Template, load_templates
+
+log = logging.getLogger(__name__)
+
+DECODING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
+
+
+def output_dir(community: str) -> Path:
+    return Path("data/generated") / community
+
+
+def stats_path(community: str) -> Path:
+    return Path("reports/generate") / f"{community}.json"
+
+
+def _rng(seed: int, *keys: str):
+    import numpy as np
+
+    return np.random.default_rng([seed, *(zlib.crc32(k.encode("utf-8")) for k in keys)])
+
+
+def truncate_words(text: str, words: int) -> str:
+    return " ".join(text.split()[:words])
+
+
+def in_context_block(posts: list[str], community_name: str) -> str:
+    lines = "\n".join(f"- {post}" for post in posts)
+    return f"Here are posts written by members of the {community_name} community:\n{lines}\n\n"
+
+
+def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str, community_name: str,
+                  corpus: str, train_posts: list[dict]) -> list[dict]:
+    """Pure core: one prompt record per (topic, sample). Template draws depend only on the seed, topic and
+    sample index, so the three corpora get the same persona prompts and differ only in model and context."""
+    prompts = []
+    for topic in cfg.topics:
+        draws = _rng(cfg.seed, community, topic).integers(len(templates), size=cfg.samples_per_topic)
+        for index, draw in enumerate(draws):
+            template = templates[draw]
+            request = template.render(community=community_name, topic=topic)
+            record = {"id": f"{community}-{corpus}-{zlib.crc32(topic.encode()):08x}-{index}",
+                      "community": community, "corpus": corpus, "topic": topic, "template_id": template.id,
+                      "system": cfg.system_prompt}
+            if corpus == "in_context":
+                pick = _rng(cfg.seed, community, topic, str(index), "context").choice(
+                    len(train_posts), size=min(cfg.in_context_k, len(train_posts)), replace=False)
+                context = [truncate_words(train_posts[i]["text"], cfg.in_context_words) for i in pick]
+                record["context_post_ids"] = [train_posts[i]["post_id"] for i in pick]
+                request = in_context_block(context, community_name) + request
+            record["prompt"] = request
+            prompts.append(record)
+    return prompts
+
+
+def sample_texts(model, tokenizer, prompts: list[dict], cfg: GenerateConfig, progress=None) -> tuple[list[str], int]:
+    """Batched sampling with left padding, prompts sorted by length (less padding), KV cache on.
+
+    Each batch is seeded from `cfg.seed` and its index in the length-sorted order, so the same prompts and
+    seed give the same texts. Returns the texts in prompt order and the number of generated tokens.
+    """
+    import torch
+
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rendered = [tokenizer.apply_chat_template([{"role": "system", "content": p["system"]},
+                                               {"role": "user", "content": p["prompt"]}],
+                                              add_generation_prompt=True, tokenize=False) for p in prompts]
+    lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    texts: list[str] = [""] * len(prompts)
+    new_tokens = 0
+    for batch_index, start in enumerate(range(0, len(order), cfg.batch_size)):
+        chunk = order[start:start + cfg.batch_size]
+        batch = tokenizer([rendered[i] for i in chunk], return_tensors="pt", padding=True,
+                          add_special_tokens=False).to(model.device)
+        torch.manual_seed(cfg.seed * 100_003 + batch_index)
+        with torch.no_grad():
+            output = model.generate(**batch, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p,
+                                    top_k=cfg.top_k, repetition_penalty=cfg.repetition_penalty,
+                                    max_new_tokens=cfg.max_new_tokens, use_cache=True,
+                                    pad_token_id=tokenizer.pad_token_id)
+        generated = output[:, batch["input_ids"].shape[1]:]
+        for row, i in enumerate(chunk):
+            tokens = generated[row]
+            keep = tokens != tokenizer.pad_token_id  # pad == eos for SmolLM2: stops are dropped, not decoded
+            new_tokens += int(keep.sum())
+            texts[i] = tokenizer.decode(tokens[keep], skip_special_tokens=True).strip()
+        if progress:
+            progress(len(chunk))
+    return texts, new_tokens
+
+
+def post_filter(records: list[dict], cfg: GenerateConfig, references: list[str], perplexity=None) -> tuple[list[dict], dict]:
+    """Run the post-filters in order; mark each record's `filter` (the step that dropped it, or 'kept')."""
+    f = cfg.filters
+    counts = {"generated": len(records)}
+    alive = list(records)
+
+    def apply(step: str, flags: list[bool]) -> None:
+        nonlocal alive
+        for record, drop in zip(alive, flags):
+            if drop:
+                record["filter"] = step
+        alive = [r for r, drop in zip(alive, flags) if not drop]
+        counts[f"after_{step}"] = len(alive)
+
+    apply("empty", [not r["text"].strip() for r in alive])
+    apply("exact_duplicate", filters.exact_duplicates([r["text"] for r in alive]))
+    apply("near_duplicate", filters.near_duplicates([r["text"] for r in alive], f.near_duplicate_threshold))
+    refusal_flags = filters.refusals([r["text"] for r in alive],
+                                     f.refusal_patterns or filters.DEFAULT_REFUSAL_PATTERNS)
+    counts["refusal_rate"] = sum(refusal_flags) / max(1, len(records))
+    apply("refusal", refusal_flags)
+    if f.max_perplexity is not None and alive:
+        scores = perplexity([r["text"] for r in alive])
+        for record, score in zip(alive, scores):
+            record["perplexity"] = score
+        apply("perplexity", [s > f.max_perplexity for s in scores])
+    leaks = filters.leaked([r["text"] for r in alive], references, f.leakage_threshold)
+    apply("leakage", leaks)
+    kept = filters.sample_up_to(alive, f.sample_size, cfg.seed)
+    kept_ids = {id(r) for r in kept}
+    for record in alive:
+        record["filter"] = "kept" if id(record) in kept_ids else "sample"
+    counts["kept"] = len(kept)
+    counts["kept_rate"] = len(kept) / max(1, len(records))
+    return kept, counts
+
+
+def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progress=None) -> dict:
+    """All configured corpora for one community: {corpus: (raw records, kept records, counts)}."""
+    gen = cfg.generate
+    spec = cfg.community(community)
+    templates = load_templates(gen.templates, slots=("community", "topic"))
+    train_posts = read_jsonl(Path("data/prepared") / community / "train.jsonl")
+    references = [p["text"] for p in train_posts]
+    decoding = {key: getattr(gen, key) for key in DECODING_KEYS}
+    has_adapter = hasattr(model, "disable_adapter")
+
+    def base_perplexity(texts):
+        from hivelm.models import perplexities
+
+        with model.disable_adapter() if has_adapter else contextlib.nullcontext():
+            return perplexities(model, tokenizer, texts)
+
+    results = {}
+    for corpus in gen.corpora:
+        prompts = build_prompts(gen, templates, community, spec.name, corpus, train_posts)
+        switch_off = corpus != "finetuned" and has_adapter
+        started = time.perf_counter()
+        with model.disable_adapter() if switch_off else contextlib.nullcontext():
+            texts, new_tokens = sample_texts(model, tokenizer, prompts, gen, progress)
+        seconds = time.perf_counter() - started
+        raw = [p | {"text": t, "decoding": decoding} for p, t in zip(prompts, texts)]
+        kept, counts = post_filter(raw, gen, references, base_perplexity)
+        counts.update(new_tokens=new_tokens, tokens_per_s=new_tokens / max(seconds, 1e-9))
+        results[corpus] = (raw, kept, counts)
+    return results
+
+
+def main(cfg: HiveConfig, community: str) -> dict:
+    from hivelm import models, tracking
+    from hivelm.progress import progress_bar
+    from hivelm.stages.tune import adapter_dir
+
+    cfg.community(community)
+    with tracking.stage_run(cfg, "generate", community,
+                            sections=("communities", "base_model", "generate")) as run:
+        if "finetuned" in cfg.generate.corpora:
+            model, tokenizer = models.load_with_adapter(cfg.base_model, adapter_dir(community))
+        else:
+            model, tokenizer = models.load_base(cfg.base_model)
+        total = len(cfg.generate.topics) * cfg.generate.samples_per_topic * len(cfg.generate.corpora)
+        with progress_bar(total, f"generate {community}") as advance:
+            results = generate_community(cfg, community, model, tokenizer, advance)
+        with atomic_dir(output_dir(community)) as tmp:
+            for corpus, (raw, kept, _) in results.items():
+                write_jsonl(tmp / f"{corpus}.jsonl", kept)
+                write_jsonl(tmp / f"{corpus}.raw.jsonl", raw)
+        stats = {corpus: counts for corpus, (_, _, counts) in results.items()}
+        write_json(stats_path(community), stats)
+        run.log_metrics(stats)
+        if cfg.tracking.log_samples:
+            for corpus, (_, kept, _) in results.items():
+                run.log_dict([r["text"] for r in kept[: cfg.tracking.max_logged_samples]],
+                             f"samples/{corpus}.json")
+        for corpus, counts in stats.items():
+            log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,
+                     counts["generated"], counts["kept"], 100 * counts["refusal_rate"], counts["tokens_per_s"])
+    return stats

@@ -1,0 +1,74 @@
+"""Generation and post-filters on a tiny random Llama: the real batching, seeding and filter code."""
+
+from pathlib import Path
+
+from hivelm.config import FilterConfig, GenerateConfig
+from hivelm.stages.generate import build_prompts, post_filter, sample_texts
+from hivelm.templates import load_templates
+
+REPO = Path(__file__).resolve().parents[1]
+TEMPLATES = load_templates(REPO / "configs/templates/topic_prompts.yaml", slots=("community", "topic"))
+TRAIN = [{"post_id": f"p{i}", "text": f"post {i} about almond flour and butter and cheese " * 3} for i in range(30)]
+
+
+def gen_config(**kw) -> GenerateConfig:
+    return GenerateConfig(**({"topics": ["fat bombs", "meal prep"], "samples_per_topic": 3, "in_context_k": 5,
+                              "in_context_words": 4, "max_new_tokens": 12, "batch_size": 4} | kw))
+
+
+def test_in_context_prompt_holds_exactly_k_truncated_posts_drawn_afresh():
+    prompts = build_prompts(gen_config(), TEMPLATES, "keto", "keto cooking", "in_context", TRAIN)
+    assert len(prompts) == 6
+    for prompt in prompts:
+        lines = [line for line in prompt["prompt"].splitlines() if line.startswith("- ")]
+        assert len(lines) == 5 == len(prompt["context_post_ids"])
+        assert all(len(line[2:].split()) == 4 for line in lines)
+    pools = {tuple(p["context_post_ids"]) for p in prompts}
+    assert len(pools) > 1  # a fresh random draw per prompt, not one fixed pool
+
+
+def test_corpora_share_persona_prompts_and_differ_only_in_context():
+    by_corpus = {c: build_prompts(gen_config(), TEMPLATES, "keto", "keto cooking", c, TRAIN)
+                 for c in ("finetuned", "untuned", "in_context")}
+    assert by_corpus["finetuned"] == [p | {"corpus": "finetuned", "id": p["id"].replace("untuned", "finetuned")}
+                                      for p in by_corpus["untuned"]]
+    for plain, context in zip(by_corpus["untuned"], by_corpus["in_context"]):
+        assert context["prompt"].endswith(plain["prompt"]) and context["template_id"] == plain["template_id"]
+        assert "keto cooking" in plain["prompt"] and plain["topic"] in plain["prompt"]
+
+
+def test_generation_is_reproducible_with_a_seed_and_batched(tiny_model_dir):
+    from hivelm.models import load_causal_lm
+
+    model, tokenizer = load_causal_lm(tiny_model_dir)
+    prompts = build_prompts(gen_config(), TEMPLATES, "keto", "keto cooking", "untuned", TRAIN)
+    first, tokens = sample_texts(model, tokenizer, prompts, gen_config())
+    again, _ = sample_texts(model, tokenizer, prompts, gen_config())
+    other, _ = sample_texts(model, tokenizer, prompts, gen_config(seed=1))
+    assert first == again and first != other
+    assert len(first) == len(prompts) and 0 < tokens <= 12 * len(prompts)
+    assert tokenizer.padding_side == "left"
+
+
+def test_post_filters_count_every_step():
+    refs = ["Cauliflower rice fried in butter with garlic is the best keto side dish for busy weeknights"]
+    texts = [
+        "Meal prep Sunday done: eggs, bacon and a salmon tray bake for the whole week",
+        "meal prep sunday done: eggs, bacon and a salmon tray bake for the whole week",  # exact duplicate
+        "Meal prep Sunday done: eggs, bacon and a salmon tray bake for the whole week!",  # near duplicate
+        "",                                                                             # empty
+        "I'm sorry, but I can't help with that request.",                               # refusal
+        refs[0].replace("busy", "hectic"),                                              # leaks a training post
+        "Almond flour pancakes with whipped cream are my weekend treat and nobody can stop me",
+    ]
+    records = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+    kept, counts = post_filter(records, gen_config(filters=FilterConfig(sample_size=10)), refs)
+    assert [r["id"] for r in kept] == ["0", "6"]
+    assert counts == {"generated": 7, "after_empty": 6, "after_exact_duplicate": 5, "after_near_duplicate": 4,
+                      "refusal_rate": 1 / 7, "after_refusal": 3, "after_leakage": 2, "kept": 2, "kept_rate": 2 / 7}
+    assert [r["filter"] for r in records] == ["kept", "exact_duplicate", "near_duplicate", "empty", "refusal",
+                                              "leakage", "kept"]
+    ceiling = gen_config(filters=FilterConfig(max_perplexity=50.0, sample_size=1))
+    kept, counts = post_filter([{"id": str(i), "text": t} for i, t in enumerate(texts)], ceiling, refs,
+                               perplexity=lambda ts: [10.0 if "Almond" in t else 99.0 for t in ts])
+    assert counts["after_perplexity"] == 1 and counts["kept"] == 1 and kept[0]["text"].startswith("Almond")
