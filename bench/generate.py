@@ -13,8 +13,8 @@ import time
 from dataclasses import replace
 
 from hivelm.config import GenerateConfig
+from hivelm.generation import sample_texts
 from hivelm.models import load_causal_lm
-from hivelm.stages.generate import sample_texts
 
 TOPICS = ["breakfast", "a hard week", "advice for beginners", "the weekend", "motivation", "something I learned"]
 

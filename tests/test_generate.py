@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from hivelm.config import FilterConfig, GenerateConfig
-from hivelm.stages.generate import build_prompts, post_filter, sample_texts
+from hivelm.generation import sample_texts
+from hivelm.stages.generate import build_prompts, post_filter
 from hivelm.templates import load_templates
 
 REPO = Path(__file__).resolve().parents[1]

