@@ -314,13 +314,13 @@ class ScorersConfig:
     """jigsaw_bilstm (offline default, the toxic-comment-classifier weights) | detoxify | auto."""
     detoxify_model_type: str = "original"
     """detoxify model type: original | unbiased | multilingual."""
-    detoxify_checkpoint: Optional[str] = None
+    detoxify_checkpoint: str | None = None
     """Local detoxify .ckpt file (detoxify otherwise downloads it, which fails offline)."""
-    detoxify_config_dir: Optional[str] = None
+    detoxify_config_dir: str | None = None
     """Local folder with the transformers config / tokenizer the checkpoint names."""
     emotion_backend: str = "nrc"
     """nrc (NRC lexicon, offline) | transformers (a text-classification model at emotion_model)."""
-    emotion_model: Optional[str] = None
+    emotion_model: str | None = None
     """Path or hub id of a text-classification emotion model (e.g. an 11-label SemEval model)."""
     batch_size: int = 32
     device: str = "cpu"
@@ -364,7 +364,7 @@ class SurveyConfig:
 
     instrument: str = "configs/instruments/swed.yaml"
     """Instrument file (documented YAML format; swed and edeq ship in configs/instruments/)."""
-    instrument_text: Optional[str] = None
+    instrument_text: str | None = None
     """Optional file with official item wording that replaces ours item by item."""
     criterion_params: dict[str, Any] = field(default_factory=dict)
     """Overrides of criterion parameters, e.g. {C3: {options: [d, e]}} for the paper code's C3 rule."""
