@@ -43,3 +43,67 @@ def permutation_pvalue(a: Sequence[float], b: Sequence[float], permutations: int
         shuffled = rng.permutation(pooled)
         extreme += abs(statistic(shuffled[: len(a)], shuffled[len(a):])) >= observed - 1e-12
     return (extreme + 1) / (permutations + 1)
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two embedding sets (Heusel et al. 2017, "FID"):
+    ||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))."""
+    from scipy import linalg
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    mean_gap = a.mean(0) - b.mean(0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    return float(mean_gap @ mean_gap + np.trace(cov_a + cov_b - 2 * np.real(root)))
+
+
+def js_alignment(p: Sequence[float], q: Sequence[float]) -> float:
+    """1 - Jensen-Shannon distance (base 2, so in [0, 1]) between two distributions, the paper's emotional
+    alignment (section 5.2). NaN when either has no mass."""
+    from scipy.spatial.distance import jensenshannon
+
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    if p.sum() <= 0 or q.sum() <= 0:
+        return float("nan")
+    return float(1.0 - jensenshannon(p / p.sum(), q / q.sum(), base=2))
+
+
+def auc(labels: Sequence[int], scores: Sequence[float]) -> float:
+    """ROC-AUC; NaN when only one class is present (e.g. in a bootstrap resample)."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.asarray(labels)
+    return float(roc_auc_score(labels, scores)) if len(set(labels.tolist())) == 2 else float("nan")
+
+
+def discriminator_scores(real: Sequence[str], generated: Sequence[str], folds: int = 5,
+                         seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold P(generated) from a TF-IDF + logistic-regression discriminator of real vs generated posts.
+
+    Returns (labels, scores); their ROC-AUC is the authenticity metric (0.5 = indistinguishable). Bootstrap the
+    pairs for an interval instead of refitting per resample.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    texts = list(real) + list(generated)
+    labels = np.array([0] * len(real) + [1] * len(generated))
+    folds = max(2, min(folds, len(real), len(generated)))
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+                          LogisticRegression(max_iter=2000))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_predict(model, texts, labels, cv=splitter, method="predict_proba")[:, 1]
+    return labels, scores
+
+
+def toxicity_shift(generated: Sequence[float], real: Sequence[float]) -> dict[str, float]:
+    """How a toxicity label's distribution moved: 1-Wasserstein distance and the two-sample KS statistic
+    (distribution-level, as the paper compares toxicity distributions in section 5.2), and the mean difference."""
+    from scipy.stats import ks_2samp, wasserstein_distance
+
+    generated, real = np.asarray(generated, dtype=float), np.asarray(real, dtype=float)
+    return {"wasserstein": float(wasserstein_distance(generated, real)),
+            "ks": float(ks_2samp(generated, real).statistic),
+            "mean_diff": float(generated.mean() - real.mean())}
