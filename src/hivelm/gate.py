@@ -1,0 +1,129 @@
+"""The metric-regression gate: `hivelm check-metrics BASE` compares reports/metrics.json with a baseline.
+
+BASE is a git revision (the file as committed there) or a path to a baseline JSON file. A committed rules
+file (configs/metric_rules.yaml) names, per metric (a dotted path, `*` matches one level), the direction
+that is better and the tolerated change. `dvc metrics diff` has no thresholds, hence this small gate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivelm.config import flatten
+from hivelm.errors import HiveError
+
+METRICS_PATH = Path("reports/metrics.json")
+RULES_PATH = Path("configs/metric_rules.yaml")
+
+
+@dataclass(frozen=True)
+class Rule:
+    pattern: str
+    direction: str  # higher | lower: which way is better
+    tolerance: float  # absolute change allowed in the worse direction
+
+
+@dataclass(frozen=True)
+class Check:
+    metric: str
+    base: float | None
+    current: float | None
+    rule: Rule
+
+    @property
+    def regressed(self) -> bool:
+        if self.current is None or not math.isfinite(self.current):
+            return self.base is not None and math.isfinite(self.base)
+        if self.base is None or not math.isfinite(self.base):
+            return False
+        worse = self.current - self.base if self.rule.direction == "lower" else self.base - self.current
+        return worse > self.rule.tolerance + 1e-12
+
+
+def load_rules(path: str | Path = RULES_PATH) -> list[Rule]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise HiveError(f"{path}: rules file not found")
+    entries = (yaml.safe_load(path.read_text()) or {}).get("rules")
+    if not isinstance(entries, list) or not entries:
+        raise HiveError(f"{path}: needs a non-empty 'rules' list")
+    rules = []
+    for number, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or set(entry) != {"metric", "direction", "tolerance"}:
+            raise HiveError(f"{path}: rule #{number} needs exactly metric, direction and tolerance")
+        if entry["direction"] not in {"higher", "lower"}:
+            raise HiveError(f"{path}: rule #{number} ({entry['metric']}): direction must be higher or lower")
+        if not isinstance(entry["tolerance"], (int, float)) or entry["tolerance"] < 0:
+            raise HiveError(f"{path}: rule #{number} ({entry['metric']}): tolerance must be a number >= 0")
+        rules.append(Rule(str(entry["metric"]), entry["direction"], float(entry["tolerance"])))
+    return rules
+
+
+def load_baseline(base: str, metrics_path: Path = METRICS_PATH) -> dict:
+    """A baseline file if `base` is a path, else the metrics file as committed at git revision `base`."""
+    if Path(base).is_file():
+        return json.loads(Path(base).read_text())
+    shown = subprocess.run(["git", "show", f"{base}:{metrics_path.as_posix()}"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise HiveError(f"baseline {base!r}: not a file, and git has no {metrics_path} there "
+                        f"({shown.stderr.strip()})")
+    return json.loads(shown.stdout)
+
+
+def compare(base: dict, current: dict, rules: list[Rule]) -> list[Check]:
+    """Pure core: one Check per metric matched by a rule (the first matching rule wins)."""
+    flat_base, flat_current = _numbers(base), _numbers(current)
+    checks, seen = [], set()
+    for rule in rules:
+        pattern = rule.pattern.replace(".", "\x00")
+        for key in sorted(set(flat_base) | set(flat_current)):
+            if key not in seen and fnmatch.fnmatchcase(key.replace(".", "\x00"), pattern):
+                seen.add(key)
+                checks.append(Check(key, flat_base.get(key), flat_current.get(key), rule))
+    return checks
+
+
+def _numbers(tree: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in flatten(tree).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def report(checks: list[Check]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="metric regression check")
+    for column in ("metric", "better", "tolerance", "base", "current", "change", "status"):
+        table.add_column(column)
+    for check in checks:
+        change = (check.current - check.base) if None not in (check.current, check.base) else float("nan")
+        table.add_row(check.metric, check.rule.direction, f"{check.rule.tolerance:g}", _fmt(check.base),
+                      _fmt(check.current), _fmt(change), "[red]REGRESSED" if check.regressed else "ok")
+    Console().print(table)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def main(base: str, rules_path: str | Path = RULES_PATH, metrics_path: str | Path = METRICS_PATH) -> int:
+    """Print the comparison; return 1 (and name the metrics) on any regression, else 0."""
+    metrics_path = Path(metrics_path)
+    if not metrics_path.is_file():
+        raise HiveError(f"{metrics_path}: not found (run the pipeline first)")
+    checks = compare(load_baseline(base, metrics_path), json.loads(metrics_path.read_text()), load_rules(rules_path))
+    if not checks:
+        raise HiveError(f"{rules_path}: no rule matched any metric in {metrics_path} or the baseline")
+    report(checks)
+    regressed = [c.metric for c in checks if c.regressed]
+    if regressed:
+        print(f"regression in {len(regressed)} metric(s): {', '.join(regressed)}")
+        return 1
+    print(f"{len(checks)} metrics checked: no regression")
+    return 0

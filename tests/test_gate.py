@@ -1,0 +1,69 @@
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hivelm import gate
+from hivelm.errors import HiveError
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = [gate.Rule("fidelity.communities.*.finetuned.fid", "lower", 0.05),
+         gate.Rule("fidelity.communities.*.finetuned.attribution", "higher", 0.1)]
+
+
+def metrics(fid_keto=0.10, fid_run=0.12, attribution=0.6):
+    return {"fidelity": {"communities": {
+        "keto": {"finetuned": {"fid": fid_keto, "attribution": attribution}, "untuned": {"fid": 0.5}},
+        "running": {"finetuned": {"fid": fid_run, "attribution": attribution}}}}}
+
+
+def test_compare_flags_only_changes_beyond_tolerance_in_the_worse_direction():
+    checks = {c.metric: c for c in gate.compare(metrics(), metrics(fid_keto=0.14, fid_run=0.20), RULES)}
+    assert set(checks) == {"fidelity.communities.keto.finetuned.fid", "fidelity.communities.running.finetuned.fid",
+                           "fidelity.communities.keto.finetuned.attribution",
+                           "fidelity.communities.running.finetuned.attribution"}
+    assert not checks["fidelity.communities.keto.finetuned.fid"].regressed  # +0.04 within 0.05
+    assert checks["fidelity.communities.running.finetuned.fid"].regressed  # +0.08
+    better = gate.compare(metrics(), metrics(fid_keto=0.01, attribution=0.9), RULES)
+    assert not any(c.regressed for c in better)
+    worse = gate.compare(metrics(), metrics(attribution=0.45), RULES)
+    assert [c.metric for c in worse if c.regressed] == ["fidelity.communities.keto.finetuned.attribution",
+                                                        "fidelity.communities.running.finetuned.attribution"]
+
+
+def test_a_metric_that_disappears_or_turns_nan_is_a_regression():
+    current = metrics()
+    del current["fidelity"]["communities"]["running"]
+    assert sorted(c.metric for c in gate.compare(metrics(), current, RULES) if c.regressed) == [
+        "fidelity.communities.running.finetuned.attribution", "fidelity.communities.running.finetuned.fid"]
+    assert any(c.regressed for c in gate.compare(metrics(), metrics(fid_keto=float("nan")), RULES))
+
+
+def test_check_metrics_against_a_git_revision_exits_non_zero_and_names_the_metric(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    path = tmp_path / "reports/metrics.json"
+    path.write_text(json.dumps(metrics()))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "base"]):
+        subprocess.run(cmd, check=True)
+    rules = REPO / "configs/metric_rules.yaml"
+    assert gate.main("HEAD", rules) == 0
+    path.write_text(json.dumps(metrics(fid_run=0.3)))
+    assert gate.main("HEAD", rules) == 1
+    out = capsys.readouterr().out
+    assert "regression in 1 metric(s): fidelity.communities.running.finetuned.fid" in out
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(metrics(fid_run=0.3)))
+    assert gate.main(str(baseline), rules) == 0
+    with pytest.raises(HiveError, match="not a file, and git has no"):
+        gate.main("no-such-revision", rules)
+
+
+def test_shipped_rules_load_and_bad_rules_are_named(tmp_path):
+    assert len(gate.load_rules(REPO / "configs/metric_rules.yaml")) >= 5
+    bad = tmp_path / "rules.yaml"
+    bad.write_text("rules:\n  - {metric: a.b, direction: up, tolerance: 1}\n")
+    with pytest.raises(HiveError, match=r"rule #1 \(a.b\): direction must be higher or lower"):
+        gate.load_rules(bad)

@@ -1,0 +1,76 @@
+"""`hivelm ui`: a real MLflow server over the store of a tiny pipeline run, checked through its REST API and
+a headless Chromium screenshot of the runs page."""
+
+import json
+import shutil
+import socket
+import subprocess
+import urllib.request
+
+import pytest
+
+from conftest import BIN, make_pipeline_repo, run
+from hivelm import ui
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, payload: dict) -> dict:
+    request = urllib.request.Request(url, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, tiny_model_dir):
+    repo = make_pipeline_repo(tmp_path / "repo", mlflow_template_db, tiny_model_dir)
+    run([str(BIN / "hivelm"), "run", "--name", "ui-check", "--", "prepare"], repo)  # base_model + prepare
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = ui.start(uri, port=port)
+    try:
+        ui.wait_healthy(base_url, server)
+        experiments = post(f"{base_url}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
+        experiment = next(e for e in experiments if e["name"] == "hivelm-demo")
+        runs = post(f"{base_url}/api/2.0/mlflow/runs/search",
+                    {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+        tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]
+        parent = next(r for r, t in zip(runs, tags) if t["stage"] == "pipeline")
+        assert parent["info"]["run_name"] == "ui-check" and parent["info"]["status"] == "FINISHED"
+        children = [(r, t) for r, t in zip(runs, tags) if t.get("mlflow.parentRunId") == parent["info"]["run_id"]]
+        assert sorted(t["stage"] for _, t in children) == ["base_model", "prepare"]
+        prepare = next(r for r, t in children if t["stage"] == "prepare")
+        metric_names = {m["key"] for m in prepare["data"]["metrics"]}
+        assert "communities.keto.after_near_dedupe" in metric_names and "duration_s" in metric_names
+
+        url = ui.runs_url(base_url, uri, "hivelm-demo")
+        assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs")
+        screenshot = tmp_path / "runs.png"
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        assert chromium, "chromium is missing: `make setup` installs it (Debian package chromium)"
+        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,900", "--virtual-time-budget=20000"]
+        subprocess.run([*flags, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
+        assert not_blank(screenshot)
+        dom = subprocess.run([*flags, "--dump-dom", url], check=True, capture_output=True, text=True,
+                             timeout=120).stdout
+        assert "ui-check" in dom  # the parent run is listed in the rendered runs table
+    finally:
+        ui.stop(server)
+    assert server.poll() is not None
+
+
+def not_blank(png) -> bool:
+    """A rendered page has many colours and real contrast; a blank or error page has almost none."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    return pixels.std() > 10 and len(np.unique(pixels)) > 50
