@@ -33,8 +33,8 @@ def test_auc_of_separable_and_identical_sets():
 
 def test_discriminator_separates_different_texts_but_not_the_same_kind():
     rng = np.random.default_rng(0)
-    keto = "almond flour butter cheese bacon avocado eggs salmon macros carbs".split()
-    run = "tempo intervals marathon pace shoes miles splits taper hills cadence".split()
+    keto = ["almond", "flour", "butter", "cheese", "bacon", "avocado", "eggs", "salmon", "macros", "carbs"]
+    run = ["tempo", "intervals", "marathon", "pace", "shoes", "miles", "splits", "taper", "hills", "cadence"]
     make = lambda words, n: [" ".join(rng.choice(words, 8)) for _ in range(n)]  # noqa: E731
     labels, scores = metrics.discriminator_scores(make(keto, 60), make(run, 60))
     assert metrics.auc(labels, scores) > 0.95

@@ -30,6 +30,7 @@ STAGES = {
     "generate": Stage("generate", "generate and filter the finetuned, untuned and in-context corpora", True),
     "evaluate": Stage("evaluate", "fidelity metrics of every corpus against real held-out posts", False),
     "summarize": Stage("summarize", "collect every stage's summary into reports/metrics.json", False),
+    "report": Stage("report", "write the self-contained HTML report reports/report.html", False),
 }
 
 
@@ -59,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("base", metavar="BASE", help="git revision or baseline JSON file")
     check.add_argument("--rules", default="configs/metric_rules.yaml")
     check.add_argument("--metrics", default="reports/metrics.json")
+    sample = commands.add_parser("harm-sample", help="write a blinded harm-annotation sample of the generated corpora")
+    sample.add_argument("--out-dir", default="data/harm")
+    sample.add_argument("--per-corpus", type=int, default=20, help="posts per community and corpus (paper: 20)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--force", action="store_true", help="replace an existing sample and key")
+    ingest = commands.add_parser("harm-ingest", help="agreement and harm rates from two or more annotators' files")
+    ingest.add_argument("annotations", nargs="+", metavar="ANNOTATION_CSV")
+    ingest.add_argument("--key", default="data/harm/key.csv")
+    ingest.add_argument("--out", default="reports/harm/harm.json")
+    ingest.add_argument("--rule", choices=("all", "half", "any"), default="all",
+                        help="when an item counts as harmful: all annotators (paper), at least half, or any")
+    ingest.add_argument("--resamples", type=int, default=1000)
     return parser
 
 
@@ -84,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import gate
 
             return gate.main(args.base, args.rules, args.metrics)
+        if args.command == "harm-sample":
+            from hivelm import harm
+
+            cfg = load_config(args.params)
+            harm.main_sample(list(cfg.communities), list(cfg.evaluate.corpora), out_dir=args.out_dir,
+                             per_corpus=args.per_corpus, seed=args.seed, overwrite=args.force)
+            return 0
+        if args.command == "harm-ingest":
+            from hivelm import harm
+
+            harm.main_ingest(args.annotations, key=args.key, out=args.out, rule=args.rule, resamples=args.resamples)
+            return 0
         cfg = load_config(args.params, args.overrides)
         stage = STAGES[args.command]
         module = importlib.import_module(f"hivelm.stages.{stage.module}")

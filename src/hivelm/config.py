@@ -406,6 +406,19 @@ class SurveyConfig:
 
 
 @dataclass
+class ReportConfig:
+    """The HTML report (reports/report.html)."""
+
+    show_samples: bool = False
+    """Include a few redacted generations per corpus. Off by default: the report shows numbers only."""
+    max_samples: int = 3
+    """At most this many samples per corpus when show_samples is true."""
+
+    def validate(self) -> None:
+        _check(0 <= self.max_samples <= 20, "max_samples", "must be in [0, 20]")
+
+
+@dataclass
 class TrackingConfig:
     """MLflow tracking. The URI comes from MLFLOW_TRACKING_URI, else `mlflow.db` at the project root."""
 
@@ -435,6 +448,7 @@ class HiveConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     survey: SurveyConfig = field(default_factory=SurveyConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def validate(self) -> None:

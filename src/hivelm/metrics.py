@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -107,3 +107,42 @@ def toxicity_shift(generated: Sequence[float], real: Sequence[float]) -> dict[st
     return {"wasserstein": float(wasserstein_distance(generated, real)),
             "ks": float(ks_2samp(generated, real).statistic),
             "mean_diff": float(generated.mean() - real.mean())}
+
+
+def cohen_kappa(a: Sequence, b: Sequence) -> float:
+    """Cohen's kappa for two raters on the same items (Cohen 1960): (p_o - p_e) / (1 - p_e), where p_e comes
+    from each rater's own marginals. A thin wrapper over scikit-learn that returns NaN, not a warning, when
+    kappa is undefined (both raters gave one and the same label to every item, so p_e = 1)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) != len(b) or len(a) == 0:
+        raise ValueError(f"cohen_kappa: need two equally long, non-empty label lists (got {len(a)} and {len(b)})")
+    if len(np.union1d(a, b)) < 2:
+        return float("nan")
+    return float(cohen_kappa_score(a, b))
+
+
+def fleiss_kappa(table: Sequence[Sequence[int]]) -> float:
+    """Fleiss' kappa for any fixed number n >= 2 of raters per item (Fleiss 1971, Psychol. Bull. 76(5)).
+
+    `table[i][j]` is how many raters put item i in category j; every row must sum to the same n.
+    P_i = (sum_j n_ij^2 - n) / (n (n - 1)) is item i's pairwise agreement, p_j = sum_i n_ij / (N n) the
+    category shares; kappa = (mean P_i - sum_j p_j^2) / (1 - sum_j p_j^2). NaN when every rating falls in one
+    category (chance agreement is 1). With two raters this is Scott's pi, not Cohen's kappa.
+    """
+    table = np.asarray(table, dtype=float)
+    if table.ndim != 2 or table.shape[0] == 0 or table.shape[1] < 2:
+        raise ValueError(f"fleiss_kappa: need an items x categories table with >= 2 columns (got {table.shape})")
+    if (table < 0).any():
+        raise ValueError("fleiss_kappa: counts must be >= 0")
+    raters = table.sum(axis=1)
+    n = raters[0]
+    if n < 2 or not np.allclose(raters, n):
+        raise ValueError(f"fleiss_kappa: every item needs the same number (>= 2) of ratings (got {sorted(set(raters))})")
+    p_j = table.sum(axis=0) / table.sum()
+    p_i = ((table ** 2).sum(axis=1) - n) / (n * (n - 1))
+    p_e = float((p_j ** 2).sum())
+    if np.isclose(p_e, 1.0):
+        return float("nan")
+    return float((p_i.mean() - p_e) / (1.0 - p_e))

@@ -60,15 +60,13 @@ class Fitted:
         stacked = np.vstack(list(real_embeddings.values()))
         dims = min(cfg.fid_dimensions, stacked.shape[0] - 1, stacked.shape[1])
         self.pca = PCA(n_components=dims, random_state=cfg.seed).fit(stacked)
-        self.real = {c: self.describe(heldout[c]) for c in heldout}
-        self.real_train_projected = {c: self.project(train[c]) for c in train}
+        self.real = {c: self.describe(heldout[c], real_embeddings[c]) for c in heldout}
+        self.real_train_projected = {c: self.pca.transform(self.embedder.encode(train[c])) for c in train}
 
-    def project(self, posts: list[str]) -> np.ndarray:
-        return self.pca.transform(self.embedder.encode(posts))
-
-    def describe(self, posts: list[str]) -> dict:
-        """Embeddings, emotion counts and toxicity scores of a set of posts."""
-        return {"texts": posts, "embedding": self.project(posts), "emotion": self.emotion.score(posts),
+    def describe(self, posts: list[str], embeddings: np.ndarray | None = None) -> dict:
+        """PCA-projected embeddings, emotion counts and toxicity scores of a set of posts."""
+        embeddings = self.embedder.encode(posts) if embeddings is None else embeddings
+        return {"texts": posts, "embedding": self.pca.transform(embeddings), "emotion": self.emotion.score(posts),
                 "toxicity": self.toxicity.score(posts)}
 
 
@@ -104,6 +102,18 @@ def corpus_metrics(fitted: Fitted, community: str, generated: dict) -> dict:
     return out
 
 
+TOXICITY_BINS = np.linspace(0.0, 1.0, 11)
+
+
+def profiles(described: dict, emotion_labels) -> dict:
+    """What the report plots, numbers only: the normalised emotion profile and a histogram per toxicity label."""
+    from hivelm.scorers.emotion import emotion_profile
+
+    return {"emotion": dict(zip(emotion_labels, emotion_profile(described["emotion"]).tolist())),
+            "toxicity_histogram": {label: np.histogram(np.clip(scores, 0, 1), TOXICITY_BINS)[0].tolist()
+                                   for label, scores in described["toxicity"].items()}}
+
+
 def cross_community(fitted: Fitted, generated: dict[str, np.ndarray]) -> dict:
     """FID of every community's corpus against every community's real posts; row minimum on the diagonal?"""
     rows = list(generated)
@@ -120,7 +130,8 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
     train = {c: texts(root / f"data/prepared/{c}/train.jsonl") for c in communities}
     heldout = {c: texts(root / f"data/prepared/{c}/heldout.jsonl") for c in communities}
     fitted = Fitted(ev, train, heldout, scorers)
-    per_community = {c: {"community": c, "n_real_heldout": len(heldout[c]), "corpora": {}} for c in communities}
+    per_community = {c: {"community": c, "n_real_heldout": len(heldout[c]), "corpora": {},
+                         "profiles": {"real": profiles(fitted.real[c], fitted.emotion.labels)}} for c in communities}
     summary = {"communities": {}, "corpora": {}, "scorers": {
         "embedder": scorers[0].info, "toxicity": scorers[1].info, "emotion": scorers[2].info}}
     held_pred = fitted.classifier.predict([t for c in communities for t in heldout[c]])
@@ -140,6 +151,7 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
                 continue
             described[c] = fitted.describe(posts)
             per_community[c]["corpora"][corpus] = corpus_metrics(fitted, c, described[c])
+            per_community[c]["profiles"][corpus] = profiles(described[c], fitted.emotion.labels)
             truth += [c] * len(posts)
             predicted += list(fitted.classifier.predict(posts))
         summary["corpora"][corpus] = {"macro_f1": metric(_macro_f1(np.array(truth), np.array(predicted), ev), HIGHER)}
@@ -176,13 +188,12 @@ def plot_rows(per_community: dict) -> list[dict]:
 
 
 def make_scorers(cfg: HiveConfig):
-    from hivelm.scorers.embed import Embedder
+    from hivelm.scorers.embed import make_embedder
     from hivelm.scorers.emotion import make_emotion_scorer
     from hivelm.scorers.toxicity import make_toxicity_scorer
 
     s = cfg.evaluate.scorers
-    return Embedder(s.embedder, device=s.device, batch_size=s.batch_size), make_toxicity_scorer(s), \
-        make_emotion_scorer(s)
+    return make_embedder(s), make_toxicity_scorer(s), make_emotion_scorer(s)
 
 
 def main(cfg: HiveConfig) -> dict:
