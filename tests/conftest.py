@@ -101,16 +101,20 @@ def run(cmd, cwd, check=True):
     return result
 
 
+PIPELINE_COMMUNITIES = ("keto", "running")
 TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
     "tune": {"max_steps": 4, "batch_size": 4, "eval_steps": 2, "max_length": 256},
     "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2, "max_new_tokens": 8,
                  "in_context_k": 3, "batch_size": 8},
+    "survey": {"in_context_k": 3, "bootstrap_resamples": 50, "permutations": 50},
+    "evaluate": {"bootstrap_resamples": 20},
 }
 
 
 def make_pipeline_repo(repo: Path, mlflow_template_db: Path, tiny_model_dir: Path) -> Path:
-    """The project's pipeline files in a fresh git repo, with the demo shrunk to 45 posts per community and
-    the base model swapped for a tiny local one (a local folder is a supported `base_model.source`)."""
+    """The project's pipeline files in a fresh git repo: two demo communities of 45 posts each (enough to
+    show per-community fan-out and cross-community metrics) and the base model swapped for a tiny local one
+    (a local folder is a supported `base_model.source`)."""
     import pandas as pd
     import yaml
 
@@ -123,8 +127,10 @@ def make_pipeline_repo(repo: Path, mlflow_template_db: Path, tiny_model_dir: Pat
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
     demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
     (repo / "data/demo").mkdir(parents=True)
-    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
     params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["communities"] = {k: params["communities"][k] for k in PIPELINE_COMMUNITIES}
+    demo = demo[demo["community"].isin(PIPELINE_COMMUNITIES)]
+    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
     params["prepare"]["min_posts_per_community"] = 10
     params["base_model"]["source"] = str(tiny_model_dir)
     for section, values in TINY_RUN.items():

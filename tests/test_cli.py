@@ -20,7 +20,7 @@ def test_help_is_fast_because_it_imports_no_heavy_library():
 
 def test_every_dvc_stage_has_a_subcommand_and_back():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    assert list(stages) == list(STAGES)
+    assert list(stages) == [name for name, stage in STAGES.items() if stage.in_dvc]
     for name, stage in stages.items():
         cmd = (stage.get("do") or stage)["cmd"]
         assert cmd.split()[:2] == ["hivelm", name]

@@ -38,9 +38,10 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     repo = pipeline_repo
     communities = list(yaml.safe_load((repo / "params.yaml").read_text())["communities"])
     first = run([str(BIN / "hivelm"), "run"], repo)
-    per_community = ["instruct", "tune", "generate"]
+    per_community = ["instruct", "tune", "generate", "survey"]
+    downstream = ["evaluate", "summarize", "report"]
     assert sorted(ran_stages(first.stdout)) == sorted(
-        ["base_model", "prepare", *[f"{s}@{c}" for s in per_community for c in communities]])
+        ["base_model", "prepare", *[f"{s}@{c}" for s in per_community for c in communities], *downstream])
     for community in communities:
         assert (repo / f"data/prepared/{community}/train.jsonl").stat().st_size > 0
         assert (repo / f"data/prepared/{community}/heldout.jsonl").stat().st_size > 0
@@ -51,12 +52,22 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
         assert (repo / f"reports/generate/{community}.json").is_file()
     assert (repo / "reports/prepare/stats.json").is_file() and (repo / "dvc.lock").is_file()
     assert (repo / "models/base/hivelm_base.json").is_file()
+    page = (repo / "reports/report.html").read_text()
+    assert "Content warning" in page and "<svg" in page and "Survey" in page
+    assert "<script" not in page and "cdn" not in page.lower()  # opens offline
+    generated = [json.loads(line)["text"] for c in communities for path in (repo / f"data/generated/{c}").glob("*.jsonl")
+                 for line in path.open()]
+    assert not any(text in page for text in generated if len(text) > 20)  # no generated text by default
+    summary = json.loads((repo / "reports/metrics.json").read_text())
+    assert {"prepare", "generate", "fidelity", "survey"} <= set(summary)
+    assert set(summary["fidelity"]["communities"][communities[0]]) == {"finetuned", "untuned", "in_context"}
 
     client, parents, children = runs_by_parent(repo)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     kids = children[parents[0].info.run_id]
     assert sorted((r.data.tags["stage"], r.data.tags["community"]) for r in kids) == sorted(
-        [("base_model", "all"), ("prepare", "all")] + [(s, c) for s in per_community for c in communities])
+        [("base_model", "all"), ("prepare", "all"), ("evaluate", "all"), ("summarize", "all"), ("report", "all")]
+        + [(s, c) for s in [*per_community, "evaluate"] for c in communities])
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     for kid in kids:
         assert kid.info.status == "FINISHED" and kid.data.tags["git_commit"] == head
@@ -90,19 +101,36 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     posts.loc[posts["post_id"] == edited, "text"] += " (edited)"
     posts.to_csv(repo / "data/demo/posts.csv", index=False)
     third = run([str(BIN / "hivelm"), "run"], repo)
-    assert ran_stages(third.stdout) == ["prepare", *[f"{s}@{communities[0]}" for s in per_community]]
+    assert sorted(ran_stages(third.stdout)) == sorted(
+        ["prepare", *[f"{s}@{communities[0]}" for s in per_community], *downstream])
 
-    # Only instruct params changed: every instruct@* reruns (and what depends on its output), nothing upstream.
+    # Only instruct params changed: DVC sees exactly the instruct@* stages out of date, nothing upstream.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["instruct"]["seed"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    fourth = run([str(BIN / "hivelm"), "run"], repo)
-    assert sorted(ran_stages(fourth.stdout)) == sorted(f"{s}@{c}" for s in per_community for c in communities)
+    status = json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout)
+    assert sorted(status) == sorted(f"instruct@{c}" for c in communities)
 
 
-def test_failed_stage_under_dvc_keeps_previous_outputs(pipeline_repo):
+def test_rerun_cache_rule_and_a_failed_stage_keeps_previous_outputs(pipeline_repo):
+    """Switching params back re-executes the stage (and logs a run) instead of a silent run-cache restore
+    (the lineage rule in the README); then a failing stage leaves the previous outputs intact."""
     repo = pipeline_repo
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["communities"] = {"keto": params["communities"]["keto"]}
+    params["generate"]["corpora"] = params["evaluate"]["corpora"] = params["survey"]["corpora"] = ["untuned"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([str(BIN / "hivelm"), "run"], repo)
+    for value in (0.5, 0.95):
+        params["generate"]["temperature"] = value
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert sorted(ran_stages(run([str(BIN / "hivelm"), "run"], repo).stdout)) == [
+            "evaluate", "generate@keto", "report", "summarize"]
+    _, _, children = runs_by_parent(repo)
+    # base_model, prepare, instruct, tune, generate, survey, evaluate (+ evaluate@keto), summarize, report;
+    # then generate, evaluate (+ evaluate@keto), summarize, report, each time.
+    assert [len(kids) for kids in children.values()] == [10, 5, 5]
+
     before = {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))}
     (repo / "data/demo/posts.csv").write_text("")
     failed = run([str(BIN / "hivelm"), "run"], repo, check=False)
@@ -110,21 +138,4 @@ def test_failed_stage_under_dvc_keeps_previous_outputs(pipeline_repo):
     assert "posts.csv: file is empty" in failed.stderr
     assert {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))} == before
     _, parents, _ = runs_by_parent(repo)
-    assert [p.info.status for p in parents] == ["FINISHED", "FAILED"]
-
-
-def test_persistent_outputs_are_never_restored_from_run_cache(pipeline_repo):
-    """Switching params back re-executes the stage (and logs a run) instead of a silent run-cache restore:
-    the lineage rule in the README."""
-    repo = pipeline_repo
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["communities"] = {"keto": params["communities"]["keto"]}
-    params["generate"]["corpora"] = ["untuned"]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run([str(BIN / "hivelm"), "run"], repo)
-    for value in (0.5, 0.95):
-        params["generate"]["temperature"] = value
-        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-        assert ran_stages(run([str(BIN / "hivelm"), "run"], repo).stdout) == ["generate@keto"]
-    _, _, children = runs_by_parent(repo)
-    assert [len(kids) for kids in children.values()] == [5, 1, 1]
+    assert [p.info.status for p in parents] == ["FINISHED"] * 3 + ["FAILED"]

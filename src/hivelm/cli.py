@@ -11,6 +11,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 
 
@@ -19,15 +20,18 @@ class Stage:
     module: str
     help: str
     per_community: bool
+    in_dvc: bool = True  # detect is off by default: add it to dvc.yaml to run it before prepare (README)
 
 
 # One entry per DVC stage, in pipeline order; `hivelm <name>` runs `hivelm.stages.<module>.main`.
 STAGES = {
+    "detect": Stage("detect", "Louvain communities on the interaction graph -> labelled posts", False, False),
     "base_model": Stage("base_model", "convert the embedded GGUF (or copy a folder / hub id) into models/base", False),
     "prepare": Stage("prepare", "clean, anonymise, deduplicate and split the raw corpus", False),
     "instruct": Stage("instruct", "pair training posts with persona instructions", True),
     "tune": Stage("tune", "LoRA-tune one adapter per community on the base model", True),
     "generate": Stage("generate", "generate and filter the finetuned, untuned and in-context corpora", True),
+    "survey": Stage("survey", "administer the psychometric instrument to the adapter and both baselines", True),
     "evaluate": Stage("evaluate", "fidelity metrics of every corpus against real held-out posts", False),
     "summarize": Stage("summarize", "collect every stage's summary into reports/metrics.json", False),
     "report": Stage("report", "write the self-contained HTML report reports/report.html", False),
@@ -60,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("base", metavar="BASE", help="git revision or baseline JSON file")
     check.add_argument("--rules", default="configs/metric_rules.yaml")
     check.add_argument("--metrics", default="reports/metrics.json")
+    score = commands.add_parser("survey-score", help="score answers collected elsewhere (people, other models)",
+                                description="ANSWERS maps each respondent to {item id: letter, number or list}.")
+    score.add_argument("--instrument", default="swed", help="instrument name (configs/instruments/) or file")
+    score.add_argument("answers", metavar="ANSWERS")
+    score.add_argument("--json", action="store_true", help="also print the scores as JSON")
     sample = commands.add_parser("harm-sample", help="write a blinded harm-annotation sample of the generated corpora")
     sample.add_argument("--out-dir", default="data/harm")
     sample.add_argument("--per-corpus", type=int, default=20, help="posts per community and corpus (paper: 20)")
@@ -79,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hivelm.config import load_config
@@ -97,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import gate
 
             return gate.main(args.base, args.rules, args.metrics)
+        if args.command == "survey-score":
+            from hivelm.survey.cli import survey_score_main
+
+            return survey_score_main(args.instrument, args.answers, args.json)
         if args.command == "harm-sample":
             from hivelm import harm
 

@@ -366,6 +366,8 @@ class SurveyConfig:
     """Instrument file (documented YAML format; swed and edeq ship in configs/instruments/)."""
     instrument_text: str | None = None
     """Optional file with official item wording that replaces ours item by item."""
+    items: list[str] = field(default_factory=list)
+    """Administer only these item ids (empty = all). For quick runs: criteria that need other items drop out."""
     criterion_params: dict[str, Any] = field(default_factory=dict)
     """Overrides of criterion parameters, e.g. {C3: {options: [d, e]}} for the paper code's C3 rule."""
     personas: str = "configs/templates/survey_personas.yaml"
@@ -406,6 +408,34 @@ class SurveyConfig:
 
 
 @dataclass
+class DetectConfig:
+    """Community detection before alignment (paper section 3.2: Louvain on the retweet graph)."""
+
+    edges: str = "data/raw/edges.csv"
+    """Edge list (CSV / JSONL / Parquet): one interaction (retweet or reply) per row."""
+    source_column: str = "source"
+    target_column: str = "target"
+    weight_column: str | None = None
+    """Optional edge weight column; repeated pairs add up either way."""
+    posts: str = "data/raw/posts.csv"
+    """Posts to label; their author column is data.columns.author_id."""
+    output: str = "data/detected/posts.csv"
+    """Posts with a `community` column (community_<rank>), ready for `prepare` (point data.path here)."""
+    resolution: float = 1.0
+    """Louvain resolution (networkx); above 1 favours smaller communities."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    """Louvain runs; the first is kept, the others measure stability (adjusted Rand index)."""
+    keep_largest: int = 6
+    """Keep the n largest communities by member count."""
+
+    def validate(self) -> None:
+        _check(self.resolution > 0, "resolution", "must be > 0")
+        _check(len(self.seeds) >= 1, "seeds", "list at least one seed")
+        _check(len(set(self.seeds)) == len(self.seeds), "seeds", "repeated seeds make stability meaningless")
+        _check(self.keep_largest >= 1, "keep_largest", "must be >= 1")
+
+
+@dataclass
 class ReportConfig:
     """The HTML report (reports/report.html)."""
 
@@ -440,6 +470,7 @@ class HiveConfig:
     """The whole `params.yaml`."""
 
     communities: dict[str, CommunityConfig] = field(default_factory=dict)
+    detect: DetectConfig = field(default_factory=DetectConfig)
     data: DataConfig = field(default_factory=DataConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     instruct: InstructConfig = field(default_factory=InstructConfig)

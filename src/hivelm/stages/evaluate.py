@@ -179,12 +179,14 @@ def headline(corpus_metrics: dict) -> dict:
     return values
 
 
-def plot_rows(per_community: dict) -> list[dict]:
-    """Long-format rows for `dvc plots`: one per (community, corpus, metric) with its interval."""
-    return [{"community": c, "corpus": corpus, "metric": key, "value": m[key]["value"], "low": m[key]["low"],
-             "high": m[key]["high"]}
-            for c, result in per_community.items() for corpus, m in result["corpora"].items()
-            for key in ("attribution", "auc", "fid", "emotion_alignment")]
+PLOTTED = ("attribution", "auc", "fid", "emotion_alignment")
+
+
+def plot_rows(per_community: dict, key: str) -> list[dict]:
+    """Rows for `dvc plots` of one metric: one per (community, corpus), with its interval."""
+    return [{"model": f"{c}/{corpus}", "community": c, "corpus": corpus, key: m[key]["value"],
+             "low": m[key]["low"], "high": m[key]["high"]}
+            for c, result in per_community.items() for corpus, m in result["corpora"].items()]
 
 
 def make_scorers(cfg: HiveConfig):
@@ -205,7 +207,8 @@ def main(cfg: HiveConfig) -> dict:
         for c, result in per_community.items():
             write_json(METRICS_DIR / f"{c}.json", result | {"scorers": summary["scorers"]})
         write_json(METRICS_DIR / "cross_community.json", summary["cross_community"])
-        write_json(PLOTS_DIR / "fidelity.json", plot_rows(per_community))
+        for key in PLOTTED:
+            write_json(PLOTS_DIR / f"{key}.json", plot_rows(per_community, key))
         write_json(PLOTS_DIR / "cross_community.json", [
             {"corpus": corpus, "generated": row, "real": col, "fid": value}
             for corpus, m in summary["cross_community"].items()

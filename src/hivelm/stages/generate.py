@@ -141,13 +141,12 @@ def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progre
 def main(cfg: HiveConfig, community: str) -> dict:
     from hivelm import models, tracking
     from hivelm.progress import progress_bar
-    from hivelm.stages.tune import adapter_dir
 
     cfg.community(community)
     with tracking.stage_run(cfg, "generate", community,
                             sections=("communities", "base_model", "generate")) as run:
         if "finetuned" in cfg.generate.corpora:
-            model, tokenizer = models.load_with_adapter(cfg.base_model, adapter_dir(community))
+            model, tokenizer = models.load_with_adapter(cfg.base_model, models.adapter_dir(community))
         else:
             model, tokenizer = models.load_base(cfg.base_model)
         total = len(cfg.generate.topics) * cfg.generate.samples_per_topic * len(cfg.generate.corpora)

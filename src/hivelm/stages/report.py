@@ -113,8 +113,10 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def interval(metric: dict | None) -> str:
-    if not metric:
+    if not metric or metric.get("value") is None:
         return "-"
+    if metric.get("low") is None or metric["low"] != metric["low"]:
+        return f"{metric['value']:.3f}"
     return f"{metric['value']:.3f} <small>[{metric['low']:.3f}, {metric['high']:.3f}]</small>"
 
 
@@ -147,22 +149,73 @@ def redacted_samples(community: str, corpus: str, count: int) -> list[str]:
     return [html.escape(" ".join(anonymize(t, "placeholder")[0].split()[:30]) + " ...") for t in texts]
 
 
+def survey_plot(results: dict) -> str:
+    """The primary score (e.g. WCS) per community and model, with bootstrap intervals over personas."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    communities = list(results)
+    figure, axis = plt.subplots(figsize=(7, 2.8))
+    width = 0.8 / len(CORPORA_ORDER)
+    primary = None
+    for index, corpus in enumerate(CORPORA_ORDER):
+        estimates = []
+        for community in communities:
+            scored = results[community]["corpora"].get(corpus)
+            primary = primary or (scored or {}).get("primary")
+            estimates.append(estimate((scored or {}).get("criteria", {}).get(primary)) or {})
+        values = [e.get("value") if e.get("value") is not None else np.nan for e in estimates]
+        errors = np.array([[e["value"] - e["low"], e["high"] - e["value"]] if e.get("low") is not None else [0, 0]
+                           for e in estimates]).T
+        axis.bar(np.arange(len(communities)) + index * width, values, width, yerr=errors, capsize=3, label=corpus)
+    axis.set_xticks(np.arange(len(communities)) + width, communities)
+    axis.set_title(f"{primary} per community and model (95% bootstrap interval over personas)", fontsize=10)
+    axis.legend(fontsize=8)
+    return svg(figure)
+
+
+def estimate(criterion: dict | None) -> dict | None:
+    return (criterion.get("mean") or criterion.get("rate")) if criterion else None
+
+
 def survey_section(cfg: HiveConfig) -> str:
-    """WCS per community with intervals, criteria and unparseable rates, from reports/survey/<c>.json."""
+    """Primary score plot, criteria table, per-item majority answers and unparseable rates, contrasts."""
     results = {c: read_json(Path(f"reports/survey/{c}.json")) for c in cfg.communities}
     results = {c: r for c, r in results.items() if r}
     if not results:
         return "<p>No survey results (the survey stage has not run).</p>"
-    rows = []
+    parts = [survey_plot(results)]
+    rows, names = [], []
     for community, result in results.items():
-        for corpus, scored in result.get("corpora", {}).items():
-            criteria = scored.get("criteria", {})
-            cells = [html.escape(community), html.escape(corpus)]
-            cells += [interval(criteria.get(name)) for name in sorted(criteria)]
-            cells.append(f"{scored.get('unparseable_rate', 0):.1%}")
-            rows.append((sorted(criteria), cells))
-    names = rows[0][0] if rows else []
-    return table(["community", "model", *names, "unparseable"], [cells for _, cells in rows])
+        for corpus, scored in result["corpora"].items():
+            names = sorted(scored["criteria"])
+            rows.append([html.escape(community), corpus,
+                         *[interval(estimate(scored["criteria"][n])) for n in names],
+                         f"{scored['unparseable_rate']:.1%}"])
+    parts.append(table(["community", "model", *names, "unparseable"], rows))
+    item_rows = []
+    for community, result in results.items():
+        for corpus, scored in result["corpora"].items():
+            item_rows.append([html.escape(community), corpus] + [
+                f"{html.escape(str(item.get('majority')))} <small>({item.get('unparseable_rate', 0):.0%})</small>"
+                for item in scored["items"].values()])
+    first_model = next(iter(next(iter(results.values()))["corpora"].values()))
+    item_ids = list(first_model["items"])
+    parts.append("<p>Majority answer per item (unparseable share in brackets):</p>" +
+                 table(["community", "model", *item_ids], item_rows))
+    contrasts = ((read_json(Path("reports/metrics.json")) or {}).get("survey") or {}).get("contrasts", {})
+    contrast_rows = [[corpus, html.escape(pair), f"{c['difference']:.1f}" if c["difference"] is not None else "-",
+                      f"[{c['low']:.1f}, {c['high']:.1f}]" if c["low"] is not None else "-",
+                      f"{c['p_value']:.3f}" if c["p_value"] is not None else "-"]
+                     for corpus, pairs in contrasts.items() for pair, c in pairs.items()]
+    if contrast_rows:
+        parts.append("<p>Community contrasts of the primary score (permutation p-values, not corrected for "
+                     "multiple comparisons):</p>" + table(["model", "pair", "difference", "interval", "p"],
+                                                         contrast_rows))
+    return "\n".join(parts)
 
 
 def build(cfg: HiveConfig) -> str:

@@ -21,14 +21,11 @@ from pathlib import Path
 from hivelm.config import HiveConfig, TuneConfig, to_dict
 from hivelm.errors import HiveError
 from hivelm.io import atomic_dir, read_jsonl
+from hivelm.models import adapter_dir
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # label id the loss skips
-
-
-def adapter_dir(community: str) -> Path:
-    return Path("models/adapters") / community
 
 
 def checkpoint_dir(community: str) -> Path:

@@ -1,0 +1,97 @@
+"""survey: each community's adapter and both baselines answer a psychometric instrument (paper section 6).
+
+    hivelm survey --community keto
+    hivelm survey --community keto survey.mode=generate survey.samples_per_item=50
+
+Models: `finetuned` (base + the community's adapter), `untuned` (adapter off, same personas), `in_context`
+(adapter off, k real training posts of the community in every prompt). Answers by option log-likelihood
+(default; nothing to parse) or by sampling and parsing (unparseable answers are counted, never mapped to an
+option). Scores per persona, bootstrap intervals over personas; community contrasts come in `summarize`.
+Raw answers (model text in generate mode) stay in data/survey/; reports/survey/<community>.json holds numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+from hivelm.config import HiveConfig
+from hivelm.io import read_jsonl, write_json
+
+log = logging.getLogger(__name__)
+
+
+def report_path(community: str) -> Path:
+    return Path("reports/survey") / f"{community}.json"
+
+
+def raw_path(community: str) -> Path:
+    return Path("data/survey") / f"{community}.json"
+
+
+def load_survey_inputs(cfg: HiveConfig):
+    from hivelm.survey.instrument import load_instrument, resolve_instrument_path, select_items
+    from hivelm.templates import load_templates
+
+    instrument = load_instrument(resolve_instrument_path(cfg.survey.instrument), cfg.survey.instrument_text,
+                                 cfg.survey.criterion_params)
+    if cfg.survey.items:
+        instrument = select_items(instrument, list(cfg.survey.items))
+    personas = load_templates(cfg.survey.personas, slots=("community",), minimum=10)
+    return instrument, personas
+
+
+def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress=None) -> tuple[dict, dict]:
+    """Pure-ish core: ({corpus: numbers-only summary}, {corpus: raw administration}) for one community."""
+    from hivelm.survey.answers import administer
+    from hivelm.survey.scoring import summarise
+
+    instrument, personas = load_survey_inputs(cfg)
+    name = cfg.community(community).name
+    posts = [p["text"] for p in read_jsonl(Path("data/prepared") / community / "train.jsonl")]
+    has_adapter = hasattr(model, "disable_adapter")
+    summaries, raw = {}, {}
+    for corpus in cfg.survey.corpora:
+        switch_off = corpus != "finetuned" and has_adapter
+        with model.disable_adapter() if switch_off else contextlib.nullcontext():
+            administered = administer(model, tokenizer, instrument, personas, name, cfg.survey,
+                                      posts if corpus == "in_context" else None, progress)
+        summaries[corpus] = summarise(instrument, administered, cfg.survey)
+        raw[corpus] = administered
+    return summaries, raw
+
+
+def mlflow_names(summaries: dict) -> dict[str, float]:
+    """Stable names: `survey/WCS/finetuned`, `survey/WCS/finetuned/low`, `survey/unparseable/untuned`, ..."""
+    names = {}
+    for corpus, summary in summaries.items():
+        names[f"survey/unparseable/{corpus}"] = summary["unparseable_rate"]
+        for cid, criterion in summary["criteria"].items():
+            estimate = criterion.get("mean") or criterion.get("rate") or {}
+            for part in ("value", "low", "high"):
+                if estimate.get(part) is not None:
+                    names[f"survey/{cid}/{corpus}" + ("" if part == "value" else f"/{part}")] = estimate[part]
+    return names
+
+
+def main(cfg: HiveConfig, community: str) -> dict:
+    from hivelm import models, tracking
+    from hivelm.progress import progress_bar
+
+    cfg.community(community)
+    with tracking.stage_run(cfg, "survey", community, sections=("communities", "base_model", "survey")) as run:
+        if "finetuned" in cfg.survey.corpora:
+            model, tokenizer = models.load_with_adapter(cfg.base_model, models.adapter_dir(community))
+        else:
+            model, tokenizer = models.load_base(cfg.base_model)
+        with progress_bar(None, f"survey {community}", unit="prompt") as advance:
+            summaries, raw = survey_community(cfg, community, model, tokenizer, advance)
+        write_json(raw_path(community), raw)
+        write_json(report_path(community), {"community": community, "corpora": summaries})
+        run.log_metrics(mlflow_names(summaries))
+        for corpus, summary in summaries.items():
+            primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
+            log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],
+                     primary.get("value"), primary.get("low"), primary.get("high"), 100 * summary["unparseable_rate"])
+    return summaries

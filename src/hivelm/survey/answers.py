@@ -1,0 +1,223 @@
+"""Asking a model the items of an instrument: prompts, option log-likelihoods, and sampled answers.
+
+Two modes (survey.mode):
+  loglik    (default) every option is scored as the assistant's reply, its letter and its text ("b. Slightly
+            afraid"); the score is the reply's mean token log-probability (length-normalised, so long option
+            texts are not penalised), and a softmax over an item's options gives a full probability
+            distribution per (item, persona). Nothing is parsed, so nothing is unparseable (paper-spec 7.2
+            item 9: "use constrained decoding or log-probabilities over the option letters"). Numeric items
+            are scored over their bins. multi_select items are scored one option at a time, each as its own
+            yes/no question ("does this apply to you?"), since options of a multi-select answer are not
+            mutually exclusive; the distribution then holds P(chosen) per option, which need not sum to 1.
+  generate  the paper's protocol: sample `samples_per_item` answers per item per persona with
+            generation.sample_texts and parse them (survey.parse); what cannot be read is UNPARSEABLE.
+
+Both work on a plain model or a peft model: the caller switches adapters on or off around the call.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Sequence
+
+from hivelm.generation import in_context_block, sample_texts, truncate_words
+from hivelm.survey.instrument import Instrument, Item, Option
+from hivelm.survey.parse import parse_answer
+from hivelm.templates import Template
+
+ANSWER_LINES = {
+    "single_choice": "Answer with the letter of one option only.",
+    "yes_no": "Answer with the letter of one option only.",
+    "numeric": "Answer with the letter of one option, or with a number.",
+    "multi_select": 'Answer with the letters of all the options that apply, separated by commas, or with "none".',
+}
+"""The answer-format line after each item (the paper's: "Respond ... only with the letter at the beginning of
+each option or with a number", App. D.4)."""
+YES_NO = (("yes", "Yes"), ("no", "No"))
+
+
+def reply(option: Option) -> str:
+    """How an option reads as an answer, in the prompt's listing and as a scored loglik reply."""
+    return f"{option.letter}. {option.text}"
+
+
+def item_block(item: Item) -> str:
+    return "\n".join([item.stem, *(reply(o) for o in item.options)])
+
+
+def _context(pool: Sequence[str] | None, k: int, words: int, seed: int, key: str,
+             community_name: str) -> tuple[str, list[int]]:
+    """A seeded draw of k posts (each cut to `words` words) for one respondent: the in_context baseline."""
+    import numpy as np
+
+    if not pool:
+        return "", []
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+    picks = sorted(int(i) for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False))
+    return in_context_block([truncate_words(pool[i], words) for i in picks], community_name), picks
+
+
+def build_item_prompts(instrument: Instrument, personas: Sequence[Template], community_name: str,
+                       samples_per_item: int = 1, context: Sequence[str] | None = None, *,
+                       mode: str = "generate", system_prompt: str = "You are a helpful assistant.",
+                       context_k: int = 8, context_words: int = 20, seed: int = 0) -> list[dict]:
+    """One prompt record per (persona, sample, item), items in instrument order within each respondent.
+
+    Record: {id, item_id, persona_id, sample, option, system, prompt, choices, context_posts}; `choices` are
+    the [key, reply] pairs loglik scores; `option` is set on the per-option yes/no records of multi_select
+    items in loglik mode. `context` is a pool of real posts: each respondent (persona, sample) sees its own
+    seeded draw of `context_k` posts cut to `context_words` words, the same for all its items, so one
+    respondent answers from one view of the community (the paper's code retrieved posts per question from a
+    file that was never committed; paper-spec 6.2)."""
+    records = []
+    for persona in personas:
+        intro = persona.render(community=community_name)
+        for sample in range(samples_per_item):
+            block, picks = _context(context, context_k, context_words, seed,
+                                    f"{community_name}|{persona.id}|{sample}", community_name)
+            base = {"persona_id": persona.id, "sample": sample, "system": system_prompt, "context_posts": picks}
+            for item in instrument.items.values():
+                rid = f"{instrument.id}-{persona.id}-{sample}-{item.id}"
+                if mode == "loglik" and item.type == "multi_select":
+                    for option in item.options:
+                        question = (f"{item.stem}\nDoes this apply to you: \"{option.text}\"?\n"
+                                    f"a. Yes\nb. No\n{ANSWER_LINES['yes_no']}")
+                        records.append(base | {
+                            "id": f"{rid}-{option.letter}", "item_id": item.id, "option": option.letter,
+                            "prompt": f"{block}{intro}\n\n{question}",
+                            "choices": [[key, f"{letter}. {text}"] for (key, text), letter in zip(YES_NO, "ab")]})
+                else:
+                    records.append(base | {
+                        "id": rid, "item_id": item.id, "option": None,
+                        "prompt": f"{block}{intro}\n\n{item_block(item)}\n{ANSWER_LINES[item.type]}",
+                        "choices": [[o.letter, reply(o)] for o in item.options]})
+    return records
+
+
+# ---------------------------------------------------------------------------------------------- loglik
+
+def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[list[list[int]]]]:
+    """Chat-template prefixes (up to the assistant turn) and each choice's reply tokens, tokenised apart so
+    every choice is scored after exactly the same prefix tokens."""
+    prefixes, replies = [], []
+    for r in records:
+        text = tokenizer.apply_chat_template([{"role": "system", "content": r["system"]},
+                                              {"role": "user", "content": r["prompt"]}],
+                                             add_generation_prompt=True, tokenize=False)
+        prefixes.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+        replies.append([tokenizer(c[1], add_special_tokens=False)["input_ids"] for c in r["choices"]])
+    return prefixes, replies
+
+
+def _score_batch(model, prefixes, replies, pad_id: int) -> list[list[float]]:
+    """Mean reply-token log-probabilities for a batch of records, in two forward passes: the left-padded
+    prefixes once (KV cache kept, only the last position's logits), then every record's choices together,
+    right-padded, each attending to its own record's cached prefix (cache rows repeated per choice)."""
+    import torch
+
+    device = model.device
+    width = max(map(len, prefixes))
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prefixes], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prefixes], device=device)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1)
+    tokens = [t for choices in replies for t in choices]
+    longest = max(map(len, tokens))
+    index = torch.tensor([b for b, choices in enumerate(replies) for _ in choices], device=device)
+    cont = torch.tensor([t + [pad_id] * (longest - len(t)) for t in tokens], device=device)
+    cont_mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in tokens], device=device)
+    first = out.logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
+    total = first
+    if longest > 1:
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache.batch_select_indices(index)
+        positions = mask.sum(1)[index][:, None] + torch.arange(longest, device=device)[None]
+        with torch.no_grad():
+            logits = model(input_ids=cont, attention_mask=torch.cat([mask[index], cont_mask], 1),
+                           position_ids=positions, cache=cache, use_cache=True).logits
+        later = logits[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
+        total = first + (later * cont_mask[:, 1:]).sum(1)
+    scores = (total / cont_mask.sum(1)).tolist()
+    it = iter(scores)
+    return [[next(it) for _ in choices] for choices in replies]
+
+
+def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int = 16, progress=None) -> list[list[float]]:
+    """Per record, the length-normalised log-likelihood of each choice as the assistant's reply.
+    Records are batched by prefix length (less padding); results come back in record order."""
+    prefixes, replies = _encode(tokenizer, records)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    order = sorted(range(len(records)), key=lambda i: -len(prefixes[i]))
+    results: list[list[float]] = [[] for _ in records]
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        for i, scores in zip(chunk, _score_batch(model, [prefixes[i] for i in chunk],
+                                                 [replies[i] for i in chunk], pad_id or 0)):
+            results[i] = scores
+        if progress:
+            progress(len(chunk))
+    return results
+
+
+def softmax(scores: Sequence[float]) -> list[float]:
+    import math
+
+    top = max(scores)
+    weights = [math.exp(s - top) for s in scores]
+    return [w / sum(weights) for w in weights]
+
+
+def option_probabilities(model, tokenizer, records: Sequence[dict], batch_size: int = 16,
+                         progress=None) -> list[list[float]]:
+    """Softmax over each record's choices of their mean token log-probabilities."""
+    return [softmax(s) for s in option_logprobs(model, tokenizer, records, batch_size, progress)]
+
+
+def distributions_from(records: Sequence[dict], probabilities: Sequence[Sequence[float]]) -> dict:
+    """{persona: {item: {letter: probability}}}; multi_select items hold P(chosen) per option."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for record, probs in zip(records, probabilities):
+        persona = out.setdefault(record["persona_id"], {})
+        if record["option"] is not None:
+            persona.setdefault(record["item_id"], {})[record["option"]] = probs[0]  # choices are (yes, no)
+        else:
+            persona[record["item_id"]] = {key: p for (key, _), p in zip(record["choices"], probs)}
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- administer
+
+def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Template], community_name: str,
+               cfg, context_posts: Sequence[str] | None = None, progress=None) -> dict:
+    """Survey one model (the caller has switched its adapter on or off) as one community's members.
+
+    `cfg` is a SurveyConfig (mode, samples_per_item, system_prompt, in_context_k / _words, decoding, batch
+    size, seed); `context_posts` (real posts) makes it the in_context baseline. Returns
+    {instrument, mode, community, personas, seconds, prompts} plus, in loglik mode,
+    distributions {persona: {item: {letter: p}}}; in generate mode, answers {persona: [answer set per
+    sample]} and responses [{id, item_id, persona_id, sample, text, answer}] (raw text: keep it out of
+    reports)."""
+    loglik = cfg.mode == "loglik"
+    records = build_item_prompts(instrument, personas, community_name, 1 if loglik else cfg.samples_per_item,
+                                 context_posts, mode=cfg.mode, system_prompt=cfg.system_prompt,
+                                 context_k=cfg.in_context_k, context_words=cfg.in_context_words, seed=cfg.seed)
+    started = time.perf_counter()
+    result = {"instrument": instrument.id, "mode": cfg.mode, "community": community_name,
+              "personas": [p.id for p in personas], "prompts": len(records)}
+    if loglik:
+        probabilities = option_probabilities(model, tokenizer, records, cfg.batch_size, progress)
+        result["distributions"] = distributions_from(records, probabilities)
+    else:
+        texts, new_tokens = sample_texts(model, tokenizer, records, cfg, progress)
+        answers = {p.id: [{} for _ in range(cfg.samples_per_item)] for p in personas}
+        responses = []
+        for record, text in zip(records, texts):
+            answer = parse_answer(instrument.items[record["item_id"]], text)
+            answers[record["persona_id"]][record["sample"]][record["item_id"]] = answer
+            responses.append({k: record[k] for k in ("id", "item_id", "persona_id", "sample")}
+                             | {"text": text, "answer": answer})
+        result.update(answers=answers, responses=responses, new_tokens=new_tokens)
+    result["seconds"] = time.perf_counter() - started
+    return result

@@ -1,0 +1,419 @@
+"""Scoring survey answers: item values, criteria, respondents, majority votes, summaries and contrasts.
+
+Pure: no I/O, no torch (numpy and hivelm.metrics only), so every rule is tested on hand-scored fixtures.
+
+Answers are dicts {item id: answer}, where an answer is an option letter, a number (numeric items), a list of
+letters (multi_select), or missing: absent, None or UNPARSEABLE. A criterion that needs a missing answer is
+None (see instrument.py for when an answer is "needed").
+
+Two views of one model's survey, both reported:
+  - per respondent (paper-spec 7.2 item 9: "score each sample"): in generate mode each (persona, sample) is
+    one respondent with its own sampled answer set; in loglik mode each persona gives a full probability
+    distribution per item, and respondents are Monte-Carlo answer sets drawn from those distributions (items
+    independently, seeded), so a persona's mean over its draws estimates its *expected* score (exact in the
+    limit; for WCS, which is linear in the items, the draws only add noise) and booleans such as C3 become
+    probabilities. Intervals are percentile bootstraps over personas (metrics.bootstrap), because the
+    personas, not the draws, are the independent units: more draws must not make an interval narrower.
+  - majority vote (the paper's view, section 6): per item the most frequent parseable answer across all
+    respondents (loglik: the mode of the personas' mean distribution), then criteria once. Ties go to the
+    option with the LOWEST keyed value, the less-concerning answer, so a tie never inflates risk; ties are
+    counted. Numeric items use the mean (the paper's code used the mean Q10 count); multi_select options are
+    chosen when more than half of the answers chose them (exactly half: not chosen, counted as a tie).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from itertools import combinations
+from typing import Any
+
+from hivelm.survey.instrument import Instrument, InstrumentError, Item, compile_formula
+from hivelm.survey.parse import UNPARSEABLE
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+DEFAULT_DRAWS = 200
+"""Monte-Carlo answer sets per persona in loglik mode. With a respondent-level WCS spread of about 15 points
+(SmolLM2), the draws add about 15 / sqrt(200) = 1 point of noise to a persona's expected WCS; intervals are
+over personas, so more draws only reduce this noise."""
+
+
+def is_missing(answer: Any) -> bool:
+    return answer is None or (isinstance(answer, str) and answer == UNPARSEABLE)
+
+
+def bin_letter(item: Item, answer: Any) -> str | None:
+    """The option letter of an answer: itself for letters, the bin holding a number for numeric items."""
+    if is_missing(answer):
+        return None
+    if isinstance(answer, str):
+        return answer if item.option(answer) else None
+    option = item.bin_of(float(answer)) if item.type == "numeric" else None
+    return option.letter if option else None
+
+
+def item_value(item: Item, answer: Any) -> float | None:
+    """The keyed numeric value of an answer: the option code (reverse-keyed if so declared); a numeric
+    answer's number, or a bin letter's representative value; the number of options chosen (multi_select)."""
+    if is_missing(answer):
+        return None
+    if item.type == "multi_select":
+        return float(len(answer)) if isinstance(answer, (list, tuple)) else None
+    if item.type == "numeric" and not isinstance(answer, str):
+        return float(answer)
+    option = item.option(answer) if isinstance(answer, str) else None
+    return item.keyed(option.code) if option else None
+
+
+# ---------------------------------------------------------------------------------------------- criteria
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+@lru_cache(maxsize=512)
+def _formula(text: str):
+    return compile_formula(text)
+
+
+def _scale_mean(p, instrument, answers, done):
+    parts = []
+    for iid, formula in p["items"].items():
+        value = item_value(instrument.items[iid], answers.get(iid))
+        if value is None:
+            return None
+        parts.append(_formula(str(formula))(value))
+    return _mean(parts)
+
+
+def _subscale_mean(p, instrument, answers, done):
+    members = instrument.subscale(p["subscale"])
+    rated = [v for iid in members if (v := item_value(instrument.items[iid], answers.get(iid))) is not None]
+    return _mean(rated) if rated and len(rated) > p["more_than"] * len(members) else None
+
+
+def _mean_of(p, instrument, answers, done):
+    parts = [done[c] for c in p["of"]]
+    return None if any(v is None for v in parts) else _mean(parts)
+
+
+def _answer_in(p, instrument, answers, done):
+    item, answer = instrument.items[p["item"]], answers.get(p["item"])
+    if is_missing(answer):
+        return None
+    if item.type == "multi_select":
+        return any(letter in p["options"] for letter in answer)
+    letter = bin_letter(item, answer)
+    return None if letter is None else letter in p["options"]
+
+
+def _count_yes(p, instrument, answers, done):
+    """Decided as soon as the missing answers cannot change the outcome."""
+    values = [item_value(instrument.items[iid], answers.get(iid)) for iid in p["items"]]
+    yes, missing = sum(v == 1 for v in values), sum(v is None for v in values)
+    if yes >= p["at_least"]:
+        return True
+    return False if yes + missing < p["at_least"] else None
+
+
+def _threshold(p, instrument, answers, done):
+    target = p["of"]
+    value = done[target] if target in instrument.criteria else item_value(instrument.items[target], answers.get(target))
+    return None if value is None else value >= p["at_least"] - 1e-9
+
+
+def _all_of(p, instrument, answers, done):
+    parts = [done[c] for c in p["of"]]
+    return False if False in parts else (None if None in parts else True)
+
+
+def _any_of(p, instrument, answers, done):
+    parts = [done[c] for c in p["of"]]
+    return True if True in parts else (None if None in parts else False)
+
+
+KIND_FUNCTIONS = {"scale_mean": _scale_mean, "subscale_mean": _subscale_mean, "mean_of": _mean_of,
+                  "answer_in": _answer_in, "count_yes": _count_yes, "threshold": _threshold,
+                  "all_of": _all_of, "any_of": _any_of}
+
+
+def evaluate(instrument: Instrument, answers: Mapping[str, Any]) -> dict[str, float | bool | None]:
+    """Every criterion of the instrument on one answer set, in dependency order."""
+    done: dict[str, Any] = {}
+    for cid, criterion in instrument.criteria.items():
+        done[cid] = KIND_FUNCTIONS[criterion.kind](criterion.params, instrument, answers, done)
+    return done
+
+
+def check_answers(instrument: Instrument, answers: Any, where: str = "answers") -> dict[str, Any]:
+    """Validate and normalise answers collected elsewhere: letters lowercased, null kept as missing.
+    Raises InstrumentError naming `where` and the item on unknown items or impossible answers."""
+    if not isinstance(answers, Mapping):
+        raise InstrumentError(f"{where}: answers must map item ids to answers")
+    clean: dict[str, Any] = {}
+    for iid, answer in answers.items():
+        item = instrument.items.get(str(iid))
+        at = f"{where}: item {iid}"
+        if item is None:
+            raise InstrumentError(f"{at}: not an item of {instrument.id} ({', '.join(instrument.items)})")
+        if is_missing(answer):
+            clean[item.id] = UNPARSEABLE if answer == UNPARSEABLE else None
+        elif item.type == "multi_select":
+            if not isinstance(answer, list) or not all(isinstance(a, str) for a in answer):
+                raise InstrumentError(f"{at}: a multi_select answer is a list of letters (got {answer!r})")
+            letters = sorted({a.strip().lower() for a in answer})
+            if bad := [a for a in letters if a not in item.letters]:
+                raise InstrumentError(f"{at}: {bad} not among the options {list(item.letters)}")
+            clean[item.id] = letters
+        elif isinstance(answer, str):
+            letter = answer.strip().lower()
+            if letter not in item.letters:
+                raise InstrumentError(f"{at}: {answer!r} is not one of the options {list(item.letters)}")
+            clean[item.id] = letter
+        elif item.type == "numeric" and isinstance(answer, (int, float)) and not isinstance(answer, bool):
+            if item.bin_of(float(answer)) is None:
+                low, high = item.options[0].low, item.options[-1].high
+                raise InstrumentError(f"{at}: {answer} is outside the item's range [{low:g}, {high:g})")
+            clean[item.id] = float(answer)
+        else:
+            wanted = "a number or a bin letter" if item.type == "numeric" else "an option letter"
+            raise InstrumentError(f"{at}: expected {wanted} (got {answer!r})")
+    return clean
+
+
+def score_answers(instrument: Instrument, answers: Mapping[str, Any], where: str = "answers") -> dict:
+    """Criteria for one respondent's answers collected elsewhere (backs `hivelm survey-score`):
+    {"criteria": {id: value}, "values": {item: keyed value}, "missing": [items not answered or unreadable]}."""
+    clean = check_answers(instrument, answers, where)
+    return {
+        "criteria": evaluate(instrument, clean),
+        "values": {iid: item_value(item, clean.get(iid)) for iid, item in instrument.items.items()},
+        "missing": [iid for iid in instrument.items if is_missing(clean.get(iid))],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- majority
+
+def _lowest_keyed(item: Item, letters: Sequence[str]) -> str:
+    return min(letters, key=lambda letter: (item.keyed(item.option(letter).code), letter))
+
+
+def majority_answers(instrument: Instrument, answer_sets: Sequence[Mapping[str, Any]]) -> tuple[dict, list[str]]:
+    """The paper's majority-vote answer set over respondents, and the items whose vote was tied (see the
+    module docstring for the tie rule). Items with no parseable answer are left out (missing)."""
+    result: dict[str, Any] = {}
+    ties: list[str] = []
+    for iid, item in instrument.items.items():
+        given = [a.get(iid) for a in answer_sets if not is_missing(a.get(iid))]
+        if not given:
+            continue
+        if item.type == "numeric":
+            result[iid] = _mean([item_value(item, a) for a in given])
+        elif item.type == "multi_select":
+            counts = Counter(letter for a in given for letter in a)
+            result[iid] = sorted(letter for letter in item.letters if counts[letter] * 2 > len(given))
+            if any(counts[letter] * 2 == len(given) for letter in item.letters):
+                ties.append(iid)
+        else:
+            counts = Counter(given)
+            top = max(counts.values())
+            winners = [letter for letter in item.letters if counts[letter] == top]
+            if len(winners) > 1:
+                ties.append(iid)
+            result[iid] = _lowest_keyed(item, winners)
+    return result, ties
+
+
+def mean_distributions(instrument: Instrument, distributions: Mapping[str, Mapping[str, Mapping[str, float]]]
+                       ) -> dict[str, dict[str, float]]:
+    """Per item, the personas' option probabilities averaged (for plots and the loglik majority)."""
+    personas = list(distributions)
+    return {iid: {letter: _mean([distributions[p][iid][letter] for p in personas]) for letter in item.letters}
+            for iid, item in instrument.items.items() if personas and all(iid in distributions[p] for p in personas)}
+
+
+def distribution_majority(instrument: Instrument, distributions) -> tuple[dict, list[str]]:
+    """Majority view of loglik results: the mode of each item's mean distribution (numeric: the expected
+    value over bins; multi_select: options with mean probability above one half); same tie rule."""
+    result: dict[str, Any] = {}
+    ties: list[str] = []
+    for iid, shares in mean_distributions(instrument, distributions).items():
+        item = instrument.items[iid]
+        if item.type == "numeric":
+            result[iid] = sum(p * item.option(letter).code for letter, p in shares.items())
+        elif item.type == "multi_select":
+            result[iid] = sorted(letter for letter, p in shares.items() if p > 0.5)
+            ties += [iid] if any(abs(p - 0.5) < 1e-12 for p in shares.values()) else []
+        else:
+            top = max(shares.values())
+            winners = [letter for letter, p in shares.items() if top - p < 1e-12]
+            ties += [iid] if len(winners) > 1 else []
+            result[iid] = _lowest_keyed(item, winners)
+    return result, ties
+
+
+# ---------------------------------------------------------------------------------------------- respondents
+
+def _rng(seed: int, key: str):
+    import numpy as np
+
+    return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
+
+
+def draw_answer_sets(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]], draws: int,
+                     seed: int = 0, key: str = "") -> list[dict[str, Any]]:
+    """`draws` answer sets sampled from one persona's per-item distributions, items independently; a
+    multi_select option is chosen with its own probability. Seeded by `seed` and `key` (the persona)."""
+    import numpy as np
+
+    rng = _rng(seed, key)
+    sets: list[dict[str, Any]] = [{} for _ in range(draws)]
+    for iid, item in instrument.items.items():
+        probs = distribution.get(iid)
+        if probs is None:
+            continue
+        if item.type == "multi_select":
+            chosen = rng.random((draws, len(item.letters))) < np.array([probs[x] for x in item.letters])
+            for row, answer in zip(chosen, sets):
+                answer[iid] = [x for x, c in zip(item.letters, row) if c]
+        else:
+            p = np.array([probs[x] for x in item.letters], dtype=float)
+            picks = rng.choice(len(p), size=draws, p=p / p.sum())
+            for pick, answer in zip(picks, sets):
+                answer[iid] = item.letters[pick]
+    return sets
+
+
+def respondents(instrument: Instrument, administered: Mapping, draws_per_persona: int = 200,
+                seed: int = 0) -> dict[str, list[dict]]:
+    """Answer sets per persona: sampled and parsed (generate) or drawn from the distributions (loglik)."""
+    if administered["mode"] == "generate":
+        return {p: list(sets) for p, sets in administered["answers"].items()}
+    return {p: draw_answer_sets(instrument, dist, draws_per_persona, seed, p)
+            for p, dist in administered["distributions"].items()}
+
+
+# ---------------------------------------------------------------------------------------------- summaries
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(float(v))]
+
+
+def _json_number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _interval(values: Sequence[float], cfg) -> dict[str, float | None]:
+    import numpy as np
+
+    from hivelm.metrics import bootstrap
+
+    values = _finite(values)
+    if not values:
+        return {"value": None, "low": None, "high": None}
+    result = bootstrap(np.mean, [np.asarray(values)], cfg.bootstrap_resamples, cfg.confidence, cfg.seed)
+    return {k: _json_number(v) for k, v in result.items()}
+
+
+def _persona_value(scores: Sequence[float | bool | None]) -> float | None:
+    """A persona's mean score (numeric) or share of True (boolean) over its respondents; None if all None."""
+    known = [float(s) for s in scores if s is not None]
+    return _mean(known) if known else None
+
+
+def criterion_summary(criterion, per_persona: dict[str, list], cfg) -> dict:
+    """One criterion over a model's respondents: bootstrap interval over personas, per-persona values,
+    the share of respondents for whom it was undecidable, and (numeric) respondent-level quantiles."""
+    import numpy as np
+
+    persona_values = {p: _persona_value(scores) for p, scores in per_persona.items()}
+    everyone = [s for scores in per_persona.values() for s in scores]
+    summary = {"numeric": criterion.numeric,
+               ("mean" if criterion.numeric else "rate"): _interval(list(persona_values.values()), cfg),
+               "per_persona": persona_values,
+               "missing_rate": sum(s is None for s in everyone) / max(1, len(everyone))}
+    if criterion.numeric and (known := _finite(everyone)):
+        summary["quantiles"] = {f"q{int(q * 100):02d}": float(np.quantile(known, q)) for q in QUANTILES}
+    return summary
+
+
+def item_summary(item: Item, answers: Sequence[Any]) -> dict:
+    """Per item: shares of each option among parseable answers (numeric answers by bin; multi_select: share
+    choosing each option), the unparseable rate, and the mean keyed value."""
+    n = len(answers)
+    unparseable = sum(isinstance(a, str) and a == UNPARSEABLE for a in answers)
+    parsed = [a for a in answers if not is_missing(a)]
+    if item.type == "multi_select":
+        shares = {x: sum(x in a for a in parsed) / max(1, len(parsed)) for x in item.letters}
+    else:
+        letters = Counter(bin_letter(item, a) for a in parsed)
+        shares = {x: letters[x] / max(1, len(parsed)) for x in item.letters}
+    values = _finite(item_value(item, a) for a in parsed)
+    return {"n": n, "unparseable_rate": unparseable / max(1, n), "shares": shares,
+            "mean_value": _mean(values) if values else None}
+
+
+def summarise(instrument: Instrument, administered: Mapping, cfg, draws_per_persona: int | None = None) -> dict:
+    """The numbers-only JSON of one model's survey (reports/survey/<community>.json holds one per corpus).
+
+    `administered` comes from answers.administer; `cfg` is a SurveyConfig (bootstrap_resamples, confidence,
+    seed). `draws_per_persona` is the Monte-Carlo answer sets per persona in loglik mode (default: the
+    config's `loglik_draws` if it has one, else 200; ignored in generate mode, where each persona has
+    samples_per_item sampled answer sets)."""
+    draws = draws_per_persona or getattr(cfg, "loglik_draws", None) or DEFAULT_DRAWS
+    sets = respondents(instrument, administered, draws, cfg.seed)
+    scores = {p: [evaluate(instrument, answers) for answers in persona_sets] for p, persona_sets in sets.items()}
+    criteria = {cid: criterion_summary(c, {p: [s[cid] for s in rows] for p, rows in scores.items()}, cfg)
+                for cid, c in instrument.criteria.items()}
+    if administered["mode"] == "loglik":
+        majority, ties = distribution_majority(instrument, administered["distributions"])
+        means = mean_distributions(instrument, administered["distributions"])
+        items = {iid: {"n": len(administered["distributions"]), "unparseable_rate": 0.0, "shares": shares}
+                 for iid, shares in means.items()}
+    else:
+        flat = [answers for persona_sets in sets.values() for answers in persona_sets]
+        majority, ties = majority_answers(instrument, flat)
+        items = {iid: item_summary(item, [a.get(iid) for a in flat]) for iid, item in instrument.items.items()}
+    majority_scores = evaluate(instrument, majority)
+    for cid in criteria:
+        criteria[cid]["majority"] = majority_scores[cid]
+    for iid in items:
+        items[iid]["majority"] = majority.get(iid)
+    rates = [v["unparseable_rate"] for v in items.values()]
+    return {
+        "instrument": instrument.id, "mode": administered["mode"], "primary": instrument.primary,
+        "personas": len(sets), "respondents": sum(len(s) for s in sets.values()),
+        "unparseable_rate": _mean(rates) if rates else 0.0,
+        "majority_ties": len(ties), "tied_items": ties,
+        "criteria": criteria, "items": items,
+    }
+
+
+def contrasts(summaries: Mapping[str, Mapping], cfg, criterion: str | None = None) -> dict[str, dict]:
+    """Pairwise differences between communities in a criterion's per-persona mean (default: the primary
+    score, e.g. WCS): difference with a bootstrap interval and a two-sided permutation p-value, both over
+    personas (metrics.bootstrap, metrics.permutation_pvalue). Unpaired, although the persona phrasings are
+    shared: conservative."""
+    import numpy as np
+
+    from hivelm.metrics import bootstrap, permutation_pvalue
+
+    out: dict[str, dict] = {}
+    for a, b in combinations(sorted(summaries), 2):
+        cid = criterion or summaries[a].get("primary")
+        xa, xb = (np.asarray(_finite(summaries[k]["criteria"].get(cid, {}).get("per_persona", {}).values()))
+                  for k in (a, b))
+        if xa.size == 0 or xb.size == 0:  # no primary score (e.g. survey.items left it out) or all undecided
+            out[f"{a} vs {b}"] = {"criterion": cid, "difference": None, "low": None, "high": None, "p_value": None}
+            continue
+        diff = bootstrap(lambda x, y: float(np.mean(x) - np.mean(y)), [xa, xb], cfg.bootstrap_resamples,
+                         cfg.confidence, cfg.seed)
+        out[f"{a} vs {b}"] = {"criterion": cid, "difference": diff["value"], "low": _json_number(diff["low"]),
+                              "high": _json_number(diff["high"]),
+                              "p_value": permutation_pvalue(xa, xb, cfg.permutations, cfg.seed)}
+    return out
