@@ -44,13 +44,10 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
         ) from None
 
 
-def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "auto",
-                encoding: str = "utf-8"):
-    """Read a corpus into a DataFrame with canonical columns text, community, post_id, author_id,
-    timestamp and source_row (1-based data row in the file).
+def read_table(path: str | Path, fmt: str = "auto", encoding: str = "utf-8"):
+    """A CSV (every column as strings), JSONL or Parquet file as a DataFrame with its own columns.
 
-    `columns` maps canonical names to the file's column names (None = absent). Missing optional fields are
-    filled: post_id from the row number, author_id and timestamp as None.
+    Errors name the file, and the line for undecodable bytes or bad JSON.
     """
     import io as _io
 
@@ -63,7 +60,7 @@ def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "au
     if fmt == "parquet":
         try:
             frame = pd.read_parquet(path)
-        except Exception as err:
+        except Exception as err:  # pyarrow raises many types for a bad file
             raise CorpusError(f"{path}: cannot read as Parquet: {err}") from None
     else:
         text = _decode(path, path.read_bytes(), encoding)
@@ -73,13 +70,24 @@ def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "au
             sep = "\t" if path.suffix.lower() == ".tsv" else ","
             try:
                 frame = pd.read_csv(_io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-            except Exception as err:
+            except Exception as err:  # pandas parser errors come in several types
                 raise CorpusError(f"{path}: cannot parse as CSV: {err}") from None
         else:
             frame = pd.DataFrame(_parse_jsonl(path, text))
     if frame.empty:
         raise CorpusError(f"{path}: no data rows")
-    return _canonical(path, frame, columns)
+    return frame
+
+
+def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "auto",
+                encoding: str = "utf-8"):
+    """Read a corpus into a DataFrame with canonical columns text, community, post_id, author_id,
+    timestamp and source_row (1-based data row in the file).
+
+    `columns` maps canonical names to the file's column names (None = absent). Missing optional fields are
+    filled: post_id from the row number, author_id and timestamp as None.
+    """
+    return _canonical(Path(path), read_table(path, fmt, encoding), columns)
 
 
 def _parse_jsonl(path: Path, text: str) -> list[dict]:

@@ -18,49 +18,11 @@ import logging
 from pathlib import Path
 
 from hivelm.config import ConfigError, HiveConfig
-from hivelm.io import CorpusError, _decode, _parse_jsonl, atomic_path, write_json
+from hivelm.io import CorpusError, atomic_path, read_table, write_json
 
 log = logging.getLogger(__name__)
 
 SUMMARY_PATH = Path("reports/detect/summary.json")
-FORMATS = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-
-
-def read_table(path: str | Path, encoding: str = "utf-8"):
-    """A CSV (all columns as strings), JSONL or Parquet file as a DataFrame; errors name the file."""
-    import io as _io
-
-    import pandas as pd
-
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: file not found")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise CorpusError(f"{path}: cannot tell the format from extension {path.suffix!r}; "
-                          f"use one of {sorted(FORMATS)}")
-    if fmt == "parquet":
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as err:
-            raise CorpusError(f"{path}: cannot read as Parquet: {err}") from None
-    else:
-        text = _decode(path, path.read_bytes(), encoding)
-        if not text.strip():
-            raise CorpusError(f"{path}: file is empty")
-        if fmt == "jsonl":
-            frame = pd.DataFrame(_parse_jsonl(path, text))
-        else:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-            try:
-                frame = pd.read_csv(_io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-            except Exception as err:
-                raise CorpusError(f"{path}: cannot parse as CSV: {err}") from None
-    if frame.empty:
-        raise CorpusError(f"{path}: no data rows")
-    return frame
-
-
 def _require_column(path, frame, column: str, key: str) -> None:
     if column not in frame.columns:
         raise CorpusError(f"{path}: column {column!r} ({key}) not found; "
@@ -104,7 +66,7 @@ def read_edges(path: str | Path, source: str, target: str, weight: str | None = 
     """
     import pandas as pd
 
-    frame = read_table(path, encoding)
+    frame = read_table(path, encoding=encoding)
     for column, key in ((source, "detect.source_column"), (target, "detect.target_column"),
                         (weight, "detect.weight_column")):
         if column is not None:
@@ -224,7 +186,7 @@ def main(cfg: HiveConfig) -> dict:
         edges, edge_counts = read_edges(spec.edges, spec.source_column, spec.target_column,
                                         spec.weight_column, cfg.data.encoding)
         result = detect(build_graph(edges), spec.resolution, spec.seeds, spec.keep_largest)
-        posts = read_table(spec.posts, cfg.data.encoding)
+        posts = read_table(spec.posts, encoding=cfg.data.encoding)
         _require_column(spec.posts, posts, author, "data.columns.author_id")
         labelled, post_counts = label_posts(posts, author, result["partition"])
         if labelled.empty:
