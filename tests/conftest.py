@@ -143,3 +143,21 @@ def make_pipeline_repo(repo: Path, mlflow_template_db: Path, tiny_model_dir: Pat
     return repo
 
 
+
+
+def chromium_flags(profile: Path) -> list[str]:
+    """Headless Debian Chromium, offline-safe flags (stack-notes.md)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "chromium is missing: `make setup` installs it (Debian package chromium)"
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
+            "--window-size=1400,900", "--virtual-time-budget=20000"]
+
+
+def not_blank(png) -> bool:
+    """A rendered page has many colours and real contrast; a blank or error page has almost none."""
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
+    return pixels.std() > 10 and len(np.unique(pixels)) > 50

@@ -102,3 +102,10 @@ def test_template_file_must_declare_the_slots_its_stage_fills(tmp_path):
     assert load_templates(path, slots=("community",))[0].render(community="keto") == "In keto, post."
     with pytest.raises(TemplateError, match=r"declares slots \['community'\], but this stage fills"):
         load_templates(path, slots=("community", "topic"))
+
+
+def test_configuration_reference_is_current():
+    from hivelm.config import reference_markdown
+
+    committed = (REPO / "docs/configuration.md").read_text()
+    assert committed == reference_markdown(), "regenerate docs/configuration.md from hivelm.config.reference_markdown()"

@@ -2,13 +2,14 @@
 and the real MLflow store it writes."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, make_pipeline_repo, run
+from conftest import BIN, chromium_flags, make_pipeline_repo, not_blank, run
 
 pytestmark = pytest.mark.integration
 
@@ -58,6 +59,16 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     generated = [json.loads(line)["text"] for c in communities for path in (repo / f"data/generated/{c}").glob("*.jsonl")
                  for line in path.open()]
     assert not any(text in page for text in generated if len(text) > 20)  # no generated text by default
+    flags = chromium_flags(repo / ".chrome")
+    report_url = (repo / "reports/report.html").as_uri()
+    subprocess.run([*flags, f"--screenshot={repo / 'report.png'}", report_url], check=True, capture_output=True,
+                   timeout=120)
+    assert not_blank(repo / "report.png")
+    dom = subprocess.run([*flags, "--dump-dom", report_url], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    for heading in ("Provenance", "Fidelity per community", "Cross-community distance", "Emotion profiles",
+                    "Survey", "Data counts"):
+        assert f"<h2>{heading}" in dom, heading
     summary = json.loads((repo / "reports/metrics.json").read_text())
     assert {"prepare", "generate", "fidelity", "survey"} <= set(summary)
     assert set(summary["fidelity"]["communities"][communities[0]]) == {"finetuned", "untuned", "in_context"}

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -50,3 +51,28 @@ def test_tiny_real_community_fails_by_name_when_below_the_minimum(real_project, 
     error = capsys.readouterr().err
     assert "community 'anti_ed'" in error or "community 'body_image'" in error
     assert not (real_project / "data/prepared").exists()
+
+
+def test_fidelity_metrics_are_sane_on_real_posts():
+    """Two random halves of one community are indistinguishable (AUC near 0.5) and closer in FID than the
+    community is to another one."""
+    import pandas as pd
+    from sklearn.decomposition import PCA
+
+    from hivelm import metrics
+    from hivelm.scorers.embed import Embedder
+
+    frame = pd.read_csv(TWEETS, dtype=str, keep_default_na=False)
+    posts = lambda name, n: (frame[(frame.community_name == name) & (frame.text.str.len() > 20)]  # noqa: E731
+                             .text.drop_duplicates().sample(n, random_state=0).tolist())
+    pro_ed, lifestyle = posts("Eating Disorder", 300), posts("Healthy lifestyle and Weight Loss", 150)
+    half_a, half_b = pro_ed[:150], pro_ed[150:]
+    labels, scores = metrics.discriminator_scores(half_a, half_b)
+    assert 0.35 < metrics.auc(labels, scores) < 0.65
+    labels, scores = metrics.discriminator_scores(half_a, lifestyle)
+    assert metrics.auc(labels, scores) > 0.75
+    embedder = Embedder()
+    a, b, other = (embedder.encode(t) for t in (half_a, half_b, lifestyle))
+    pca = PCA(16, random_state=0).fit(np.vstack([a, b, other]))
+    a, b, other = (pca.transform(x) for x in (a, b, other))
+    assert metrics.fid(a, b) < metrics.fid(a, other)

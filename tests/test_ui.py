@@ -2,14 +2,13 @@
 a headless Chromium screenshot of the runs page."""
 
 import json
-import shutil
 import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import BIN, make_pipeline_repo, run
+from conftest import BIN, chromium_flags, make_pipeline_repo, not_blank, run
 from hivelm import ui
 
 pytestmark = pytest.mark.integration
@@ -52,11 +51,7 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
         url = ui.runs_url(base_url, uri, "hivelm-demo")
         assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs")
         screenshot = tmp_path / "runs.png"
-        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-        assert chromium, "chromium is missing: `make setup` installs it (Debian package chromium)"
-        flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'chrome'}", "--window-size=1400,900", "--virtual-time-budget=20000"]
+        flags = chromium_flags(tmp_path / "chrome")
         subprocess.run([*flags, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
         assert not_blank(screenshot)
         dom = subprocess.run([*flags, "--dump-dom", url], check=True, capture_output=True, text=True,
@@ -65,12 +60,3 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
     finally:
         ui.stop(server)
     assert server.poll() is not None
-
-
-def not_blank(png) -> bool:
-    """A rendered page has many colours and real contrast; a blank or error page has almost none."""
-    import numpy as np
-    from PIL import Image
-
-    pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
-    return pixels.std() > 10 and len(np.unique(pixels)) > 50

@@ -580,3 +580,57 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     for key, value in tree.items():
         flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     return flat
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md), generated from the dataclasses above: every
+    key with its type, default and the docstring under its field."""
+    import ast
+    import inspect
+    import sys
+    from dataclasses import MISSING
+
+    module = sys.modules[__name__]
+    tree = ast.parse(inspect.getsource(module))
+    docs: dict[tuple[str, str], str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            body = node.body
+            for current, following in zip(body, body[1:]):
+                if isinstance(current, ast.AnnAssign) and isinstance(following, ast.Expr) \
+                        and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
+                    docs[(node.name, current.target.id)] = " ".join(following.value.value.split())
+    lines = ["# Configuration reference", "",
+             "Generated from `src/hivelm/config.py` (`hivelm.config.reference_markdown()`); a test keeps it current.",
+             "Every key lives in `params.yaml` under its section; override one with `hivelm <stage> section.key=value`.",
+             ""]
+
+    def section(cls, prefix: str) -> None:
+        lines.extend([f"## `{prefix}`", "", " ".join((cls.__doc__ or "").split()), "",
+                      "| key | type | default | meaning |", "| --- | --- | --- | --- |"])
+        nested = []
+        for f in fields(cls):
+            if is_dataclass(f.type) or (isinstance(f.type, str) and f.type in NESTED):
+                nested.append((NESTED.get(f.type, f.type), f"{prefix}.{f.name}"))
+                continue
+            default = f.default if f.default is not MISSING else (
+                f.default_factory() if f.default_factory is not MISSING else "required")
+            text = docs.get((cls.__name__, f.name), "").replace("|", "\\|")
+            kind = str(f.type).replace("|", "\\|")
+            lines.append(f"| `{f.name}` | `{kind}` | `{default!r}` | {text} |")
+        lines.append("")
+        for child, child_prefix in nested:
+            section(child, child_prefix)
+
+    for f in fields(HiveConfig):
+        if f.name == "communities":
+            lines.extend(["## `communities`", "", "A mapping: key (names files, stages and runs) -> community.", ""])
+            section(CommunityConfig, "communities.<key>")
+        else:
+            section(NESTED[f.type], f.name)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+NESTED = {cls.__name__: cls for cls in (ColumnsConfig, DataConfig, PrepareConfig, InstructConfig, BaseModelConfig,
+                                        TuneConfig, FilterConfig, GenerateConfig, ScorersConfig, EvaluateConfig,
+                                        SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}
