@@ -37,6 +37,17 @@ def svg(figure) -> str:
     return text[text.index("<svg"):]
 
 
+def error_bar(estimate: dict | None) -> list[float]:
+    """[below, above] for matplotlib. A percentile interval need not contain the point estimate (FID's
+    bootstrap is biased upward), so each side is clipped at zero; missing or NaN bounds draw no bar."""
+    import math
+
+    if not estimate or estimate.get("low") is None or estimate.get("value") is None:
+        return [0.0, 0.0]
+    below, above = estimate["value"] - estimate["low"], estimate["high"] - estimate["value"]
+    return [max(0.0, below) if math.isfinite(below) else 0.0, max(0.0, above) if math.isfinite(above) else 0.0]
+
+
 def fidelity_bars(per_community: dict, key: str) -> str:
     import matplotlib
 
@@ -50,7 +61,7 @@ def fidelity_bars(per_community: dict, key: str) -> str:
     for index, corpus in enumerate(CORPORA_ORDER):
         values = [per_community[c]["corpora"].get(corpus, {}).get(key) for c in communities]
         points = [v["value"] if v else np.nan for v in values]
-        errors = np.array([[v["value"] - v["low"], v["high"] - v["value"]] if v else [0, 0] for v in values]).T
+        errors = np.array([error_bar(v) for v in values]).T
         axis.bar(np.arange(len(communities)) + index * width, points, width, yerr=errors, capsize=3, label=corpus)
     axis.set_xticks(np.arange(len(communities)) + width, communities)
     label, better = METRIC_LABELS[key]
@@ -168,8 +179,7 @@ def survey_plot(results: dict) -> str:
             primary = primary or (scored or {}).get("primary")
             estimates.append(estimate((scored or {}).get("criteria", {}).get(primary)) or {})
         values = [e.get("value") if e.get("value") is not None else np.nan for e in estimates]
-        errors = np.array([[e["value"] - e["low"], e["high"] - e["value"]] if e.get("low") is not None else [0, 0]
-                           for e in estimates]).T
+        errors = np.array([error_bar(e) for e in estimates]).T
         axis.bar(np.arange(len(communities)) + index * width, values, width, yerr=errors, capsize=3, label=corpus)
     axis.set_xticks(np.arange(len(communities)) + width, communities)
     axis.set_title(f"{primary} per community and model (95% bootstrap interval over personas)", fontsize=10)
