@@ -56,7 +56,7 @@ def fid(a: np.ndarray, b: np.ndarray) -> float:
     cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
     with warnings.catch_warnings():  # near-singular covariances of small sets: the estimate is still defined
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+        root = linalg.sqrtm(cov_a @ cov_b)
     return float(mean_gap @ mean_gap + np.trace(cov_a + cov_b - 2 * np.real(root)))
 
 

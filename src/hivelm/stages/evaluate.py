@@ -32,6 +32,7 @@ METRICS_DIR = Path("reports/metrics")
 SUMMARY_PATH = METRICS_DIR / "summary.json"  # merged into reports/metrics.json by the summarize stage
 PLOTS_DIR = Path("reports/plots")
 LOWER, HIGHER = "lower", "higher"  # which way is better; the regression gate reads this
+UNDEFINED = {"value": float("nan"), "low": float("nan"), "high": float("nan")}
 
 
 def texts(path: Path) -> list[str]:
@@ -52,9 +53,13 @@ class Fitted:
         from sklearn.pipeline import make_pipeline
 
         self.cfg, self.communities = cfg, list(train)
-        self.classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                        LogisticRegression(max_iter=2000, C=10.0))
-        self.classifier.fit([t for c in train for t in train[c]], [c for c in train for _ in train[c]])
+        self.classifier = None  # attribution needs at least two communities to choose between
+        if len(train) >= 2:
+            self.classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                                            LogisticRegression(max_iter=2000, C=10.0))
+            self.classifier.fit([t for c in train for t in train[c]], [c for c in train for _ in train[c]])
+        else:
+            log.warning("one community: attribution and macro-F1 are undefined (NaN)")
         self.embedder, self.toxicity, self.emotion = scorers
         real_embeddings = {c: self.embedder.encode(heldout[c]) for c in heldout}
         stacked = np.vstack(list(real_embeddings.values()))
@@ -62,6 +67,12 @@ class Fitted:
         self.pca = PCA(n_components=dims, random_state=cfg.seed).fit(stacked)
         self.real = {c: self.describe(heldout[c], real_embeddings[c]) for c in heldout}
         self.real_train_projected = {c: self.pca.transform(self.embedder.encode(train[c])) for c in train}
+
+    def predict(self, posts: list[str]) -> np.ndarray:
+        """Community the classifier attributes each post to (all NaN-like '' with a single community)."""
+        if self.classifier is None:
+            return np.array([""] * len(posts))
+        return self.classifier.predict(posts)
 
     def describe(self, posts: list[str], embeddings: np.ndarray | None = None) -> dict:
         """PCA-projected embeddings, emotion counts and toxicity scores of a set of posts."""
@@ -74,10 +85,10 @@ def corpus_metrics(fitted: Fitted, community: str, generated: dict) -> dict:
     """All metrics of one generated corpus against one community's real held-out posts."""
     cfg, real = fitted.cfg, fitted.real[community]
     boot = {"resamples": cfg.bootstrap_resamples, "confidence": cfg.confidence, "seed": cfg.seed}
-    predicted = fitted.classifier.predict(generated["texts"])
+    predicted = fitted.predict(generated["texts"])
     out = {"n": len(generated["texts"]),
            "attribution": metric(metrics.bootstrap(lambda p: float(np.mean(p == community)), [predicted], **boot),
-                                 HIGHER)}
+                                 HIGHER) if fitted.classifier else metric(UNDEFINED, HIGHER)}
     labels, scores = metrics.discriminator_scores(real["texts"], generated["texts"], cfg.discriminator_folds,
                                                   cfg.seed)
     pairs = np.column_stack([labels, scores])
@@ -134,13 +145,13 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
                          "profiles": {"real": profiles(fitted.real[c], fitted.emotion.labels)}} for c in communities}
     summary = {"communities": {}, "corpora": {}, "scorers": {
         "embedder": scorers[0].info, "toxicity": scorers[1].info, "emotion": scorers[2].info}}
-    held_pred = fitted.classifier.predict([t for c in communities for t in heldout[c]])
+    held_pred = fitted.predict([t for c in communities for t in heldout[c]])
     held_true = np.array([c for c in communities for _ in heldout[c]])
-    summary["classifier"] = {
-        "heldout_accuracy": metric(metrics.bootstrap(lambda p: float(np.mean(p[:, 0] == p[:, 1])),
-                                                     [np.column_stack([held_true, held_pred])],
-                                                     ev.bootstrap_resamples, ev.confidence, ev.seed), HIGHER),
-        "heldout_macro_f1": metric(_macro_f1(held_true, held_pred, ev), HIGHER)}
+    accuracy = metrics.bootstrap(lambda p: float(np.mean(p[:, 0] == p[:, 1])),
+                                 [np.column_stack([held_true, held_pred])], ev.bootstrap_resamples, ev.confidence,
+                                 ev.seed) if fitted.classifier else dict(UNDEFINED)
+    summary["classifier"] = {"heldout_accuracy": metric(accuracy, HIGHER),
+                             "heldout_macro_f1": metric(_macro_f1(held_true, held_pred, ev), HIGHER)}
     summary["cross_community"] = {"real": cross_community(fitted, fitted.real_train_projected)}
     for corpus in ev.corpora:
         described, truth, predicted = {}, [], []
@@ -153,7 +164,7 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
             per_community[c]["corpora"][corpus] = corpus_metrics(fitted, c, described[c])
             per_community[c]["profiles"][corpus] = profiles(described[c], fitted.emotion.labels)
             truth += [c] * len(posts)
-            predicted += list(fitted.classifier.predict(posts))
+            predicted += list(fitted.predict(posts))
         summary["corpora"][corpus] = {"macro_f1": metric(_macro_f1(np.array(truth), np.array(predicted), ev), HIGHER)}
         summary["cross_community"][corpus] = cross_community(fitted, {c: d["embedding"] for c, d in described.items()})
     for c in communities:
@@ -164,8 +175,8 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
 def _macro_f1(truth: np.ndarray, predicted: np.ndarray, ev: EvaluateConfig) -> dict:
     from sklearn.metrics import f1_score
 
-    if len(truth) == 0:
-        return {"value": float("nan"), "low": float("nan"), "high": float("nan")}
+    if len(truth) == 0 or len(set(truth.tolist())) < 2:
+        return dict(UNDEFINED)
     pairs = np.column_stack([truth, predicted])
     return metrics.bootstrap(lambda p: float(f1_score(p[:, 0], p[:, 1], average="macro", zero_division=0)),
                              [pairs], ev.bootstrap_resamples, ev.confidence, ev.seed)
