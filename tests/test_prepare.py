@@ -93,6 +93,44 @@ def test_reads_jsonl_and_parquet_with_a_column_mapping(tmp_path):
         assert corpus["post_id"].tolist() == ["row1", "row2"] and corpus["author_id"].tolist() == ["a", "b"]
 
 
+def test_extra_sources_are_merged_and_deduplicated_with_the_corpus(small_corpus, project, capsys):
+    import yaml
+
+    corpus = read_corpus(project / "data/demo/posts.csv", {"text": "text", "community": "community"})
+    keto = corpus[corpus["community"] == "keto"]["text"].tolist()
+    fresh = ["Zucchini noodles with pesto and parmesan make a quick low carb dinner for two",
+             "Almond flour pancakes with whipped cream and berries are my keto sunday breakfast"]
+    extra = [{"instruction": "write a post", "output": t} for t in [keto[0], *fresh]]  # one copy of a corpus post
+    (project / "data/extra.json").write_text(json.dumps(extra))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["extra_sources"] = [{"path": "data/extra.json", "community": "keto", "text": "output"}]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 0
+    stats = json.loads((project / "reports/prepare/stats.json").read_text())["communities"]["keto"]
+    assert stats["input"] == len(keto) + 3 and stats["after_cap"] == 40 + 2
+    kept = [json.loads(line) for split in ("train", "heldout")
+            for line in (project / f"data/prepared/keto/{split}.jsonl").open()]
+    extra_ids = sorted(r["post_id"] for r in kept if r["post_id"].startswith("extra:"))
+    assert extra_ids == ["extra:row2", "extra:row3"]  # row1 duplicated the corpus, whose copy wins
+
+    params["data"]["extra_sources"][0]["community"] = "paleo"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    capsys.readouterr()
+    assert cli(["prepare"]) == 2
+    assert "data.extra_sources[0].community: 'paleo' (data/extra.json) is not the label" in capsys.readouterr().err
+
+
+def test_json_array_errors_name_the_file_and_element(tmp_path):
+    from hivelm.io import CorpusError
+
+    (tmp_path / "a.json").write_text('[{"text": "fine"}, "not an object"]')
+    with pytest.raises(CorpusError, match=r"a.json: element 2 of the array is not a JSON object"):
+        read_corpus(tmp_path / "a.json", {"text": "text"})
+    (tmp_path / "b.json").write_text('[{"text": "fine"},\n{"text": }]')
+    with pytest.raises(CorpusError, match=r"b.json: line 2 is not valid JSON"):
+        read_corpus(tmp_path / "b.json", {"text": "text"})
+
+
 # Bad input: each case must name the file and the row / column / community, exit non-zero, and leave the
 # previous outputs byte-for-byte intact.
 def corrupt_missing_file(project):

@@ -1,6 +1,7 @@
 """prepare on the public sample of the paper's real posts (../shared/data/ed-communities), when present."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from conftest import SHARED_DATA
 from hivelm.cli import main as cli
 
 TWEETS = SHARED_DATA / "tweets.csv"
+PRESET = Path(__file__).parent.parent / "configs/presets/eating-disorder/params.yaml"
 pytestmark = pytest.mark.skipif(not TWEETS.is_file(),
                                 reason=f"real sample not present at {TWEETS} (../shared is optional)")
 
@@ -44,6 +46,27 @@ def test_prepare_handles_the_real_sample_with_a_tiny_community(real_project):
     # The sample holds 188 duplicate texts; exact dedupe must remove most of them.
     removed = sum(c["after_length"] - c["after_exact_dedupe"] for c in stats.values())
     assert removed >= 100
+
+
+def test_preset_merges_the_instruction_posts_and_dedupes_across_files(project):
+    """The eating-disorder preset reads tweets.csv plus instructions/*.json in place: the small communities
+    grow from 16-18 posts to hundreds, and no text survives twice."""
+    import shutil
+
+    preset = yaml.safe_load(open(PRESET))
+    shutil.copy(PRESET, project / "params.yaml")
+    shared = project.parent / "shared"  # the preset's data paths are ../shared/...
+    if not shared.exists():
+        shared.symlink_to(SHARED_DATA.parent.parent)
+    assert cli(["prepare"]) == 0
+    stats = json.loads((project / "reports/prepare/stats.json").read_text())["communities"]
+    assert set(stats) == set(preset["communities"])
+    assert stats["body_image"]["input"] > 300 and stats["anti_ed"]["input"] > 250
+    assert stats["drugs"]["input"] == 64  # its instructions file has empty outputs and is left out
+    for key in stats:
+        texts = [json.loads(line)["text"] for split in ("train", "heldout")
+                 for line in (project / f"data/prepared/{key}/{split}.jsonl").open()]
+        assert len(set(texts)) == len(texts) == stats[key]["after_cap"]
 
 
 def test_tiny_real_community_fails_by_name_when_below_the_minimum(real_project, capsys):

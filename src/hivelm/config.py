@@ -59,20 +59,42 @@ class ColumnsConfig:
 
 
 @dataclass
+class ExtraSourceConfig:
+    """A further file of posts from one community, merged into the corpus before cleaning and deduplication
+    (e.g. the paper's instructions/COMMUNITY.json demonstrations beside its tweets.csv)."""
+
+    path: str = "???"
+    """Path to the file, relative to the project root. DVC tracks it by path (a param), not by content."""
+    community: str = "???"
+    """The community label (a communities.*.label) that every post in the file belongs to."""
+    text: str = "text"
+    """Column (or JSON field) holding the post text."""
+    format: str = "auto"
+    """csv | jsonl | json (one array of objects) | parquet | auto (from the file extension)."""
+
+    def validate(self) -> None:
+        _check(self.format in {"auto", "csv", "jsonl", "json", "parquet"}, "format",
+               f"must be one of auto, csv, jsonl, json, parquet (got {self.format!r})")
+        _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
+
+
+@dataclass
 class DataConfig:
     """Where the raw corpus lives and how to read it."""
 
     path: str = "data/demo/posts.csv"
     """Path to the corpus, relative to the project root."""
     format: str = "auto"
-    """csv | jsonl | parquet | auto (from the file extension)."""
+    """csv | jsonl | json (one array of objects) | parquet | auto (from the file extension)."""
     encoding: str = "utf-8"
-    """Text encoding of CSV / JSONL files."""
+    """Text encoding of CSV / JSON files (extra sources too)."""
     columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    extra_sources: list[ExtraSourceConfig] = field(default_factory=list)
+    """Further single-community files merged into the corpus; deduplicated together with it."""
 
     def validate(self) -> None:
-        _check(self.format in {"auto", "csv", "jsonl", "parquet"}, "format",
-               f"must be one of auto, csv, jsonl, parquet (got {self.format!r})")
+        _check(self.format in {"auto", "csv", "jsonl", "json", "parquet"}, "format",
+               f"must be one of auto, csv, jsonl, json, parquet (got {self.format!r})")
         _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
 
 
@@ -511,6 +533,9 @@ def _validate_tree(node: Any, path: str) -> None:
     elif isinstance(node, dict):
         for key, value in node.items():
             _validate_tree(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _validate_tree(value, f"{path}[{index}]")
 
 
 def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[str, ...] = ()) -> HiveConfig:
@@ -617,6 +642,9 @@ def reference_markdown() -> str:
                 f.default_factory() if f.default_factory is not MISSING else "required")
             text = docs.get((cls.__name__, f.name), "").replace("|", "\\|")
             kind = str(f.type).replace("|", "\\|")
+            item = re.fullmatch(r"list\[(\w+)\]", str(f.type))
+            if item and item.group(1) in NESTED:
+                nested.append((NESTED[item.group(1)], f"{prefix}.{f.name}[]"))
             lines.append(f"| `{f.name}` | `{kind}` | `{default!r}` | {text} |")
         lines.append("")
         for child, child_prefix in nested:
@@ -631,6 +659,6 @@ def reference_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-NESTED = {cls.__name__: cls for cls in (ColumnsConfig, DataConfig, PrepareConfig, InstructConfig, BaseModelConfig,
+NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, DataConfig, PrepareConfig, InstructConfig, BaseModelConfig,
                                         TuneConfig, FilterConfig, GenerateConfig, ScorersConfig, EvaluateConfig,
                                         SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}

@@ -28,7 +28,8 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     if fmt != "auto":
         return fmt
     suffix = path.suffix.lower()
-    formats = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+    formats = {".csv": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+               ".parquet": "parquet"}
     if suffix not in formats:
         raise CorpusError(f"{path}: cannot tell the format from extension {suffix!r}; set data.format")
     return formats[suffix]
@@ -45,7 +46,7 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
 
 
 def read_table(path: str | Path, fmt: str = "auto", encoding: str = "utf-8"):
-    """A CSV (every column as strings), JSONL or Parquet file as a DataFrame with its own columns.
+    """A CSV (every column as strings), JSONL, JSON (an array of objects) or Parquet file as a DataFrame.
 
     Errors name the file, and the line for undecodable bytes or bad JSON.
     """
@@ -72,6 +73,8 @@ def read_table(path: str | Path, fmt: str = "auto", encoding: str = "utf-8"):
                 frame = pd.read_csv(_io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
             except Exception as err:  # pandas parser errors come in several types
                 raise CorpusError(f"{path}: cannot parse as CSV: {err}") from None
+        elif fmt == "json":
+            frame = pd.DataFrame(_parse_json_array(path, text))
         else:
             frame = pd.DataFrame(_parse_jsonl(path, text))
     if frame.empty:
@@ -88,6 +91,19 @@ def read_corpus(path: str | Path, columns: dict[str, str | None], fmt: str = "au
     filled: post_id from the row number, author_id and timestamp as None.
     """
     return _canonical(Path(path), read_table(path, fmt, encoding), columns)
+
+
+def _parse_json_array(path: Path, text: str) -> list[dict]:
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CorpusError(f"{path}: line {err.lineno} is not valid JSON: {err.msg}") from None
+    if not isinstance(rows, list):
+        raise CorpusError(f"{path}: expected a JSON array of objects, got {type(rows).__name__}")
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}: element {number} of the array is not a JSON object")
+    return rows
 
 
 def _parse_jsonl(path: Path, text: str) -> list[dict]:

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from hivelm import filters, text
-from hivelm.config import HiveConfig, PrepareConfig
+from hivelm.config import DataConfig, HiveConfig, PrepareConfig
 from hivelm.io import CorpusError, atomic_dir, read_corpus, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,25 @@ def _rng(seed: int, community: str):
     return np.random.default_rng([seed, zlib.crc32(community.encode("utf-8"))])
 
 
+def read_sources(data: DataConfig, labels: set[str]):
+    """data.path plus every data.extra_sources file as one canonical frame, main corpus first (so exact
+    deduplication keeps its copy). Extra posts get post_id '<file stem>:row<n>'."""
+    import pandas as pd
+
+    frames = [read_corpus(data.path, vars(data.columns), data.format, data.encoding)]
+    for index, source in enumerate(data.extra_sources):
+        if source.community not in labels:
+            raise CorpusError(
+                f"data.extra_sources[{index}].community: {source.community!r} ({source.path}) is not the label "
+                f"of a declared community; labels: {sorted(labels)}"
+            )
+        extra = read_corpus(source.path, {"text": source.text}, source.format, data.encoding)
+        extra["community"] = source.community
+        extra["post_id"] = Path(source.path).stem + ":" + extra["post_id"]
+        frames.append(extra)
+    return pd.concat(frames, ignore_index=True)
+
+
 def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict, dict]:
     """Pure core: canonical corpus frame -> ({community: (train, heldout)}, stats).
 
@@ -136,7 +155,7 @@ def main(cfg: HiveConfig) -> dict:
     from hivelm import tracking
 
     with tracking.stage_run(cfg, "prepare", sections=("communities", "data", "prepare")) as run:
-        frame = read_corpus(cfg.data.path, vars(cfg.data.columns), cfg.data.format, cfg.data.encoding)
+        frame = read_sources(cfg.data, {c.label for c in cfg.communities.values()})
         perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
         outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
         with atomic_dir(PREPARED_DIR) as tmp:
