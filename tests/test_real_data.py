@@ -53,7 +53,7 @@ def test_preset_merges_the_instruction_posts_and_dedupes_across_files(project):
     grow from 16-18 posts to hundreds, and no text survives twice."""
     import shutil
 
-    preset = yaml.safe_load(open(PRESET))
+    preset = yaml.safe_load(PRESET.read_text())
     shutil.copy(PRESET, project / "params.yaml")
     shared = project.parent / "shared"  # the preset's data paths are ../shared/...
     if not shared.exists():
