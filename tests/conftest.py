@@ -118,20 +118,28 @@ def make_pipeline_repo(repo: Path, mlflow_template_db: Path, tiny_model_dir: Pat
     import pandas as pd
     import yaml
 
-    repo.mkdir(parents=True)
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
+    (repo / "data/demo").mkdir(parents=True)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["communities"] = {k: params["communities"][k] for k in PIPELINE_COMMUNITIES}
+    demo = demo[demo["community"].isin(PIPELINE_COMMUNITIES)]
+    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
+    params["prepare"]["min_posts_per_community"] = 10
+    return init_pipeline_repo(repo, params, mlflow_template_db, tiny_model_dir)
+
+
+def init_pipeline_repo(repo: Path, params: dict, mlflow_template_db: Path, tiny_model_dir: Path) -> Path:
+    """Copy dvc.yaml, configs and src into `repo`, write `params` with the tiny base model and TINY_RUN
+    sizes, and commit it all to a fresh git repo with a pre-migrated MLflow store."""
+    import yaml
+
+    repo.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, repo / name)
     for name in ("configs", "src"):
         shutil.copytree(REPO / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (repo / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
-    demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
-    (repo / "data/demo").mkdir(parents=True)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["communities"] = {k: params["communities"][k] for k in PIPELINE_COMMUNITIES}
-    demo = demo[demo["community"].isin(PIPELINE_COMMUNITIES)]
-    demo.groupby("community").head(45).to_csv(repo / "data/demo/posts.csv", index=False)
-    params["prepare"]["min_posts_per_community"] = 10
     params["base_model"]["source"] = str(tiny_model_dir)
     for section, values in TINY_RUN.items():
         params[section].update(values)

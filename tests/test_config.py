@@ -6,7 +6,7 @@ from hivelm.config import ConfigError, HiveConfig, load_config
 from hivelm.templates import TemplateError, load_templates
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED_PARAMS = sorted([REPO / "params.yaml", *REPO.glob("configs/**/params*.yaml")])
+SHIPPED_PARAMS = sorted([REPO / "params.yaml", *REPO.glob("configs/**/params*.yaml"), *REPO.glob("reports/*/params.yaml")])
 SHIPPED_TEMPLATES = sorted(REPO.glob("configs/templates/*.yaml"))
 
 
