@@ -9,12 +9,17 @@ import numpy as np
 
 
 def bootstrap(statistic: Callable[..., float], samples: Sequence[np.ndarray], resamples: int = 1000,
-              confidence: float = 0.95, seed: int = 0) -> dict[str, float]:
-    """Point estimate and percentile bootstrap interval (Efron & Tibshirani 1993, ch. 13).
+              confidence: float = 0.95, seed: int = 0, method: str = "percentile") -> dict[str, float]:
+    """Point estimate and bootstrap interval: percentile (Efron & Tibshirani 1993, ch. 13) or basic
+    (Davison & Hinkley 1997, eq. 5.6: [2v - q_hi, 2v - q_lo]).
 
-    Each sample (rows = observations, e.g. posts) is resampled with replacement independently of the others;
-    `statistic(*samples)` is recomputed on every resample. Returns {"value", "low", "high"}.
+    Use "basic" for statistics with a sample-size bias, such as FID: resampling with replacement repeats
+    points, which inflates FID, so percentile intervals sit above the estimate; the basic interval reflects
+    that shift back. Each sample (rows = observations, e.g. posts) is resampled with replacement independently
+    of the others; `statistic(*samples)` is recomputed on every resample. Returns {"value", "low", "high"}.
     """
+    if method not in {"percentile", "basic"}:
+        raise ValueError(f"bootstrap method must be percentile or basic, got {method!r}")
     rng = np.random.default_rng(seed)
     samples = [np.asarray(s) for s in samples]
     value = float(statistic(*samples))
@@ -27,7 +32,10 @@ def bootstrap(statistic: Callable[..., float], samples: Sequence[np.ndarray], re
     if stats.size == 0:
         return {"value": value, "low": float("nan"), "high": float("nan")}
     alpha = (1.0 - confidence) / 2
-    return {"value": value, "low": float(np.quantile(stats, alpha)), "high": float(np.quantile(stats, 1 - alpha))}
+    low, high = float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
+    if method == "basic":
+        low, high = 2 * value - high, 2 * value - low
+    return {"value": value, "low": low, "high": high}
 
 
 def permutation_pvalue(a: Sequence[float], b: Sequence[float], permutations: int = 2000, seed: int = 0,
