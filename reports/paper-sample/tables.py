@@ -35,6 +35,10 @@ def fmt(x, digits=2):
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def pvalue(p):
+    return "n/a" if p is None else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
 def interval(m, digits=2):
     return f"{fmt(m['value'], digits)} [{fmt(m['low'], digits)}, {fmt(m['high'], digits)}]"
 
@@ -90,6 +94,14 @@ def main(out=sys.stdout):
           f"{interval(corp['untuned']['criteria']['C1']['mean'], 1)} | "
           f"{interval(corp['in_context']['criteria']['C1']['mean'], 1)} |\n")
 
+    from scipy.stats import spearmanr
+
+    paper = [PAPER[c][3] for c in PAPER]
+    rho = {k: spearmanr(paper, [surveys[c]["corpora"][k]["criteria"]["C1"]["mean"]["value"] for c in PAPER])[0]
+           for k in CORPORA}
+    w("\nSpearman rank correlation with the paper's WCS over the six communities: "
+      + ", ".join(f"{k} {v:+.2f}" for k, v in rho.items()) + "\n")
+
     w("\n### SWED: C2-C4 rates over personas (finetuned), majority-vote verdict in brackets\n\n"
       "| community | C2 | C3 | C4 |\n| --- | --- | --- | --- |\n")
     for c, (name, *_rest) in PAPER.items():
@@ -106,7 +118,7 @@ def main(out=sys.stdout):
             continue
         w(f"| {pair} | " + " | ".join(
             f"{fmt(contrasts[k][pair]['difference'], 1)} [{fmt(contrasts[k][pair]['low'], 1)}, "
-            f"{fmt(contrasts[k][pair]['high'], 1)}], p {fmt(contrasts[k][pair]['p_value'], 3)}" for k in CORPORA) + " |\n")
+            f"{fmt(contrasts[k][pair]['high'], 1)}], p {pvalue(contrasts[k][pair]['p_value'])}" for k in CORPORA) + " |\n")
     separated = {k: sum(v["p_value"] is not None and v["p_value"] < 0.05 for v in contrasts[k].values())
                  for k in CORPORA}
     w("\nPairs (of " + str(len(contrasts["finetuned"])) + ") with p < 0.05: "

@@ -38,8 +38,9 @@ def svg(figure) -> str:
 
 
 def error_bar(estimate: dict | None) -> list[float]:
-    """[below, above] for matplotlib. A percentile interval need not contain the point estimate (FID's
-    bootstrap is biased upward), so each side is clipped at zero; missing or NaN bounds draw no bar."""
+    """[below, above] for matplotlib. An interval need not contain the point estimate (FID's basic bootstrap
+    interval corrects the plug-in value's upward bias and can lie below it), so each side is clipped at zero;
+    missing or NaN bounds draw no bar."""
     import math
 
     if not estimate or estimate.get("low") is None or estimate.get("value") is None:
