@@ -659,6 +659,6 @@ def reference_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, DataConfig, PrepareConfig, InstructConfig, BaseModelConfig,
-                                        TuneConfig, FilterConfig, GenerateConfig, ScorersConfig, EvaluateConfig,
-                                        SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}
+NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, DataConfig, PrepareConfig, InstructConfig,
+                                        BaseModelConfig, TuneConfig, FilterConfig, GenerateConfig, ScorersConfig,
+                                        EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}
