@@ -165,6 +165,8 @@ def survey_plot(results: dict) -> str:
     """The primary score (e.g. WCS) per community and model, with bootstrap intervals over personas."""
     import matplotlib
 
+    from hivelm.survey.scoring import estimate
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
@@ -188,12 +190,10 @@ def survey_plot(results: dict) -> str:
     return svg(figure)
 
 
-def estimate(criterion: dict | None) -> dict | None:
-    return (criterion.get("mean") or criterion.get("rate")) if criterion else None
-
-
 def survey_section(cfg: HiveConfig) -> str:
     """Primary score plot, criteria table, per-item majority answers and unparseable rates, contrasts."""
+    from hivelm.survey.scoring import estimate
+
     results = {c: read_json(Path(f"reports/survey/{c}.json")) for c in cfg.communities}
     results = {c: r for c, r in results.items() if r}
     if not results:

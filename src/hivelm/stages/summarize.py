@@ -42,14 +42,14 @@ def collect(communities: list[str], survey_cfg=None, root: Path = Path(".")) -> 
 def survey_section(surveys: dict, survey_cfg) -> dict:
     """Per community and model: each criterion's estimate (mean or rate, with interval) and the unparseable
     rate; per model: pairwise community contrasts of the primary score (e.g. WCS)."""
-    from hivelm.survey.scoring import contrasts
+    from hivelm.survey.scoring import contrasts, estimate
 
     section = {"communities": {}, "contrasts": {}}
     corpora = sorted({corpus for result in surveys.values() for corpus in result["corpora"]})
     for community, result in surveys.items():
         section["communities"][community] = {
             corpus: {"unparseable_rate": s["unparseable_rate"]} | {
-                cid: c.get("mean") or c.get("rate") for cid, c in s["criteria"].items()}
+                cid: estimate(c) for cid, c in s["criteria"].items()}
             for corpus, s in result["corpora"].items()}
     for corpus in corpora:
         by_community = {c: r["corpora"][corpus] for c, r in surveys.items() if corpus in r["corpora"]}

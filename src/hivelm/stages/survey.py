@@ -64,14 +64,16 @@ def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress
 
 def mlflow_names(summaries: dict) -> dict[str, float]:
     """Stable names: `survey/WCS/finetuned`, `survey/WCS/finetuned/low`, `survey/unparseable/untuned`, ..."""
+    from hivelm.survey.scoring import estimate
+
     names = {}
     for corpus, summary in summaries.items():
         names[f"survey/unparseable/{corpus}"] = summary["unparseable_rate"]
         for cid, criterion in summary["criteria"].items():
-            estimate = criterion.get("mean") or criterion.get("rate") or {}
+            point = estimate(criterion) or {}
             for part in ("value", "low", "high"):
-                if estimate.get(part) is not None:
-                    names[f"survey/{cid}/{corpus}" + ("" if part == "value" else f"/{part}")] = estimate[part]
+                if point.get(part) is not None:
+                    names[f"survey/{cid}/{corpus}" + ("" if part == "value" else f"/{part}")] = point[part]
     return names
 
 

@@ -342,6 +342,11 @@ def criterion_summary(criterion, per_persona: dict[str, list], cfg) -> dict:
     return summary
 
 
+def estimate(summary: Mapping | None) -> dict | None:
+    """The {value, low, high} of a criterion_summary: its mean (numeric criteria) or its rate (boolean ones)."""
+    return (summary.get("mean") or summary.get("rate")) if summary else None
+
+
 def item_summary(item: Item, answers: Sequence[Any]) -> dict:
     """Per item: shares of each option among parseable answers (numeric answers by bin; multi_select: share
     choosing each option), the unparseable rate, and the mean keyed value."""
