@@ -464,3 +464,21 @@ def test_generate_mode_records_parsed_answers_or_unparseable(tiny_model_dir):
     summary = summarise(FEW, result, cfg)
     json.dumps(summary, allow_nan=False)
     assert summary["respondents"] == 4 and 0.0 <= summary["unparseable_rate"] <= 1.0
+
+
+def test_survey_plot_rows_plot_the_instruments_primary_score_not_the_first_criterion():
+    """EDE-Q lists its subscales before `global`, its primary score; the dvc plot must show `global`."""
+    from hivelm.stages.summarize import survey_plot_rows
+
+    def model(primary_value):
+        return {"primary": "global", "criteria": {
+            "restraint": {"mean": {"value": 1.0, "low": 0.5, "high": 1.5}},
+            "global": {"mean": {"value": primary_value, "low": primary_value - 0.2, "high": primary_value + 0.2}},
+            "probable": {"rate": {"value": 0.25, "low": 0.0, "high": 0.5}}}}
+
+    surveys = {"keto": {"corpora": {"finetuned": model(2.0), "untuned": model(3.0)}},
+               "running": {"corpora": {"finetuned": {"primary": "global", "criteria": {
+                   "global": {"mean": {"value": None, "low": None, "high": None}}}}}}}
+    assert survey_plot_rows(surveys) == [
+        {"model": "keto/finetuned", "criterion": "global", "value": 2.0, "low": 1.8, "high": 2.2},
+        {"model": "keto/untuned", "criterion": "global", "value": 3.0, "low": 2.8, "high": 3.2}]

@@ -24,16 +24,21 @@ OUTPUT = Path("reports/metrics.json")
 SURVEY_PLOT = Path("reports/survey_plot.json")
 
 
-def collect(communities: list[str], survey_cfg=None, root: Path = Path(".")) -> dict:
-    """Pure-ish core: read what exists and nest it by section; survey contrasts between communities."""
+def read_surveys(communities: list[str], root: Path = Path(".")) -> dict:
+    """{community: reports/survey/<community>.json} for the communities whose survey has run."""
+    paths = {c: root / f"reports/survey/{c}.json" for c in communities}
+    return {c: json.loads(p.read_text()) for c, p in paths.items() if p.is_file()}
+
+
+def collect(communities: list[str], surveys: dict, survey_cfg=None, root: Path = Path(".")) -> dict:
+    """Pure-ish core: read the other stages' summaries and nest them by section with the survey results
+    (`read_surveys`) and their contrasts between communities."""
     summary = {name: json.loads((root / path).read_text()) for name, path in SOURCES.items()
                if (root / path).is_file()}
     if "prepare" in summary:
         summary["prepare"] = summary["prepare"]["total"]
     generated = {c: root / f"reports/generate/{c}.json" for c in communities}
     summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
-    surveys = {c: json.loads((root / f"reports/survey/{c}.json").read_text()) for c in communities
-               if (root / f"reports/survey/{c}.json").is_file()}
     if surveys and survey_cfg is not None:
         summary["survey"] = survey_section(surveys, survey_cfg)
     return summary
@@ -62,21 +67,24 @@ def main(cfg: HiveConfig) -> dict:
     from hivelm import tracking
 
     with tracking.stage_run(cfg, "summarize", sections=("communities",)) as run:
-        summary = collect(list(cfg.communities), cfg.survey)
+        surveys = read_surveys(list(cfg.communities))
+        summary = collect(list(cfg.communities), surveys, cfg.survey)
         write_json(OUTPUT, summary)
-        write_json(SURVEY_PLOT, survey_plot_rows(summary.get("survey", {})))
+        write_json(SURVEY_PLOT, survey_plot_rows(surveys))
         run.log_artifact(OUTPUT)
     return summary
 
 
-def survey_plot_rows(section: dict) -> list[dict]:
-    """Rows for `dvc plots`: the primary score (first numeric criterion with an estimate) per community/model."""
+def survey_plot_rows(surveys: dict) -> list[dict]:
+    """Rows for `dvc plots`: each model's primary score (the instrument's `primary`, e.g. WCS for SWED, the
+    global score for EDE-Q) with its interval over personas."""
+    from hivelm.survey.scoring import estimate
+
     rows = []
-    for community, corpora in section.get("communities", {}).items():
-        for corpus, criteria in corpora.items():
-            name, estimate = next(((n, e) for n, e in criteria.items()
-                                   if isinstance(e, dict) and e.get("value") is not None), (None, None))
-            if estimate:
-                rows.append({"model": f"{community}/{corpus}", "criterion": name, "value": estimate["value"],
-                             "low": estimate["low"], "high": estimate["high"]})
+    for community, report in surveys.items():
+        for corpus, summary in report["corpora"].items():
+            point = estimate(summary["criteria"].get(summary["primary"]))
+            if point and point.get("value") is not None:
+                rows.append({"model": f"{community}/{corpus}", "criterion": summary["primary"],
+                             "value": point["value"], "low": point["low"], "high": point["high"]})
     return rows
