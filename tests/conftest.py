@@ -104,11 +104,21 @@ def run(cmd, cwd, check=True):
 PIPELINE_COMMUNITIES = ("keto", "running")
 TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
     "tune": {"max_steps": 4, "batch_size": 4, "eval_steps": 2, "max_length": 256},
-    "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2, "max_new_tokens": 8,
-                 "in_context_k": 3, "batch_size": 8},
-    "survey": {"in_context_k": 3, "bootstrap_resamples": 50, "permutations": 50},
-    "evaluate": {"bootstrap_resamples": 20},
+    "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2,
+                 "decoding": {"max_new_tokens": 8, "batch_size": 8}, "in_context": {"k": 3}},
+    "survey": {"in_context": {"k": 3}, "statistics": {"bootstrap_resamples": 50, "permutations": 50}},
+    "evaluate": {"statistics": {"bootstrap_resamples": 20}},
 }
+
+
+def deep_update(target: dict, values: dict) -> dict:
+    """Merge nested `values` into `target` key by key (a section's other keys stay)."""
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            deep_update(target[key], value)
+        else:
+            target[key] = value
+    return target
 
 
 def make_pipeline_repo(repo: Path, mlflow_template_db: Path, tiny_model_dir: Path) -> Path:
@@ -141,8 +151,7 @@ def init_pipeline_repo(repo: Path, params: dict, mlflow_template_db: Path, tiny_
     (repo / ".dvc").mkdir()
     shutil.copy(REPO / ".dvc" / "config", repo / ".dvc" / "config")
     params["base_model"]["source"] = str(tiny_model_dir)
-    for section, values in TINY_RUN.items():
-        params[section].update(values)
+    deep_update(params, TINY_RUN)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     shutil.copy(mlflow_template_db, repo / "mlflow.db")  # the default store location, pre-migrated
     run(["git", "init", "-q"], repo)

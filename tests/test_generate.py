@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hivelm.config import FilterConfig, GenerateConfig
+from hivelm.config import DecodingConfig, FilterConfig, GenerateConfig, InContextConfig
 from hivelm.generation import sample_texts
 from hivelm.stages.generate import build_prompts, post_filter
 from hivelm.templates import load_templates
@@ -13,8 +13,9 @@ TRAIN = [{"post_id": f"p{i}", "text": f"post {i} about almond flour and butter a
 
 
 def gen_config(**kw) -> GenerateConfig:
-    return GenerateConfig(**({"topics": ["fat bombs", "meal prep"], "samples_per_topic": 3, "in_context_k": 5,
-                              "in_context_words": 4, "max_new_tokens": 12, "batch_size": 4} | kw))
+    return GenerateConfig(**({"topics": ["fat bombs", "meal prep"], "samples_per_topic": 3,
+                              "in_context": InContextConfig(k=5, words=4),
+                              "decoding": DecodingConfig(max_new_tokens=12, batch_size=4)} | kw))
 
 
 def test_in_context_prompt_holds_exactly_k_truncated_posts_drawn_afresh():
@@ -43,12 +44,15 @@ def test_generation_is_reproducible_with_a_seed_and_batched(tiny_model_dir):
 
     model, tokenizer = load_causal_lm(tiny_model_dir)
     prompts = build_prompts(gen_config(), TEMPLATES, "keto", "keto cooking", "untuned", TRAIN)
-    first, tokens = sample_texts(model, tokenizer, prompts, gen_config())
-    again, _ = sample_texts(model, tokenizer, prompts, gen_config())
-    other, _ = sample_texts(model, tokenizer, prompts, gen_config(seed=1))
+    decoding = gen_config().decoding
+    side, pad = tokenizer.padding_side, tokenizer.pad_token
+    first, tokens = sample_texts(model, tokenizer, prompts, decoding, seed=0)
+    again, _ = sample_texts(model, tokenizer, prompts, decoding, seed=0)
+    other, _ = sample_texts(model, tokenizer, prompts, decoding, seed=1)
     assert first == again and first != other
     assert len(first) == len(prompts) and 0 < tokens <= 12 * len(prompts)
-    assert tokenizer.padding_side == "left"
+    # generation pads on the left for itself only: a tokenizer shared with a scorer is left as it was
+    assert (tokenizer.padding_side, tokenizer.pad_token) == (side, pad)
 
 
 def test_post_filters_count_every_step():

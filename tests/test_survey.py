@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hivelm.config import SurveyConfig
+from hivelm.config import DecodingConfig, InContextConfig, StatisticsConfig, SurveyConfig
 from hivelm.errors import HiveError
 from hivelm.survey import (
     UNPARSEABLE,
@@ -299,7 +299,7 @@ def test_item_prompts_hold_persona_stem_options_and_answer_line():
 def test_in_context_prompts_draw_k_posts_per_respondent():
     pool = [f"post number {i} about almond flour and butter" for i in range(30)]
     records = build_item_prompts(SWED, PERSONAS[:2], "keto cooking", samples_per_item=2, context=pool,
-                                 context_k=4, context_words=3)
+                                 in_context=InContextConfig(k=4, words=3), community="keto")
     first = records[0]
     assert first["prompt"].startswith("Here are posts written by members of the keto cooking community:")
     lines = [x for x in first["prompt"].splitlines() if x.startswith("- ")]
@@ -315,14 +315,16 @@ def generated(answer_sets_by_persona: dict) -> dict:
     return {"mode": "generate", "answers": answer_sets_by_persona}
 
 
-def config(**kw) -> SurveyConfig:
-    return SurveyConfig(**({"bootstrap_resamples": 50, "permutations": 50} | kw))
+def config(mode: str = "loglik", samples_per_item: int = 5, **decoding) -> SurveyConfig:
+    return SurveyConfig(mode=mode, samples_per_item=samples_per_item,
+                        decoding=DecodingConfig(**({"repetition_penalty": 1.0, "max_new_tokens": 16} | decoding)),
+                        statistics=StatisticsConfig(bootstrap_resamples=50, permutations=50))
 
 
 def test_summary_of_generated_answers_counts_unparseable_and_is_json():
     answers = {"p1": [table9("Pro-ED"), table9("Pro-ED") | {"Q6": UNPARSEABLE}],
                "p2": [table9("Keto & Diet"), table9("Keto & Diet") | {"Q9": UNPARSEABLE}]}
-    summary = summarise(SWED, generated(answers), config())
+    summary = summarise(SWED, generated(answers), config().statistics)
     json.dumps(summary, allow_nan=False)
     c1 = summary["criteria"]["C1"]
     assert summary["respondents"] == 4 and summary["personas"] == 2
@@ -349,7 +351,7 @@ def test_loglik_draws_follow_the_distributions():
     rate = sum(evaluate(SWED, d)["C3"] for d in draw_answer_sets(SWED, split, 4000, seed=0)) / 4000
     assert rate == pytest.approx(0.3, abs=0.03)
     administered = {"mode": "loglik", "distributions": {"p1": sure, "p2": persona_distribution(table9("Anti-ED"))}}
-    summary = summarise(SWED, administered, config(), draws_per_persona=10)
+    summary = summarise(SWED, administered, config().statistics, draws_per_persona=10)
     assert summary["respondents"] == 20 and summary["items"]["Q6"]["shares"]["c"] == 1.0
     assert summary["criteria"]["C1"]["per_persona"]["p1"] == pytest.approx(45.0)
     majority, ties = distribution_majority(SWED, administered["distributions"])
@@ -358,14 +360,14 @@ def test_loglik_draws_follow_the_distributions():
 
 def test_contrasts_between_communities():
     summaries = {
-        "pro": summarise(SWED, generated({f"p{i}": [table9("Pro-ED")] for i in range(6)}), config()),
-        "anti": summarise(SWED, generated({f"p{i}": [table9("Anti-ED")] for i in range(6)}), config()),
+        "pro": summarise(SWED, generated({f"p{i}": [table9("Pro-ED")] for i in range(6)}), config().statistics),
+        "anti": summarise(SWED, generated({f"p{i}": [table9("Anti-ED")] for i in range(6)}), config().statistics),
     }
-    result = contrasts(summaries, config())["anti vs pro"]
+    result = contrasts(summaries, config().statistics)["anti vs pro"]
     assert result["criterion"] == "C1" and result["difference"] == pytest.approx(40 / 3 - 45)
     assert result["p_value"] < 0.05 and result["low"] <= result["difference"] <= result["high"]
     no_primary = {k: v | {"primary": None} for k, v in summaries.items()}
-    assert contrasts(no_primary, config())["anti vs pro"]["difference"] is None
+    assert contrasts(no_primary, config().statistics)["anti vs pro"]["difference"] is None
 
 
 def test_survey_score_cli_prints_table_and_json(tmp_path, capsys, monkeypatch):
@@ -461,7 +463,7 @@ def test_generate_mode_records_parsed_answers_or_unparseable(tiny_model_dir):
     for response in result["responses"]:
         item = FEW.items[response["item_id"]]
         assert response["answer"] == parse_answer(item, response["text"])
-    summary = summarise(FEW, result, cfg)
+    summary = summarise(FEW, result, cfg.statistics)
     json.dumps(summary, allow_nan=False)
     assert summary["respondents"] == 4 and 0.0 <= summary["unparseable_rate"] <= 1.0
 

@@ -12,30 +12,9 @@ import logging
 import os
 import sys
 import warnings
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Stage:
-    module: str
-    help: str
-    per_community: bool
-    in_dvc: bool = True  # detect is off by default: add it to dvc.yaml to run it before prepare (README)
-
-
-# One entry per DVC stage, in pipeline order; `hivelm <name>` runs `hivelm.stages.<module>.main`.
-STAGES = {
-    "detect": Stage("detect", "Louvain communities on the interaction graph -> labelled posts", False, False),
-    "base_model": Stage("base_model", "convert the embedded GGUF (or copy a folder / hub id) into models/base", False),
-    "prepare": Stage("prepare", "clean, anonymise, deduplicate and split the raw corpus", False),
-    "instruct": Stage("instruct", "pair training posts with persona instructions", True),
-    "tune": Stage("tune", "LoRA-tune one adapter per community on the base model", True),
-    "generate": Stage("generate", "generate and filter the finetuned, untuned and in-context corpora", True),
-    "survey": Stage("survey", "administer the psychometric instrument to the adapter and both baselines", True),
-    "evaluate": Stage("evaluate", "fidelity metrics of every corpus against real held-out posts", False),
-    "summarize": Stage("summarize", "collect every stage's summary into reports/metrics.json", False),
-    "report": Stage("report", "write the self-contained HTML report reports/report.html", False),
-}
+from hivelm import paths
+from hivelm.contracts import STAGES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, stage in STAGES.items():
+    for name, stage in STAGES.items():  # one subcommand per stage contract (hivelm/contracts.py)
         sub = commands.add_parser(name, help=stage.help, description=stage.help)
         if stage.per_community:
             target = sub.add_mutually_exclusive_group(required=True)
@@ -58,26 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the MLflow UI on this project's runs (Ctrl-C stops it)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
-    check = commands.add_parser("check-metrics", help="fail if reports/metrics.json regressed against BASE",
-                                description="Compare reports/metrics.json with BASE (a git revision or a "
+    render = commands.add_parser("dvc-yaml", help="render dvc.yaml from the stage contracts (or --check it)",
+                                 description="Write dvc.yaml from src/hivelm/contracts.py and the stages' imports; "
+                                             "--check exits 1 when the committed file differs.")
+    render.add_argument("--check", action="store_true", help="compare instead of writing")
+    check = commands.add_parser("check-metrics", help="fail if the pipeline's metrics regressed against BASE",
+                                description="Compare the pipeline's metrics file with BASE (a git revision or a "
                                             "baseline file) under the rules file; exit 1 on a regression.")
     check.add_argument("base", metavar="BASE", help="git revision or baseline JSON file")
     check.add_argument("--rules", default="configs/metric_rules.yaml")
-    check.add_argument("--metrics", default="reports/metrics.json")
+    check.add_argument("--metrics", default=str(paths.METRICS))
     score = commands.add_parser("survey-score", help="score answers collected elsewhere (people, other models)",
                                 description="ANSWERS maps each respondent to {item id: letter, number or list}.")
     score.add_argument("--instrument", default="swed", help="instrument name (configs/instruments/) or file")
     score.add_argument("answers", metavar="ANSWERS")
     score.add_argument("--json", action="store_true", help="also print the scores as JSON")
     sample = commands.add_parser("harm-sample", help="write a blinded harm-annotation sample of the generated corpora")
-    sample.add_argument("--out-dir", default="data/harm")
+    sample.add_argument("--out-dir", default=str(paths.HARM_DIR))
     sample.add_argument("--per-corpus", type=int, default=20, help="posts per community and corpus (paper: 20)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--force", action="store_true", help="replace an existing sample and key")
     ingest = commands.add_parser("harm-ingest", help="agreement and harm rates from two or more annotators' files")
     ingest.add_argument("annotations", nargs="+", metavar="ANNOTATION_CSV")
-    ingest.add_argument("--key", default="data/harm/key.csv")
-    ingest.add_argument("--out", default="reports/harm/harm.json")
+    ingest.add_argument("--key", default=str(paths.HARM_KEY))
+    ingest.add_argument("--out", default=str(paths.HARM_REPORT))
     ingest.add_argument("--rule", choices=("all", "half", "any"), default="all",
                         help="when an item counts as harmful: all annotators (paper), at least half, or any")
     ingest.add_argument("--resamples", type=int, default=1000)
@@ -124,17 +107,34 @@ def main(argv: list[str] | None = None) -> int:
 
             harm.main_ingest(args.annotations, key=args.key, out=args.out, rule=args.rule, resamples=args.resamples)
             return 0
-        cfg = load_config(args.params, args.overrides)
-        stage = STAGES[args.command]
-        module = importlib.import_module(f"hivelm.stages.{stage.module}")
-        if not stage.per_community:
-            module.main(cfg)
-        else:
-            for community in cfg.communities if args.all else [args.community]:
-                module.main(cfg, community)
+        if args.command == "dvc-yaml":
+            from hivelm import dvcfile
+
+            return dvcfile.main(args.check)
+        return run_stage(args.command, load_config(args.params, args.overrides),
+                         None if not STAGES[args.command].per_community else
+                         [args.community] if args.community else "all")
     except HiveError as err:
         print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def run_stage(name: str, cfg, communities: list[str] | str | None) -> int:
+    """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
+    only those params can be read, run it (once per community for fanned-out stages)."""
+    from hivelm import tracking
+    from hivelm.config import declared
+
+    contract = STAGES[name]
+    module = importlib.import_module(contract.module)
+    targets = list(cfg.communities) if communities == "all" else communities or [None]
+    for community in targets:
+        if community is not None:
+            cfg.community(community)  # unknown key: a clear error before any run is opened
+        with tracking.stage_run(cfg, contract, community) as run:
+            view = declared(cfg, name, contract.params, community)
+            module.main(view, run, community) if community is not None else module.main(view, run)
     return 0
 
 

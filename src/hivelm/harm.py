@@ -1,7 +1,7 @@
 """Expert harm assessment of generated corpora: a blinded annotation sample, then agreement and harm rates.
 
-    hivelm harm-sample     # data/harm/: for_annotators/ (send this folder) and key.csv (keep this)
-    hivelm harm-ingest     # two or more filled annotation.csv files -> reports/harm/harm.json
+    hivelm harm-sample     # for_annotators/ (send this folder) and key.csv (keep this), see hivelm.paths
+    hivelm harm-ingest     # two or more filled annotation.csv files -> agreement and harm rates (JSON)
 
 The paper had two eating-disorder experts label 20 generations per corpus per community as harmful or not and
 by category (body-image objectification; relationship to food and exercise; self-disclosure), reporting
@@ -20,12 +20,13 @@ import hashlib
 import json
 import logging
 import unicodedata
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.errors import HiveError
 from hivelm.io import atomic_dir, atomic_path, read_jsonl, write_json
+from hivelm.rng import keyed_rng
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +78,6 @@ class HarmError(HiveError):
     """A bad sample, key or annotation file; the message names the file, row or item, and column."""
 
 
-def _rng(seed: int, *keys: str):
-    import numpy as np
-
-    return np.random.default_rng([seed, *(zlib.crc32(k.encode("utf-8")) for k in keys)])
-
-
 def text_digest(text: str) -> str:
     """Fingerprint of a post that survives spreadsheet round trips (Unicode form, whitespace, line breaks),
     so ingest can tell when an annotation file does not belong to this key."""
@@ -100,10 +95,10 @@ def draw_sample(groups: dict[tuple[str, str], list[dict]], per_corpus: int, seed
     picked = []
     for (community, corpus), records in sorted(groups.items()):
         usable = [r for r in records if isinstance(r.get("text"), str) and r["text"].strip()]
-        order = _rng(seed, community, corpus).permutation(len(usable))[:per_corpus]
+        order = keyed_rng(seed, community, corpus).permutation(len(usable))[:per_corpus]
         picked += [{"text": usable[i]["text"], "community": community, "corpus": corpus,
                     "generation_id": str(usable[i].get("id", ""))} for i in sorted(order)]
-    shuffled = [picked[i] for i in _rng(seed, "shuffle").permutation(len(picked))]
+    shuffled = [picked[i] for i in keyed_rng(seed, "shuffle").permutation(len(picked))]
     width = max(4, len(str(len(shuffled))))
     return [{"item_id": f"h{n:0{width}d}"} | item for n, item in enumerate(shuffled, start=1)]
 
@@ -160,16 +155,16 @@ def harm_sample(generated_dir: str | Path, communities: Sequence[str], corpora: 
     if not communities or not corpora:
         raise HarmError("harm_sample: name at least one community and one corpus")
     out_dir = Path(out_dir)
-    if (out_dir / "key.csv").exists() and not overwrite:
-        raise HarmError(f"{out_dir / 'key.csv'}: a sample already exists (annotators may be working on it); "
+    if paths.harm_key(out_dir).exists() and not overwrite:
+        raise HarmError(f"{paths.harm_key(out_dir)}: a sample already exists (annotators may be working on it); "
                         "pass overwrite to draw a new one")
-    groups = {(m, c): read_jsonl(Path(generated_dir) / m / f"{c}.jsonl") for m in communities for c in corpora}
+    groups = {(m, c): read_jsonl(paths.corpus(m, c, generated_dir)) for m in communities for c in corpora}
     items = draw_sample(groups, per_corpus, seed)
     if not items:
         raise HarmError(f"{generated_dir}: no non-empty generations for {list(communities)} x {list(corpora)}")
     with atomic_dir(out_dir / PACKET) as tmp:
         write_packet(tmp, items)
-    write_csv(out_dir / "key.csv", KEY_COLUMNS, [i | {"text_sha256": text_digest(i["text"])} for i in items])
+    write_csv(paths.harm_key(out_dir), KEY_COLUMNS, [i | {"text_sha256": text_digest(i["text"])} for i in items])
     (out_dir / ".gitignore").write_text("# generated text and its key stay in the workspace\n*\n", "utf-8")
     pairs = [(i["community"], i["corpus"]) for i in items]
     counts = {m: {c: pairs.count((m, c)) for c in corpora if (m, c) in pairs} for m in communities}
@@ -434,18 +429,18 @@ def label_agreement(gold: Sequence[Sequence[str]], predicted: dict) -> dict[str,
     return _finite(out)
 
 
-def main_sample(communities: Sequence[str], corpora: Sequence[str], out_dir: str = "data/harm",
-                generated_dir: str = "data/generated", per_corpus: int = 20, seed: int = 0,
+def main_sample(communities: Sequence[str], corpora: Sequence[str], out_dir: str | Path = paths.HARM_DIR,
+                generated_dir: str | Path = paths.GENERATED, per_corpus: int = 20, seed: int = 0,
                 overwrite: bool = False) -> dict:
     """CLI entry for `hivelm harm-sample`."""
     summary = harm_sample(generated_dir, communities, corpora, out_dir, per_corpus, seed, overwrite)
-    log.info("harm-sample: %d items in %s/%s (send this folder); key in %s/key.csv (keep it)",
-             summary["items"], out_dir, PACKET, out_dir)
+    log.info("harm-sample: %d items in %s/%s (send this folder); key in %s (keep it)",
+             summary["items"], out_dir, PACKET, paths.harm_key(out_dir))
     return summary
 
 
-def main_ingest(annotations: Sequence[str], key: str = "data/harm/key.csv",
-                out: str = "reports/harm/harm.json", rule: str = "all", resamples: int = 1000,
+def main_ingest(annotations: Sequence[str], key: str | Path = paths.HARM_KEY,
+                out: str | Path = paths.HARM_REPORT, rule: str = "all", resamples: int = 1000,
                 confidence: float = 0.95, seed: int = 0) -> dict:
     """CLI entry for `hivelm harm-ingest`."""
     result = harm_ingest(key, annotations, out, rule, resamples, confidence, seed)

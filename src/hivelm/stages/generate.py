@@ -10,41 +10,26 @@ Three corpora from the same topic-conditioned prompts:
               per prompt, each cut to w words (the paper's code reused one fixed pool; we do not).
 Then post-filters, each counted: empty, exact and near duplicates, refusals, optional perplexity ceiling,
 leakage (ROUGE-L against the community's training posts), and a seeded sample of at most N.
-Generated text stays in data/generated/ (git-ignored); MLflow gets counts, and samples only on request.
+Generated text stays in the git-ignored, DVC-cached output; MLflow gets counts, and samples only on request.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import zlib
-from pathlib import Path
 
-from hivelm import filters
-from hivelm.config import GenerateConfig, HiveConfig
-from hivelm.generation import in_context_block, sample_texts, truncate_words
+from hivelm import filters, paths
+from hivelm.config import GenerateConfig, HiveConfig, to_dict
+from hivelm.generation import in_context_prompt, sample_texts
 from hivelm.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from hivelm.rng import keyed_rng
 from hivelm.templates import Template, load_templates
 
 log = logging.getLogger(__name__)
 
-DECODING_KEYS = ("temperature", "top_p", "top_k", "repetition_penalty", "max_new_tokens", "seed")
-
-
-def output_dir(community: str) -> Path:
-    return Path("data/generated") / community
-
-
-def stats_path(community: str) -> Path:
-    return Path("reports/generate") / f"{community}.json"
-
-
-def _rng(seed: int, *keys: str):
-    import numpy as np
-
-    return np.random.default_rng([seed, *(zlib.crc32(k.encode("utf-8")) for k in keys)])
-
+TIMINGS = ("new_tokens", "seconds", "tokens_per_s")
+"""Run-to-run noise: logged to MLflow, kept out of the git-tracked stats file."""
 
 def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str, community_name: str,
                   corpus: str, train_posts: list[dict]) -> list[dict]:
@@ -52,7 +37,7 @@ def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str
     sample index, so the three corpora get the same persona prompts and differ only in model and context."""
     prompts = []
     for topic in cfg.topics:
-        draws = _rng(cfg.seed, community, topic).integers(len(templates), size=cfg.samples_per_topic)
+        draws = keyed_rng(cfg.seed, community, topic).integers(len(templates), size=cfg.samples_per_topic)
         for index, draw in enumerate(draws):
             template = templates[draw]
             request = template.render(community=community_name, topic=topic)
@@ -60,11 +45,10 @@ def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str
                       "community": community, "corpus": corpus, "topic": topic, "template_id": template.id,
                       "system": cfg.system_prompt}
             if corpus == "in_context":
-                pick = _rng(cfg.seed, community, topic, str(index), "context").choice(
-                    len(train_posts), size=min(cfg.in_context_k, len(train_posts)), replace=False)
-                context = [truncate_words(train_posts[i]["text"], cfg.in_context_words) for i in pick]
-                record["context_post_ids"] = [train_posts[i]["post_id"] for i in pick]
-                request = in_context_block(context, community_name) + request
+                block, picks = in_context_prompt([p["text"] for p in train_posts], cfg.in_context, community_name,
+                                                 keyed_rng(cfg.seed, community, topic, str(index), "context"))
+                record["context_post_ids"] = [train_posts[i]["post_id"] for i in picks]
+                request = block + request
             record["prompt"] = request
             prompts.append(record)
     return prompts
@@ -111,59 +95,51 @@ def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progre
     """All configured corpora for one community: {corpus: (raw records, kept records, counts)}."""
     gen = cfg.generate
     spec = cfg.community(community)
+    from hivelm.models import base_only, for_corpus, perplexities
+
     templates = load_templates(gen.templates, slots=("community", "topic"))
-    train_posts = read_jsonl(Path("data/prepared") / community / "train.jsonl")
+    train_posts = read_jsonl(paths.train_posts(community))
     references = [p["text"] for p in train_posts]
-    decoding = {key: getattr(gen, key) for key in DECODING_KEYS}
-    has_adapter = hasattr(model, "disable_adapter")
+    decoding = to_dict(gen.decoding) | {"seed": gen.seed}
 
     def base_perplexity(texts):
-        from hivelm.models import perplexities
-
-        with model.disable_adapter() if has_adapter else contextlib.nullcontext():
+        with base_only(model):
             return perplexities(model, tokenizer, texts)
 
     results = {}
     for corpus in gen.corpora:
         prompts = build_prompts(gen, templates, community, spec.name, corpus, train_posts)
-        switch_off = corpus != "finetuned" and has_adapter
         started = time.perf_counter()
-        with model.disable_adapter() if switch_off else contextlib.nullcontext():
-            texts, new_tokens = sample_texts(model, tokenizer, prompts, gen, progress)
+        with for_corpus(model, corpus):
+            texts, new_tokens = sample_texts(model, tokenizer, prompts, gen.decoding, gen.seed, progress)
         seconds = time.perf_counter() - started
         raw = [p | {"text": t, "decoding": decoding} for p, t in zip(prompts, texts)]
         kept, counts = post_filter(raw, gen, references, base_perplexity)
-        counts.update(new_tokens=new_tokens, tokens_per_s=new_tokens / max(seconds, 1e-9))
+        counts.update(new_tokens=new_tokens, seconds=seconds, tokens_per_s=new_tokens / max(seconds, 1e-9))
         results[corpus] = (raw, kept, counts)
     return results
 
 
-def main(cfg: HiveConfig, community: str) -> dict:
-    from hivelm import models, tracking
+def main(cfg: HiveConfig, run, community: str) -> dict:
+    from hivelm import models
     from hivelm.progress import progress_bar
 
-    cfg.community(community)
-    with tracking.stage_run(cfg, "generate", community,
-                            sections=("communities", "base_model", "generate")) as run:
-        if "finetuned" in cfg.generate.corpora:
-            model, tokenizer = models.load_with_adapter(cfg.base_model, models.adapter_dir(community))
-        else:
-            model, tokenizer = models.load_base(cfg.base_model)
-        total = len(cfg.generate.topics) * cfg.generate.samples_per_topic * len(cfg.generate.corpora)
-        with progress_bar(total, f"generate {community}") as advance:
-            results = generate_community(cfg, community, model, tokenizer, advance)
-        with atomic_dir(output_dir(community)) as tmp:
-            for corpus, (raw, kept, _) in results.items():
-                write_jsonl(tmp / f"{corpus}.jsonl", kept)
-                write_jsonl(tmp / f"{corpus}.raw.jsonl", raw)
-        stats = {corpus: counts for corpus, (_, _, counts) in results.items()}
-        write_json(stats_path(community), stats)
-        run.log_metrics(stats)
-        if cfg.tracking.log_samples:
-            for corpus, (_, kept, _) in results.items():
-                run.log_dict([r["text"] for r in kept[: cfg.tracking.max_logged_samples]],
-                             f"samples/{corpus}.json")
-        for corpus, counts in stats.items():
-            log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,
-                     counts["generated"], counts["kept"], 100 * counts["refusal_rate"], counts["tokens_per_s"])
+    model, tokenizer = models.load_for_corpora(cfg.base_model, community, cfg.generate.corpora)
+    total = len(cfg.generate.topics) * cfg.generate.samples_per_topic * len(cfg.generate.corpora)
+    with progress_bar(total, f"generate {community}") as advance:
+        results = generate_community(cfg, community, model, tokenizer, advance)
+    with atomic_dir(paths.generated(community)) as tmp:
+        for corpus, (raw, kept, _) in results.items():
+            write_jsonl(tmp / paths.corpus(community, corpus).name, kept)
+            write_jsonl(tmp / paths.raw_corpus(community, corpus).name, raw)
+    stats = {corpus: counts for corpus, (_, _, counts) in results.items()}
+    write_json(paths.generate_stats(community),
+               {corpus: {k: v for k, v in counts.items() if k not in TIMINGS} for corpus, counts in stats.items()})
+    run.log_metrics(stats)
+    if cfg.tracking.log_samples:
+        for corpus, (_, kept, _) in results.items():
+            run.log_dict([r["text"] for r in kept[: cfg.tracking.max_logged_samples]], f"samples/{corpus}.json")
+    for corpus, counts in stats.items():
+        log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,
+                 counts["generated"], counts["kept"], 100 * counts["refusal_rate"], counts["tokens_per_s"])
     return stats

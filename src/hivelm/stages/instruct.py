@@ -9,28 +9,21 @@ from the template file; every record keeps the id of the template it used.
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
-from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.io import read_jsonl, write_jsonl
+from hivelm.rng import keyed_rng
 from hivelm.templates import Template, load_templates
 
 MIN_TEMPLATES = 20
 
 
-def output_path(community: str) -> Path:
-    return Path("data/instructions") / f"{community}.jsonl"
-
-
 def build_demonstrations(posts: list[dict], templates: list[Template], community: str, community_name: str,
                          system_prompt: str, seed: int) -> list[dict]:
     """Pure core: pair every post with a seeded uniform draw from `templates`."""
-    import numpy as np
-
-    rng = np.random.default_rng([seed, zlib.crc32(community.encode("utf-8"))])
-    draws = rng.integers(len(templates), size=len(posts))
+    draws = keyed_rng(seed, community).integers(len(templates), size=len(posts))
     records = []
     for post, draw in zip(posts, draws):
         template = templates[draw]
@@ -48,18 +41,15 @@ def build_demonstrations(posts: list[dict], templates: list[Template], community
     return records
 
 
-def main(cfg: HiveConfig, community: str) -> dict:
-    from hivelm import tracking
-
+def main(cfg: HiveConfig, run, community: str) -> dict:
     spec = cfg.community(community)
-    with tracking.stage_run(cfg, "instruct", community, sections=("communities", "instruct")) as run:
-        templates = load_templates(cfg.instruct.templates, slots=("community",), minimum=MIN_TEMPLATES)
-        posts = read_jsonl(Path("data/prepared") / community / "train.jsonl")
-        records = build_demonstrations(posts, templates, community, spec.name, cfg.instruct.system_prompt,
-                                       cfg.instruct.seed)
-        write_jsonl(output_path(community), records)
-        usage = Counter(r["template_id"] for r in records)
-        stats = {"demonstrations": len(records), "templates_available": len(templates),
-                 "templates_used": len(usage), "template_uses": dict(sorted(usage.items()))}
-        run.log_metrics(stats)
+    templates = load_templates(cfg.instruct.templates, slots=("community",), minimum=MIN_TEMPLATES)
+    posts = read_jsonl(paths.train_posts(community))
+    records = build_demonstrations(posts, templates, community, spec.name, cfg.instruct.system_prompt,
+                                   cfg.instruct.seed)
+    write_jsonl(paths.instructions(community), records)
+    usage = Counter(r["template_id"] for r in records)
+    stats = {"demonstrations": len(records), "templates_available": len(templates),
+             "templates_used": len(usage), "template_uses": dict(sorted(usage.items()))}
+    run.log_metrics(stats)
     return stats

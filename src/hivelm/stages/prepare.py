@@ -3,7 +3,7 @@
     hivelm prepare                          # as DVC runs it
     hivelm prepare prepare.min_chars=40     # one-off override
 
-Steps (paper section 3.2), each counted per community in reports/prepare/stats.json:
+Steps (paper section 3.2), each counted per community in the prepare stats file:
 retweets -> normalise + anonymise + hashtags/emoji -> length range -> exact duplicates -> near duplicates
 (MinHash LSH) -> cap (random or lowest perplexity) -> seeded train / held-out split.
 """
@@ -11,18 +11,16 @@ retweets -> normalise + anonymise + hashtags/emoji -> length range -> exact dupl
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import Counter
 from pathlib import Path
 
-from hivelm import filters, text
+from hivelm import filters, paths, text
 from hivelm.config import DataConfig, HiveConfig, PrepareConfig
 from hivelm.io import CorpusError, atomic_dir, read_corpus, write_json, write_jsonl
+from hivelm.rng import keyed_rng
 
 log = logging.getLogger(__name__)
 
-PREPARED_DIR = Path("data/prepared")
-STATS_PATH = Path("reports/prepare/stats.json")
 RECORD_FIELDS = ("post_id", "community", "text", "author_id", "timestamp", "source_row")
 
 
@@ -71,7 +69,7 @@ def clean_community(posts: list[dict], cfg: PrepareConfig, perplexity=None) -> t
         if cfg.cap_strategy == "lowest_perplexity":
             order = np.argsort(perplexity([p["text"] for p in posts]), kind="stable")
         else:
-            order = _rng(cfg.seed, posts[0]["community"]).permutation(len(posts))
+            order = keyed_rng(cfg.seed, posts[0]["community"]).permutation(len(posts))
         keep = sorted(order[: cfg.max_posts_per_community])
         posts = [posts[i] for i in keep]
     counts["after_cap"] = len(posts)
@@ -80,18 +78,11 @@ def clean_community(posts: list[dict], cfg: PrepareConfig, perplexity=None) -> t
 
 def split(posts: list[dict], fraction: float, seed: int, community: str) -> tuple[list[dict], list[dict]]:
     """Seeded split into (train, held-out); at least one post on each side."""
-    order = _rng(seed, community).permutation(len(posts))
+    order = keyed_rng(seed, community).permutation(len(posts))
     n_heldout = min(max(1, round(len(posts) * fraction)), len(posts) - 1)
     heldout = sorted(order[:n_heldout])
     train = sorted(order[n_heldout:])
     return [posts[i] for i in train], [posts[i] for i in heldout]
-
-
-def _rng(seed: int, community: str):
-    import numpy as np
-
-    # Same seed, different community -> independent streams; stable across runs and Python versions.
-    return np.random.default_rng([seed, zlib.crc32(community.encode("utf-8"))])
 
 
 def read_sources(data: DataConfig, labels: set[str]):
@@ -150,24 +141,20 @@ def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict,
     return outputs, {"communities": stats, "total": dict(totals), "ignored_rows": ignored}
 
 
-def main(cfg: HiveConfig) -> dict:
-    """Read the corpus, prepare it, and swap in data/prepared/ and the stats only if all succeeded."""
-    from hivelm import tracking
-
-    with tracking.stage_run(cfg, "prepare", sections=("communities", "data", "prepare")) as run:
-        frame = read_sources(cfg.data, {c.label for c in cfg.communities.values()})
-        perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
-        outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
-        with atomic_dir(PREPARED_DIR) as tmp:
-            for key, (train, heldout) in outputs.items():
-                write_jsonl(tmp / key / "train.jsonl", train)
-                write_jsonl(tmp / key / "heldout.jsonl", heldout)
-        write_json(STATS_PATH, stats)
-        run.log_metrics(stats)
-        run.log_artifact(STATS_PATH)
-        for key, counts in stats["communities"].items():
-            log.info("%s: %d read -> %d train, %d held out", key, counts["input"], counts["train"],
-                     counts["heldout"])
+def main(cfg: HiveConfig, run) -> dict:
+    """Read the corpus, prepare it, and swap in the prepared posts and the stats only if all succeeded."""
+    frame = read_sources(cfg.data, {c.label for c in cfg.communities.values()})
+    perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
+    outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
+    with atomic_dir(paths.PREPARED) as tmp:
+        for key, (train, heldout) in outputs.items():
+            write_jsonl(tmp / paths.train_posts(key).relative_to(paths.PREPARED), train)
+            write_jsonl(tmp / paths.heldout_posts(key).relative_to(paths.PREPARED), heldout)
+    write_json(paths.PREPARE_STATS, stats)
+    run.log_metrics(stats)
+    run.log_artifact(paths.PREPARE_STATS)
+    for key, counts in stats["communities"].items():
+        log.info("%s: %d read -> %d train, %d held out", key, counts["input"], counts["train"], counts["heldout"])
     return stats
 
 

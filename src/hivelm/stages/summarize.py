@@ -1,4 +1,4 @@
-"""summarize: every stage's summary -> reports/metrics.json, the one file the regression gate and
+"""summarize: every stage's summary -> the metrics file (paths.METRICS), the one file the regression gate and
 `dvc metrics` read.
 
     hivelm summarize
@@ -13,38 +13,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.io import write_json
 
-SOURCES = {
-    "prepare": Path("reports/prepare/stats.json"),
-    "fidelity": Path("reports/metrics/summary.json"),
-}
-OUTPUT = Path("reports/metrics.json")
-SURVEY_PLOT = Path("reports/survey_plot.json")
+SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary()}
 
 
 def read_surveys(communities: list[str], root: Path = Path(".")) -> dict:
-    """{community: reports/survey/<community>.json} for the communities whose survey has run."""
-    paths = {c: root / f"reports/survey/{c}.json" for c in communities}
-    return {c: json.loads(p.read_text()) for c, p in paths.items() if p.is_file()}
+    """{community: its survey report} for the communities whose survey has run."""
+    files = {c: root / paths.survey_report(c) for c in communities}
+    return {c: json.loads(p.read_text()) for c, p in files.items() if p.is_file()}
 
 
-def collect(communities: list[str], surveys: dict, survey_cfg=None, root: Path = Path(".")) -> dict:
+def collect(communities: list[str], surveys: dict, statistics=None, root: Path = Path(".")) -> dict:
     """Pure-ish core: read the other stages' summaries and nest them by section with the survey results
-    (`read_surveys`) and their contrasts between communities."""
+    (`read_surveys`) and their contrasts between communities (`statistics`: survey.statistics)."""
     summary = {name: json.loads((root / path).read_text()) for name, path in SOURCES.items()
                if (root / path).is_file()}
     if "prepare" in summary:
         summary["prepare"] = summary["prepare"]["total"]
-    generated = {c: root / f"reports/generate/{c}.json" for c in communities}
+    generated = {c: root / paths.generate_stats(c) for c in communities}
     summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
-    if surveys and survey_cfg is not None:
-        summary["survey"] = survey_section(surveys, survey_cfg)
+    if surveys and statistics is not None:
+        summary["survey"] = survey_section(surveys, statistics)
     return summary
 
 
-def survey_section(surveys: dict, survey_cfg) -> dict:
+def survey_section(surveys: dict, statistics) -> dict:
     """Per community and model: each criterion's estimate (mean or rate, with interval) and the unparseable
     rate; per model: pairwise community contrasts of the primary score (e.g. WCS)."""
     from hivelm.survey.scoring import contrasts, estimate
@@ -59,19 +55,16 @@ def survey_section(surveys: dict, survey_cfg) -> dict:
     for corpus in corpora:
         by_community = {c: r["corpora"][corpus] for c, r in surveys.items() if corpus in r["corpora"]}
         if len(by_community) >= 2:
-            section["contrasts"][corpus] = contrasts(by_community, survey_cfg)
+            section["contrasts"][corpus] = contrasts(by_community, statistics)
     return section
 
 
-def main(cfg: HiveConfig) -> dict:
-    from hivelm import tracking
-
-    with tracking.stage_run(cfg, "summarize", sections=("communities",)) as run:
-        surveys = read_surveys(list(cfg.communities))
-        summary = collect(list(cfg.communities), surveys, cfg.survey)
-        write_json(OUTPUT, summary)
-        write_json(SURVEY_PLOT, survey_plot_rows(surveys))
-        run.log_artifact(OUTPUT)
+def main(cfg: HiveConfig, run) -> dict:
+    surveys = read_surveys(list(cfg.communities))
+    summary = collect(list(cfg.communities), surveys, cfg.survey.statistics)
+    write_json(paths.METRICS, summary)
+    write_json(paths.SURVEY_PLOT, survey_plot_rows(surveys))
+    run.log_artifact(paths.METRICS)
     return summary
 
 

@@ -7,27 +7,21 @@ Models: `finetuned` (base + the community's adapter), `untuned` (adapter off, sa
 (adapter off, k real training posts of the community in every prompt). Answers by option log-likelihood
 (default; nothing to parse) or by sampling and parsing (unparseable answers are counted, never mapped to an
 option). Scores per persona, bootstrap intervals over personas; community contrasts come in `summarize`.
-Raw answers (model text in generate mode) stay in data/survey/; reports/survey/<community>.json holds numbers.
+Raw answers (model text in generate mode) stay in a DVC-cached file; the survey report holds numbers only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.io import read_jsonl, write_json
 
 log = logging.getLogger(__name__)
 
-
-def report_path(community: str) -> Path:
-    return Path("reports/survey") / f"{community}.json"
-
-
-def raw_path(community: str) -> Path:
-    return Path("data/survey") / f"{community}.json"
+TIMINGS = ("seconds",)
+"""Run-to-run noise: logged to MLflow, kept out of the (DVC-hashed) raw answers file."""
 
 
 def load_survey_inputs(cfg: HiveConfig):
@@ -44,20 +38,19 @@ def load_survey_inputs(cfg: HiveConfig):
 
 def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress=None) -> tuple[dict, dict]:
     """Pure-ish core: ({corpus: numbers-only summary}, {corpus: raw administration}) for one community."""
+    from hivelm.models import for_corpus
     from hivelm.survey.answers import administer
     from hivelm.survey.scoring import summarise
 
     instrument, personas = load_survey_inputs(cfg)
     name = cfg.community(community).name
-    posts = [p["text"] for p in read_jsonl(Path("data/prepared") / community / "train.jsonl")]
-    has_adapter = hasattr(model, "disable_adapter")
+    posts = [p["text"] for p in read_jsonl(paths.train_posts(community))]
     summaries, raw = {}, {}
     for corpus in cfg.survey.corpora:
-        switch_off = corpus != "finetuned" and has_adapter
-        with model.disable_adapter() if switch_off else contextlib.nullcontext():
+        with for_corpus(model, corpus):
             administered = administer(model, tokenizer, instrument, personas, name, cfg.survey,
-                                      posts if corpus == "in_context" else None, progress)
-        summaries[corpus] = summarise(instrument, administered, cfg.survey)
+                                      posts if corpus == "in_context" else None, progress, community=community)
+        summaries[corpus] = summarise(instrument, administered, cfg.survey.statistics)
         raw[corpus] = administered
     return summaries, raw
 
@@ -77,23 +70,21 @@ def mlflow_names(summaries: dict) -> dict[str, float]:
     return names
 
 
-def main(cfg: HiveConfig, community: str) -> dict:
-    from hivelm import models, tracking
+def main(cfg: HiveConfig, run, community: str) -> dict:
+    from hivelm import models
     from hivelm.progress import progress_bar
 
-    cfg.community(community)
-    with tracking.stage_run(cfg, "survey", community, sections=("communities", "base_model", "survey")) as run:
-        if "finetuned" in cfg.survey.corpora:
-            model, tokenizer = models.load_with_adapter(cfg.base_model, models.adapter_dir(community))
-        else:
-            model, tokenizer = models.load_base(cfg.base_model)
-        with progress_bar(None, f"survey {community}", unit="prompt") as advance:
-            summaries, raw = survey_community(cfg, community, model, tokenizer, advance)
-        write_json(raw_path(community), raw)
-        write_json(report_path(community), {"community": community, "corpora": summaries})
-        run.log_metrics(mlflow_names(summaries))
-        for corpus, summary in summaries.items():
-            primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
-            log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],
-                     primary.get("value"), primary.get("low"), primary.get("high"), 100 * summary["unparseable_rate"])
+    model, tokenizer = models.load_for_corpora(cfg.base_model, community, cfg.survey.corpora)
+    with progress_bar(None, f"survey {community}", unit="prompt") as advance:
+        summaries, raw = survey_community(cfg, community, model, tokenizer, advance)
+    timings = {corpus: {k: administered.pop(k) for k in TIMINGS if k in administered}
+               for corpus, administered in raw.items()}
+    write_json(paths.survey_raw(community), raw)
+    write_json(paths.survey_report(community), {"community": community, "corpora": summaries})
+    run.log_metrics(mlflow_names(summaries) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
+                                               for k, v in t.items()})
+    for corpus, summary in summaries.items():
+        primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
+        log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],
+                 primary.get("value"), primary.get("low"), primary.get("high"), 100 * summary["unparseable_rate"])
     return summaries

@@ -6,7 +6,7 @@
 
 Loss is on the assistant's post only, and labels are built by position (not by pad id), so the end-of-turn
 token is learned even though SmolLM2's pad token is its end-of-turn token. Checkpoints go to
-models/checkpoints/<community>/; a killed run resumes from the last one when rerun with the same inputs.
+`paths.checkpoints(community)`; a killed run resumes from the last one when rerun with the same inputs.
 """
 
 from __future__ import annotations
@@ -18,18 +18,14 @@ import shutil
 import sys
 from pathlib import Path
 
-from hivelm.config import HiveConfig, TuneConfig, to_dict
+from hivelm import paths
+from hivelm.config import HiveConfig, TuneConfig
 from hivelm.errors import HiveError
 from hivelm.io import atomic_dir, read_jsonl
-from hivelm.models import adapter_dir
 
 log = logging.getLogger(__name__)
 
 IGNORE = -100  # label id the loss skips
-
-
-def checkpoint_dir(community: str) -> Path:
-    return Path("models/checkpoints") / community
 
 
 def encode(record: dict, tokenizer, max_length: int) -> dict | None:
@@ -79,10 +75,10 @@ def split_eval(records: list, fraction: float, seed: int) -> tuple[list, list]:
     return [records[i] for i in sorted(order[n_eval:])], [records[i] for i in sorted(order[:n_eval])]
 
 
-def fingerprint(cfg: HiveConfig, community: str, demonstrations: Path, base_dir: Path) -> str:
-    """Identifies a training run's inputs; checkpoints from other inputs are never resumed."""
-    digest = hashlib.sha256(json.dumps([to_dict(cfg.tune), to_dict(cfg.base_model), community],
-                                       sort_keys=True).encode())
+def fingerprint(params: dict, community: str, demonstrations: Path, base_dir: Path) -> str:
+    """Identifies a training run's inputs (its declared params, data and base model); checkpoints from other
+    inputs are never resumed."""
+    digest = hashlib.sha256(json.dumps([params, community], sort_keys=True).encode())
     digest.update(demonstrations.read_bytes())
     digest.update((base_dir / "config.json").read_bytes())
     return digest.hexdigest()
@@ -113,8 +109,6 @@ def load_for_training(cfg: HiveConfig, base_dir: Path):
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(model)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
 
 
@@ -125,6 +119,8 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     from datasets import Dataset
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
     from transformers.trainer_utils import get_last_checkpoint
+
+    from hivelm.models import pad_id
 
     tune = cfg.tune
     model, tokenizer = load_for_training(cfg, base_dir)
@@ -163,7 +159,7 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     if tune.early_stopping_patience > 0:
         extra.append(EarlyStoppingCallback(early_stopping_patience=tune.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
-                      eval_dataset=Dataset.from_list(evaluation), data_collator=PadCollator(tokenizer.pad_token_id),
+                      eval_dataset=Dataset.from_list(evaluation), data_collator=PadCollator(pad_id(tokenizer)),
                       callbacks=extra)
     trainer.remove_callback(PrinterCallback)  # without a terminal it would print a dict per step
     result = trainer.train(resume_from_checkpoint=resume)
@@ -181,20 +177,19 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     }
 
 
-def main(cfg: HiveConfig, community: str) -> dict:
+def main(cfg: HiveConfig, run, community: str) -> dict:
     from hivelm import tracking
-    from hivelm.models import BASE_DIR
 
-    cfg.community(community)
-    demonstrations = Path("data/instructions") / f"{community}.jsonl"
-    with tracking.stage_run(cfg, "tune", community, sections=("communities", "base_model", "tune")) as run:
-        records = read_jsonl(demonstrations)
-        stats = train_adapter(cfg, records, adapter_dir(community), checkpoint_dir(community), BASE_DIR,
-                              fingerprint(cfg, community, demonstrations, BASE_DIR),
-                              callbacks=[tracking.loss_callback()])
-        run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
-        run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": cfg.base_model.source})
-        run.log_artifact(adapter_dir(community), "adapter")
-        run.register_model(f"hivelm-{community}", "adapter")
-    log.info("%s: adapter in %s (eval loss %.3f)", community, adapter_dir(community), stats["eval_loss"])
+    demonstrations = paths.instructions(community)
+    records = read_jsonl(demonstrations)
+    stats = train_adapter(cfg, records, paths.adapter(community), paths.checkpoints(community), paths.BASE_MODEL,
+                          fingerprint(run.params, community, demonstrations, paths.BASE_MODEL),
+                          callbacks=[tracking.loss_callback()])
+    run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
+    provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
+    source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
+    run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": source})
+    run.log_artifact(paths.adapter(community), "adapter")
+    run.register_model(f"hivelm-{community}", "adapter")
+    log.info("%s: adapter in %s (eval loss %.3f)", community, paths.adapter(community), stats["eval_loss"])
     return stats

@@ -18,10 +18,11 @@ Both work on a plain model or a peft model: the caller switches adapters on or o
 from __future__ import annotations
 
 import time
-import zlib
 from collections.abc import Sequence
 
-from hivelm.generation import in_context_block, sample_texts, truncate_words
+from hivelm.config import InContextConfig
+from hivelm.generation import in_context_prompt, render_chat, sample_texts
+from hivelm.rng import keyed_rng
 from hivelm.survey.instrument import Instrument, Item, Option
 from hivelm.survey.parse import parse_answer
 from hivelm.templates import Template
@@ -46,36 +47,25 @@ def item_block(item: Item) -> str:
     return "\n".join([item.stem, *(reply(o) for o in item.options)])
 
 
-def _context(pool: Sequence[str] | None, k: int, words: int, seed: int, key: str,
-             community_name: str) -> tuple[str, list[int]]:
-    """A seeded draw of k posts (each cut to `words` words) for one respondent: the in_context baseline."""
-    import numpy as np
-
-    if not pool:
-        return "", []
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
-    picks = sorted(int(i) for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False))
-    return in_context_block([truncate_words(pool[i], words) for i in picks], community_name), picks
-
-
 def build_item_prompts(instrument: Instrument, personas: Sequence[Template], community_name: str,
                        samples_per_item: int = 1, context: Sequence[str] | None = None, *,
                        mode: str = "generate", system_prompt: str = "You are a helpful assistant.",
-                       context_k: int = 8, context_words: int = 20, seed: int = 0) -> list[dict]:
+                       in_context: InContextConfig | None = None, seed: int = 0, community: str = "") -> list[dict]:
     """One prompt record per (persona, sample, item), items in instrument order within each respondent.
 
     Record: {id, item_id, persona_id, sample, option, system, prompt, choices, context_posts}; `choices` are
     the [key, reply] pairs loglik scores; `option` is set on the per-option yes/no records of multi_select
     items in loglik mode. `context` is a pool of real posts: each respondent (persona, sample) sees its own
-    seeded draw of `context_k` posts cut to `context_words` words, the same for all its items, so one
-    respondent answers from one view of the community (the paper's code retrieved posts per question from a
-    file that was never committed; paper-spec 6.2)."""
+    draw (`generation.in_context_prompt`, keyed by `seed`, the `community` key, persona and sample), the same
+    for all its items, so one respondent answers from one view of the community (the paper's code retrieved
+    posts per question from a file that was never committed; paper-spec 6.2)."""
+    in_context = in_context or InContextConfig()
     records = []
     for persona in personas:
         intro = persona.render(community=community_name)
         for sample in range(samples_per_item):
-            block, picks = _context(context, context_k, context_words, seed,
-                                    f"{community_name}|{persona.id}|{sample}", community_name)
+            block, picks = in_context_prompt(context or [], in_context, community_name,
+                                             keyed_rng(seed, community, persona.id, str(sample), "context"))
             base = {"persona_id": persona.id, "sample": sample, "system": system_prompt, "context_posts": picks}
             for item in instrument.items.values():
                 rid = f"{instrument.id}-{persona.id}-{sample}-{item.id}"
@@ -102,9 +92,7 @@ def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[l
     every choice is scored after exactly the same prefix tokens."""
     prefixes, replies = [], []
     for r in records:
-        text = tokenizer.apply_chat_template([{"role": "system", "content": r["system"]},
-                                              {"role": "user", "content": r["prompt"]}],
-                                             add_generation_prompt=True, tokenize=False)
+        text = render_chat(tokenizer, r["system"], r["prompt"])
         prefixes.append(tokenizer(text, add_special_tokens=False)["input_ids"])
         replies.append([tokenizer(c[1], add_special_tokens=False)["input_ids"] for c in r["choices"]])
     return prefixes, replies
@@ -147,14 +135,15 @@ def _score_batch(model, prefixes, replies, pad_id: int) -> list[list[float]]:
 def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int = 16, progress=None) -> list[list[float]]:
     """Per record, the length-normalised log-likelihood of each choice as the assistant's reply.
     Records are batched by prefix length (less padding); results come back in record order."""
+    from hivelm.models import pad_id
+
     prefixes, replies = _encode(tokenizer, records)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     order = sorted(range(len(records)), key=lambda i: -len(prefixes[i]))
     results: list[list[float]] = [[] for _ in records]
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         for i, scores in zip(chunk, _score_batch(model, [prefixes[i] for i in chunk],
-                                                 [replies[i] for i in chunk], pad_id or 0)):
+                                                 [replies[i] for i in chunk], pad_id(tokenizer) or 0)):
             results[i] = scores
         if progress:
             progress(len(chunk))
@@ -190,11 +179,12 @@ def distributions_from(records: Sequence[dict], probabilities: Sequence[Sequence
 # ---------------------------------------------------------------------------------------------- administer
 
 def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Template], community_name: str,
-               cfg, context_posts: Sequence[str] | None = None, progress=None) -> dict:
+               cfg, context_posts: Sequence[str] | None = None, progress=None, community: str = "") -> dict:
     """Survey one model (the caller has switched its adapter on or off) as one community's members.
 
-    `cfg` is a SurveyConfig (mode, samples_per_item, system_prompt, in_context_k / _words, decoding, batch
-    size, seed); `context_posts` (real posts) makes it the in_context baseline. Returns
+    `cfg` is a SurveyConfig (mode, samples_per_item, system_prompt, seed, decoding, in_context);
+    `context_posts` (real posts) makes it the in_context baseline, drawn per respondent keyed by the
+    `community` key. Returns
     {instrument, mode, community, personas, seconds, prompts} plus, in loglik mode,
     distributions {persona: {item: {letter: p}}}; in generate mode, answers {persona: [answer set per
     sample]} and responses [{id, item_id, persona_id, sample, text, answer}] (raw text: keep it out of
@@ -202,15 +192,15 @@ def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Temp
     loglik = cfg.mode == "loglik"
     records = build_item_prompts(instrument, personas, community_name, 1 if loglik else cfg.samples_per_item,
                                  context_posts, mode=cfg.mode, system_prompt=cfg.system_prompt,
-                                 context_k=cfg.in_context_k, context_words=cfg.in_context_words, seed=cfg.seed)
+                                 in_context=cfg.in_context, seed=cfg.seed, community=community)
     started = time.perf_counter()
     result = {"instrument": instrument.id, "mode": cfg.mode, "community": community_name,
               "personas": [p.id for p in personas], "prompts": len(records)}
     if loglik:
-        probabilities = option_probabilities(model, tokenizer, records, cfg.batch_size, progress)
+        probabilities = option_probabilities(model, tokenizer, records, cfg.decoding.batch_size, progress)
         result["distributions"] = distributions_from(records, probabilities)
     else:
-        texts, new_tokens = sample_texts(model, tokenizer, records, cfg, progress)
+        texts, new_tokens = sample_texts(model, tokenizer, records, cfg.decoding, cfg.seed, progress)
         answers = {p.id: [{} for _ in range(cfg.samples_per_item)] for p in personas}
         responses = []
         for record, text in zip(records, texts):

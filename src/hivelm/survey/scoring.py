@@ -24,13 +24,13 @@ Two views of one model's survey, both reported:
 from __future__ import annotations
 
 import math
-import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from itertools import combinations
 from typing import Any
 
+from hivelm.rng import keyed_rng
 from hivelm.survey.instrument import Instrument, InstrumentError, Item, compile_formula
 from hivelm.survey.parse import UNPARSEABLE
 
@@ -257,19 +257,13 @@ def distribution_majority(instrument: Instrument, distributions) -> tuple[dict, 
 
 # ---------------------------------------------------------------------------------------------- respondents
 
-def _rng(seed: int, key: str):
-    import numpy as np
-
-    return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
-
-
 def draw_answer_sets(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]], draws: int,
                      seed: int = 0, key: str = "") -> list[dict[str, Any]]:
     """`draws` answer sets sampled from one persona's per-item distributions, items independently; a
     multi_select option is chosen with its own probability. Seeded by `seed` and `key` (the persona)."""
     import numpy as np
 
-    rng = _rng(seed, key)
+    rng = keyed_rng(seed, key)
     sets: list[dict[str, Any]] = [{} for _ in range(draws)]
     for iid, item in instrument.items.items():
         probs = distribution.get(iid)
@@ -364,10 +358,10 @@ def item_summary(item: Item, answers: Sequence[Any]) -> dict:
 
 
 def summarise(instrument: Instrument, administered: Mapping, cfg, draws_per_persona: int | None = None) -> dict:
-    """The numbers-only JSON of one model's survey (reports/survey/<community>.json holds one per corpus).
+    """The numbers-only JSON of one model's survey (a community's survey report holds one per corpus).
 
-    `administered` comes from answers.administer; `cfg` is a SurveyConfig (bootstrap_resamples, confidence,
-    seed). `draws_per_persona` is the Monte-Carlo answer sets per persona in loglik mode (default: the
+    `administered` comes from answers.administer; `cfg` is a StatisticsConfig (survey.statistics:
+    bootstrap_resamples, confidence, seed). `draws_per_persona` is the Monte-Carlo answer sets per persona in loglik mode (default: the
     config's `loglik_draws` if it has one, else 200; ignored in generate mode, where each persona has
     samples_per_item sampled answer sets)."""
     draws = draws_per_persona or getattr(cfg, "loglik_draws", None) or DEFAULT_DRAWS

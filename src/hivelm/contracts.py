@@ -1,0 +1,95 @@
+"""Every stage's contract, declared once: what it reads, what it writes, which params it depends on.
+
+Everything else follows from this table:
+- `hivelm <stage>` looks the stage up here, opens its MLflow run with exactly the declared params (and a
+  `config_hash` of them), and hands the stage a config in which an undeclared param cannot be read;
+- dvc.yaml is rendered from it (`hivelm dvc-yaml`): deps are the declared inputs plus the stage module's
+  import closure inside src/hivelm, params are the declared keys; a test fails when the committed dvc.yaml
+  differs from the render, so a code change always reruns the stages that import it, and only those.
+
+Paths come from `hivelm.paths`; fanned-out stages are declared with DVC's `${key}` for the community.
+To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
+declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hivelm import paths
+
+KEY = "${key}"  # DVC's foreach key: the community
+
+
+@dataclass(frozen=True)
+class Contract:
+    name: str
+    help: str
+    per_community: bool
+    params: tuple[str, ...]
+    """params.yaml keys the stage reads (a section name covers the whole section); `${key}` = the community."""
+    deps: tuple[str, ...] = ()
+    """Declared inputs: artifact paths and `${param}` paths (files named in params.yaml)."""
+    outs: tuple[str, ...] = ()
+    """Outputs DVC caches (data, models): git-ignored, restored by `dvc pull`."""
+    reports: tuple[str, ...] = ()
+    """Small numbers-only outputs committed to git (DVC `cache: false`)."""
+    metrics: tuple[str, ...] = ()
+    """Metrics files (`dvc metrics`), committed to git."""
+    in_dvc: bool = True
+    """False for stages run by hand (detect): not rendered into dvc.yaml."""
+
+    @property
+    def module(self) -> str:
+        return f"hivelm.stages.{self.name}"
+
+
+CONTRACTS = (
+    Contract("detect", "Louvain communities on the interaction graph -> labelled posts", False,
+             params=("detect", "data.columns.author_id"), in_dvc=False),
+    Contract("base_model", "convert the embedded GGUF (or copy a folder / hub id) into the base model folder", False,
+             params=("base_model.source", "base_model.revision", "base_model.dtype"),
+             outs=(str(paths.BASE_MODEL),)),
+    Contract("prepare", "clean, anonymise, deduplicate and split the raw corpus", False,
+             params=("communities", "data", "prepare"),
+             # the base model is read only when prepare.cap_strategy is lowest_perplexity
+             deps=("${data.path}", str(paths.BASE_MODEL)),
+             outs=(str(paths.PREPARED),), metrics=(str(paths.PREPARE_STATS),)),
+    Contract("instruct", "pair training posts with persona instructions", True,
+             params=(f"communities.{KEY}", "instruct"),
+             deps=(str(paths.train_posts(KEY)), "${instruct.templates}"),
+             outs=(str(paths.instructions(KEY)),)),
+    Contract("tune", "LoRA-tune one adapter per community on the base model", True,
+             params=("base_model.device", "base_model.dtype", "base_model.attn_implementation",
+                     "base_model.num_threads", "tune"),
+             deps=(str(paths.instructions(KEY)), str(paths.BASE_MODEL)),
+             outs=(str(paths.adapter(KEY)),)),
+    Contract("generate", "generate and filter the finetuned, untuned and in-context corpora", True,
+             params=(f"communities.{KEY}", "base_model.device", "base_model.dtype",
+                     "base_model.attn_implementation", "base_model.num_threads", "generate"),
+             deps=(str(paths.train_posts(KEY)), str(paths.BASE_MODEL), str(paths.adapter(KEY)),
+                   "${generate.templates}"),
+             outs=(str(paths.generated(KEY)),), metrics=(str(paths.generate_stats(KEY)),)),
+    Contract("survey", "administer the psychometric instrument to the adapter and both baselines", True,
+             params=(f"communities.{KEY}", "base_model.device", "base_model.dtype",
+                     "base_model.attn_implementation", "base_model.num_threads", "survey"),
+             deps=(str(paths.train_posts(KEY)), str(paths.BASE_MODEL), str(paths.adapter(KEY)),
+                   "${survey.instrument}", "${survey.personas}"),
+             outs=(str(paths.survey_raw(KEY)),), reports=(str(paths.survey_report(KEY)),)),
+    Contract("evaluate", "fidelity metrics of every corpus against real held-out posts", False,
+             params=("communities", "evaluate"),
+             deps=(str(paths.PREPARED), str(paths.GENERATED)),
+             reports=(str(paths.METRICS_DIR), str(paths.PLOTS_DIR))),
+    Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
+             params=("communities", "survey.statistics"),
+             deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
+                   str(paths.SURVEY_REPORTS)),
+             reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
+    Contract("report", "write the self-contained HTML report", False,
+             params=("communities", "base_model.source", "report", "tracking.experiment"),
+             deps=(str(paths.METRICS), str(paths.METRICS_DIR), str(paths.SURVEY_REPORTS),
+                   str(paths.GENERATE_STATS), str(paths.PREPARE_STATS), str(paths.BASE_MODEL),
+                   str(paths.ADAPTERS), str(paths.GENERATED)),
+             outs=(str(paths.REPORT),)),
+)
+STAGES = {contract.name: contract for contract in CONTRACTS}

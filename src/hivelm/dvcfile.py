@@ -1,0 +1,134 @@
+"""dvc.yaml, rendered from the stage contracts (hivelm.contracts) and the stages' import closures.
+
+    hivelm dvc-yaml            # rewrite dvc.yaml
+    hivelm dvc-yaml --check    # exit 1 if the committed dvc.yaml differs from the render (CI runs a test of it)
+
+A stage's code deps are every module its stage module imports, directly or through other hivelm modules
+(function-level imports included, since heavy imports live inside functions), found by reading the source
+with `ast`: nothing is imported. Package `__init__.py` files count, since importing a submodule runs them.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+from hivelm.contracts import CONTRACTS, KEY, Contract
+from hivelm.errors import HiveError
+
+PACKAGE = Path(__file__).resolve().parent  # src/hivelm
+DVC_YAML = Path("dvc.yaml")
+
+HEADER = """\
+# HiveLM pipeline, rendered by `hivelm dvc-yaml` from src/hivelm/contracts.py (do not edit by hand: a test
+# compares this file with the render). Run it with `hivelm run` (= `dvc repro` under one parent MLflow run),
+# `dvc repro`, `dvc exp run -S key=value`, `dvc dag`.
+# deps: each stage's declared inputs, then every src/hivelm module its code imports (so a code change reruns
+# exactly the stages that import it); params: the exact params.yaml keys the stage reads.
+# Outputs are `persist: true`: each stage swaps in new outputs only when it succeeds, so a failed stage keeps
+# its previous outputs (DVC then skips its run-cache, so every executed stage logs an MLflow run).
+"""
+
+# `dvc plots show` / `dvc plots diff HEAD~1`: per-community fidelity metrics and the cross-community FID table.
+PLOTS = (
+    ("fid", "bar_horizontal", "fid", "model", "FID to own held-out posts (lower is better)"),
+    ("attribution", "bar_horizontal", "attribution", "model", "Share attributed to own community (higher is better)"),
+    ("auc", "bar_horizontal", "auc", "model", "Real-vs-generated discriminator AUC (0.5 is best)"),
+    ("emotion_alignment", "bar_horizontal", "emotion_alignment", "model",
+     "Emotion alignment, 1 - JS distance (higher is better)"),
+    ("cross_community", "scatter", "real", "generated", "Cross-community FID (generated vs real community)"),
+)
+
+
+def module_file(name: str) -> Path | None:
+    """src/hivelm/... file of module `name` (a package's __init__.py), or None outside the package."""
+    parts = name.split(".")
+    if parts[0] != "hivelm":
+        return None
+    base = PACKAGE.joinpath(*parts[1:])
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported(path: Path) -> set[str]:
+    """hivelm module names imported anywhere in `path` (top level or inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from hivelm import text`
+    return {n for n in names if n.split(".")[0] == "hivelm" and module_file(n)}
+
+
+@cache
+def import_closure(module: str) -> tuple[Path, ...]:
+    """Every src/hivelm file that importing `module` and calling its functions can execute, sorted."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo.extend(".".join(parts[:i]) for i in range(1, len(parts)))  # parent packages run first
+        todo.extend(_imported(module_file(name)))
+    return tuple(sorted({module_file(n) for n in seen}))
+
+
+def _relative(path: Path) -> str:
+    root = PACKAGE.parent.parent
+    return path.relative_to(root).as_posix()
+
+
+def code_deps(contract: Contract) -> list[str]:
+    return [_relative(p) for p in import_closure(contract.module)]
+
+
+def stage_entry(contract: Contract) -> dict:
+    def persisted(items, **extra):
+        return [{item: {**extra, "persist": True}} for item in items]
+
+    body: dict = {"cmd": f"hivelm {contract.name}" + (f" --community {KEY}" if contract.per_community else ""),
+                  "deps": [*contract.deps, *code_deps(contract)],
+                  "params": list(contract.params)}
+    outs = persisted(contract.outs) + persisted(contract.reports, cache=False)
+    if outs:
+        body["outs"] = outs
+    if contract.metrics:
+        body["metrics"] = persisted(contract.metrics, cache=False)
+    return {"foreach": "${communities}", "do": body} if contract.per_community else body
+
+
+def render() -> str:
+    import yaml
+
+    from hivelm import paths
+
+    document = {
+        "stages": {c.name: stage_entry(c) for c in CONTRACTS if c.in_dvc},
+        "plots": [{str(paths.plot(name)): {"template": template, "x": x, "y": y, "title": title}}
+                  for name, template, x, y, title in PLOTS]
+                 + [{str(paths.SURVEY_PLOT): {"template": "bar_horizontal", "x": "value", "y": "model",
+                                              "title": "Survey primary score per community and model (e.g. SWED WCS)"}}],
+    }
+    body = yaml.safe_dump(document, sort_keys=False, width=110, default_flow_style=False)
+    return HEADER + body
+
+
+def main(check: bool, path: Path = DVC_YAML) -> int:
+    rendered = render()
+    if check:
+        current = path.read_text(encoding="utf-8") if path.is_file() else ""
+        if current != rendered:
+            raise HiveError(f"{path} differs from the stage contracts: run `hivelm dvc-yaml` and commit it")
+        print(f"{path} matches the stage contracts")
+        return 0
+    path.write_text(rendered, encoding="utf-8")
+    print(f"wrote {path} ({sum(c.in_dvc for c in CONTRACTS)} stages)")
+    return 0

@@ -1,0 +1,255 @@
+"""The HTML report's rendering: numbers in, one self-contained page out (inline SVG plots, no network).
+
+Pure functions of the dict `hivelm.stages.report.load` reads from the pipeline's outputs, so they are tested
+without running the pipeline. Generated text appears only as the already redacted `samples`.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+
+CORPORA_ORDER = ("finetuned", "untuned", "in_context")
+METRIC_LABELS = {"attribution": ("attribution to own community", "higher"), "auc": ("real-vs-generated AUC", "lower"),
+                 "fid": ("FID to own held-out posts", "lower"), "emotion_alignment": ("emotion alignment", "higher")}
+
+
+def svg(figure) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def error_bar(estimate: dict | None) -> list[float]:
+    """[below, above] for matplotlib. An interval need not contain the point estimate (FID's basic bootstrap
+    interval corrects the plug-in value's upward bias and can lie below it), so each side is clipped at zero;
+    missing or NaN bounds draw no bar."""
+    import math
+
+    if not estimate or estimate.get("low") is None or estimate.get("value") is None:
+        return [0.0, 0.0]
+    below, above = estimate["value"] - estimate["low"], estimate["high"] - estimate["value"]
+    return [max(0.0, below) if math.isfinite(below) else 0.0, max(0.0, above) if math.isfinite(above) else 0.0]
+
+
+def fidelity_bars(per_community: dict, key: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    communities = list(per_community)
+    figure, axis = plt.subplots(figsize=(7, 2.8))
+    width = 0.8 / len(CORPORA_ORDER)
+    for index, corpus in enumerate(CORPORA_ORDER):
+        values = [per_community[c]["corpora"].get(corpus, {}).get(key) for c in communities]
+        points = [v["value"] if v else np.nan for v in values]
+        errors = np.array([error_bar(v) for v in values]).T
+        axis.bar(np.arange(len(communities)) + index * width, points, width, yerr=errors, capsize=3, label=corpus)
+    axis.set_xticks(np.arange(len(communities)) + width, communities)
+    label, better = METRIC_LABELS[key]
+    axis.set_title(f"{label} ({better} is better)", fontsize=10)
+    axis.legend(fontsize=8)
+    return svg(figure)
+
+
+def heatmap(matrix: dict, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.array(matrix["fid"], dtype=float)
+    figure, axis = plt.subplots(figsize=(4.2, 3.4))
+    image = axis.imshow(values, cmap="viridis_r")
+    axis.set_xticks(range(len(matrix["columns"])), matrix["columns"], rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(matrix["rows"])), matrix["rows"], fontsize=8)
+    axis.set_xlabel("real held-out posts of")
+    axis.set_ylabel("posts of")
+    for (i, j), value in np.ndenumerate(values):
+        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    axis.set_title(f"{title}: diagonal minimum in {matrix['diagonal_share']:.0%} of rows", fontsize=9)
+    return svg(figure)
+
+
+def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
+    """Emotion profiles (kind='emotion') or one toxicity label's histogram, real vs each corpus."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    figure, axis = plt.subplots(figsize=(5.5, 2.4))
+    for name, profile in profiles.items():
+        if kind == "emotion":
+            keys = list(profile["emotion"])
+            axis.plot(keys, [profile["emotion"][k] for k in keys], marker="o", label=name)
+        else:
+            counts = np.array(profile["toxicity_histogram"][label], dtype=float)
+            axis.plot(np.linspace(0.05, 0.95, len(counts)), counts / max(counts.sum(), 1), marker=".", label=name)
+    if kind == "emotion":
+        axis.tick_params(axis="x", rotation=45, labelsize=7)
+        axis.set_ylabel("share")
+    else:
+        axis.set_xlabel(f"{label} score")
+        axis.set_ylabel("share of posts")
+    axis.legend(fontsize=7)
+    return svg(figure)
+
+
+def table(headers: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def interval(metric: dict | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "-"
+    if metric.get("low") is None or metric["low"] != metric["low"]:
+        return f"{metric['value']:.3f}"
+    return f"{metric['value']:.3f} <small>[{metric['low']:.3f}, {metric['high']:.3f}]</small>"
+
+
+def survey_plot(results: dict) -> str:
+    """The primary score (e.g. WCS) per community and model, with bootstrap intervals over personas."""
+    import matplotlib
+
+    from hivelm.survey.scoring import estimate
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    communities = list(results)
+    figure, axis = plt.subplots(figsize=(7, 2.8))
+    width = 0.8 / len(CORPORA_ORDER)
+    primary = None
+    for index, corpus in enumerate(CORPORA_ORDER):
+        estimates = []
+        for community in communities:
+            scored = results[community]["corpora"].get(corpus)
+            primary = primary or (scored or {}).get("primary")
+            estimates.append(estimate((scored or {}).get("criteria", {}).get(primary)) or {})
+        values = [e.get("value") if e.get("value") is not None else np.nan for e in estimates]
+        errors = np.array([error_bar(e) for e in estimates]).T
+        axis.bar(np.arange(len(communities)) + index * width, values, width, yerr=errors, capsize=3, label=corpus)
+    axis.set_xticks(np.arange(len(communities)) + width, communities)
+    axis.set_title(f"{primary} per community and model (95% bootstrap interval over personas)", fontsize=10)
+    axis.legend(fontsize=8)
+    return svg(figure)
+
+
+def survey_section(results: dict, contrasts: dict) -> str:
+    """Primary score plot, criteria table, per-item majority answers and unparseable rates, contrasts.
+    `results`: {community: its survey report}; `contrasts`: the `survey.contrasts` section of the metrics file."""
+    from hivelm.survey.scoring import estimate
+
+    if not results:
+        return "<p>No survey results (the survey stage has not run).</p>"
+    parts = [survey_plot(results)]
+    rows, names = [], []
+    for community, result in results.items():
+        for corpus, scored in result["corpora"].items():
+            names = sorted(scored["criteria"])
+            rows.append([html.escape(community), corpus,
+                         *[interval(estimate(scored["criteria"][n])) for n in names],
+                         f"{scored['unparseable_rate']:.1%}"])
+    parts.append(table(["community", "model", *names, "unparseable"], rows))
+    item_rows = []
+    for community, result in results.items():
+        for corpus, scored in result["corpora"].items():
+            item_rows.append([html.escape(community), corpus] + [
+                f"{html.escape(str(item.get('majority')))} <small>({item.get('unparseable_rate', 0):.0%})</small>"
+                for item in scored["items"].values()])
+    first_model = next(iter(next(iter(results.values()))["corpora"].values()))
+    item_ids = list(first_model["items"])
+    parts.append("<p>Majority answer per item (unparseable share in brackets):</p>" +
+                 table(["community", "model", *item_ids], item_rows))
+    contrast_rows = [[corpus, html.escape(pair), f"{c['difference']:.1f}" if c["difference"] is not None else "-",
+                      f"[{c['low']:.1f}, {c['high']:.1f}]" if c["low"] is not None else "-",
+                      f"{c['p_value']:.3f}" if c["p_value"] is not None else "-"]
+                     for corpus, pairs in contrasts.items() for pair, c in pairs.items()]
+    if contrast_rows:
+        parts.append("<p>Community contrasts of the primary score (permutation p-values, not corrected for "
+                     "multiple comparisons):</p>" + table(["model", "pair", "difference", "interval", "p"],
+                                                         contrast_rows))
+    return "\n".join(parts)
+
+
+def page(data: dict) -> str:
+    """The HTML page from the numbers `hivelm.stages.report.load` collects (pure: no file is read)."""
+    per_community, summary, cross, prepare = (data["per_community"], data["summary"], data["cross_community"],
+                                              data["prepare"])
+    parts = [f"<h1>HiveLM report: {html.escape(data['experiment'])}</h1>",
+             "<p class='warning'><b>Content warning.</b> This report describes models aligned with online "
+             "communities that may discuss eating disorders, dieting and body image. Numbers only, unless "
+             "samples were requested.</p>",
+             "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]])]
+    parts.append("<h2>Fidelity per community</h2><p>Each metric against the community's own real held-out "
+                 "posts, with bootstrap intervals.</p>")
+    rows = []
+    for community, result in per_community.items():
+        for corpus in CORPORA_ORDER:
+            m = result["corpora"].get(corpus)
+            if m:
+                rows.append([html.escape(community), corpus, m["n"], *[interval(m[k]) for k in METRIC_LABELS],
+                             interval(m["toxicity"].get("toxicity", {}).get("wasserstein"))])
+    parts.append(table(["community", "corpus", "posts", *[v[0] for v in METRIC_LABELS.values()],
+                        "toxicity Wasserstein"], rows))
+    if per_community:
+        parts += [fidelity_bars(per_community, key) for key in METRIC_LABELS]
+    if summary:
+        classifier = summary.get("classifier", {})
+        parts.append("<p>Community classifier on real held-out posts: accuracy "
+                     f"{interval(classifier.get('heldout_accuracy'))}, macro-F1 "
+                     f"{interval(classifier.get('heldout_macro_f1'))}. Macro-F1 on generated posts: " +
+                     ", ".join(f"{c} {interval(v['macro_f1'])}" for c, v in summary.get("corpora", {}).items()) +
+                     " (paper: 0.53 finetuned, 0.40 in-context).</p>")
+    parts.append("<h2>Cross-community distance</h2><div class='row'>" +
+                 "".join(heatmap(m, name) for name, m in cross.items()) + "</div>")
+    parts.append("<h2>Emotion profiles and toxicity</h2>")
+    for community, result in per_community.items():
+        profiles = result.get("profiles", {})
+        parts.append(f"<h3>{html.escape(community)}</h3><div class='row'>{profile_plot(profiles, 'emotion')}"
+                     f"{profile_plot(profiles, 'toxicity', 'toxicity')}</div>")
+    parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
+    parts.append("<h2>Data counts</h2>")
+    steps = list(next(iter(prepare["communities"].values()), {}))
+    parts.append(table(["community", *steps], [[html.escape(c), *counts.values()]
+                                               for c, counts in prepare["communities"].items()]))
+    generated = data["generated"]
+    gen_rows = [[html.escape(c), corpus, counts.get("generated"), counts.get("after_near_duplicate"),
+                 f"{counts.get('refusal_rate', 0):.1%}", counts.get("after_leakage"), counts.get("kept")]
+                for c, stats in generated.items() if stats for corpus, counts in stats.items()]
+    parts.append(table(["community", "corpus", "generated", "after dedupe", "refusals", "after leakage", "kept"],
+                       gen_rows))
+    if data["samples"]:
+        parts.append("<h2>Samples (redacted)</h2>")
+        for (community, corpus), samples in data["samples"].items():
+            parts.append(f"<h3>{html.escape(community)} / {corpus}</h3><ul>" +
+                         "".join(f"<li>{html.escape(s)}</li>" for s in samples) + "</ul>")
+    return PAGE.format(title=html.escape(data["experiment"]), body="\n".join(parts))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>HiveLM report: {title}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
+th {{ background: #f3f3f3; }} td:first-child {{ text-align: left; }}
+.warning {{ background: #fff4e5; border-left: 4px solid #e69500; padding: 0.6em; }}
+.row {{ display: flex; flex-wrap: wrap; gap: 1em; }} svg {{ max-width: 100%; height: auto; }}
+</style></head><body>
+{body}
+</body></html>
+"""
