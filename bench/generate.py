@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import replace
 
-from hivelm.config import GenerateConfig
+from hivelm.config import DecodingConfig
 from hivelm.generation import sample_texts
 from hivelm.models import load_causal_lm
 
@@ -27,7 +27,7 @@ def prompts(n: int) -> list[dict]:
 
 def timed(model, tokenizer, items, cfg) -> tuple[float, int]:
     started = time.perf_counter()
-    _, tokens = sample_texts(model, tokenizer, items, cfg)
+    _, tokens = sample_texts(model, tokenizer, items, cfg, seed=0)
     return time.perf_counter() - started, tokens
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(args.model)
     items = prompts(args.prompts)
-    cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    cfg = DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     timed(model, tokenizer, items[:2], replace(cfg, max_new_tokens=4))  # warm-up
     batched_s, batched_tokens = timed(model, tokenizer, items, cfg)
     single_s, single_tokens = timed(model, tokenizer, items, replace(cfg, batch_size=1))

@@ -17,10 +17,10 @@ import argparse
 import json
 import time
 
-from hivelm.config import SurveyConfig
+from hivelm.config import DecodingConfig, SurveyConfig
 from hivelm.models import load_causal_lm, set_threads
-from hivelm.survey import administer, load_instrument
-from hivelm.survey.instrument import select_items
+from hivelm.survey.answers import administer
+from hivelm.survey.instrument import load_instrument, select_items
 from hivelm.survey.scoring import distribution_majority, majority_answers
 from hivelm.templates import load_templates
 
@@ -49,9 +49,9 @@ def main() -> None:
     if args.items != "all":
         instrument = select_items(instrument, args.items.split(","))
     personas = load_templates(args.personas_file, slots=("community",))[: args.personas]
-    loglik_cfg = SurveyConfig(mode="loglik", batch_size=args.batch_size)
-    generate_cfg = SurveyConfig(mode="generate", samples_per_item=args.samples, batch_size=args.batch_size,
-                                max_new_tokens=args.max_new_tokens)
+    decoding = DecodingConfig(repetition_penalty=1.0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    loglik_cfg = SurveyConfig(mode="loglik", decoding=decoding)
+    generate_cfg = SurveyConfig(mode="generate", samples_per_item=args.samples, decoding=decoding)
     timed(model, tokenizer, select_items(instrument, list(instrument.items)[:1]), personas[:1], loglik_cfg)  # warm-up
     loglik_s, loglik = timed(model, tokenizer, instrument, personas, loglik_cfg)
     generate_s, generated = timed(model, tokenizer, instrument, personas, generate_cfg)

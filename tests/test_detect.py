@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from hivelm.cli import run_stage
 from hivelm.config import ConfigError, load_config
 from hivelm.io import CorpusError
-from hivelm.stages import detect as stage
 from hivelm.stages.detect import build_graph, detect, label_posts, read_edges
 
 BLOCKS, BLOCK_SIZE = 4, 30
@@ -197,7 +197,7 @@ def test_main_writes_labelled_posts_summary_and_mlflow_run(project):
     posts.to_csv(project / "data/raw/tweets.csv", index=False)
     cfg = load_config(_detect_params(project))
 
-    summary = stage.main(cfg)
+    run_stage("detect", cfg, None)
 
     labelled = pd.read_csv(project / "data/detected/posts.csv", dtype=str, keep_default_na=False)
     assert list(labelled.columns) == ["id", "user", "text", "community"]
@@ -205,7 +205,7 @@ def test_main_writes_labelled_posts_summary_and_mlflow_run(project):
     by_block = labelled.groupby("community")["user"].agg(lambda us: {truth[u] for u in us})
     assert all(len(blocks) == 1 for blocks in by_block)  # each kept community is one planted block
     written = json.loads((project / "reports/detect/summary.json").read_text())
-    assert written == summary and _numbers_only(written)
+    assert _numbers_only(written)
     assert written["modularity"] > 0.5 and written["stability"]["mean"] > 0.9
     assert written["sizes"] == {f"community_{r}": BLOCK_SIZE for r in (1, 2, 3)}
     assert written["edges"]["self_loops_dropped"] == 1
@@ -223,16 +223,16 @@ def test_main_failure_leaves_previous_output_and_names_the_null_author_key(proje
     graph, truth = planted()
     write_edge_list(project / "data/raw/retweets.csv", graph)
     pd.DataFrame({"user": sorted(truth), "text": "x"}).to_csv(project / "data/raw/tweets.csv", index=False)
-    stage.main(load_config(_detect_params(project)))
+    run_stage("detect", load_config(_detect_params(project)), None)
     before = (project / "data/detected/posts.csv").read_bytes()
 
     (project / "data/raw/retweets.csv").write_text("source,target,w\na,b,heavy\n")
     with pytest.raises(CorpusError, match="retweets.csv: data row 1: column 'w'"):
-        stage.main(load_config(_detect_params(project, weight_column="w")))
+        run_stage("detect", load_config(_detect_params(project, weight_column="w")), None)
     assert (project / "data/detected/posts.csv").read_bytes() == before
 
     with pytest.raises(ConfigError, match=r"data\.columns\.author_id is null"):
-        stage.main(load_config(_detect_params(project), ["data.columns.author_id=null"]))
+        run_stage("detect", load_config(_detect_params(project), ["data.columns.author_id=null"]), None)
 
 
 def test_main_says_when_the_author_column_is_missing_or_matches_no_user(project):
@@ -240,7 +240,7 @@ def test_main_says_when_the_author_column_is_missing_or_matches_no_user(project)
     write_edge_list(project / "data/raw/retweets.csv", graph)
     pd.DataFrame({"author": ["u1"], "text": ["x"]}).to_csv(project / "data/raw/tweets.csv", index=False)
     with pytest.raises(CorpusError, match=r"tweets.csv: column 'user' \(data.columns.author_id\) not found"):
-        stage.main(load_config(_detect_params(project)))
+        run_stage("detect", load_config(_detect_params(project)), None)
     pd.DataFrame({"user": ["nobody"], "text": ["x"]}).to_csv(project / "data/raw/tweets.csv", index=False)
     with pytest.raises(CorpusError, match="no post's author"):
-        stage.main(load_config(_detect_params(project)))
+        run_stage("detect", load_config(_detect_params(project)), None)

@@ -78,7 +78,12 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     kids = children[parents[0].info.run_id]
     assert sorted((r.data.tags["stage"], r.data.tags["community"]) for r in kids) == sorted(
         [("base_model", "all"), ("prepare", "all"), ("evaluate", "all"), ("summarize", "all"), ("report", "all")]
-        + [(s, c) for s in [*per_community, "evaluate"] for c in communities])
+        + [(s, c) for s in per_community for c in communities])
+    evaluate_run = next(k for k in kids if k.data.tags["stage"] == "evaluate")
+    nested = client.search_runs([evaluate_run.info.experiment_id],
+                                f"tags.mlflow.parentRunId = '{evaluate_run.info.run_id}'")
+    assert sorted(r.data.tags["community"] for r in nested) == sorted(communities)
+    assert all("fid/finetuned" in r.data.metrics for r in nested)
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     for kid in kids:
         assert kid.info.status == "FINISHED" and kid.data.tags["git_commit"] == head
@@ -88,6 +93,18 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     prepare = next(k for k in kids if k.data.tags["stage"] == "prepare")
     assert prepare.data.params["prepare.min_posts_per_community"] == "10"
     assert prepare.data.metrics[f"communities.{communities[0]}.input"] == 45
+    # Every run logs exactly the params its contract declares (and hashes exactly those).
+    from hivelm.config import flatten, load_config, select
+    from hivelm.contracts import STAGES
+
+    cfg = load_config(repo / "params.yaml")
+    for kid in kids:
+        community = None if kid.data.tags["community"] == "all" else kid.data.tags["community"]
+        declared = {k: str(v) for k, v in flatten(select(cfg, STAGES[kid.data.tags["stage"]].params, community)).items()}
+        assert kid.data.params == declared, kid.data.tags["stage"]
+    summarize = next(k for k in kids if k.data.tags["stage"] == "summarize")
+    assert {"survey.statistics.bootstrap_resamples", "survey.statistics.permutations", "survey.statistics.confidence",
+            "survey.statistics.seed"} <= set(summarize.data.params)
     keto = next(k for k in kids if k.data.tags["community"] == communities[0] and k.data.tags["stage"] == "instruct")
     assert keto.data.params["instruct.seed"] == "0" and f"communities.{communities[1]}.name" not in keto.data.params
     for community in communities:
@@ -97,7 +114,7 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     assert [m.step for m in client.get_metric_history(tune_run.info.run_id, "loss")] == [1, 2, 3, 4]
     assert "eval_loss" in tune_run.data.metrics
     generate_run = next(k for k in kids if k.data.tags["stage"] == "generate")
-    assert generate_run.data.params["generate.temperature"] == "0.95"
+    assert generate_run.data.params["generate.decoding.temperature"] == "0.95"
     assert {"finetuned.refusal_rate", "untuned.kept", "in_context.after_leakage"} <= set(generate_run.data.metrics)
     assert not client.list_artifacts(generate_run.info.run_id, "samples")  # text stays on disk by default
 
@@ -133,14 +150,14 @@ def test_rerun_cache_rule_and_a_failed_stage_keeps_previous_outputs(pipeline_rep
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run([str(BIN / "hivelm"), "run"], repo)
     for value in (0.5, 0.95):
-        params["generate"]["temperature"] = value
+        params["generate"]["decoding"]["temperature"] = value
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         assert sorted(ran_stages(run([str(BIN / "hivelm"), "run"], repo).stdout)) == [
             "evaluate", "generate@keto", "report", "summarize"]
     _, _, children = runs_by_parent(repo)
-    # base_model, prepare, instruct, tune, generate, survey, evaluate (+ evaluate@keto), summarize, report;
-    # then generate, evaluate (+ evaluate@keto), summarize, report, each time.
-    assert [len(kids) for kids in children.values()] == [10, 5, 5]
+    # base_model, prepare, instruct, tune, generate, survey, evaluate, summarize, report; then generate,
+    # evaluate, summarize, report, each time (evaluate@keto nests under its evaluate run).
+    assert [len(kids) for kids in children.values()] == [9, 4, 4]
 
     before = {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))}
     (repo / "data/demo/posts.csv").write_text("")

@@ -25,7 +25,7 @@ def test_embedded_smollm2_converts_tunes_and_generates(project):
                 "tune.max_length=64"]) == 0
     assert (project / "models/adapters/keto/adapter_model.safetensors").is_file()
     assert cli(["generate", "--community", "keto", "generate.topics=[breakfast]", "generate.samples_per_topic=3",
-                "generate.max_new_tokens=24", "generate.in_context_k=3"]) == 0
+                "generate.decoding.max_new_tokens=24", "generate.in_context.k=3"]) == 0
     stats = json.loads((project / "reports/generate/keto.json").read_text())
     for corpus in ("finetuned", "untuned", "in_context"):
         raw = [json.loads(line) for line in (project / f"data/generated/keto/{corpus}.raw.jsonl").open()]

@@ -10,20 +10,19 @@ import pytest
 
 from hivelm.config import DecodingConfig, InContextConfig, StatisticsConfig, SurveyConfig
 from hivelm.errors import HiveError
-from hivelm.survey import (
-    UNPARSEABLE,
-    InstrumentError,
-    build_item_prompts,
+from hivelm.survey.answers import build_item_prompts
+from hivelm.survey.instrument import InstrumentError, load_instrument, select_items
+from hivelm.survey.parse import UNPARSEABLE, parse_answer
+from hivelm.survey.scoring import (
     contrasts,
+    distribution_majority,
+    draw_answer_sets,
     evaluate,
-    load_instrument,
+    item_value,
     majority_answers,
-    parse_answer,
     score_answers,
     summarise,
 )
-from hivelm.survey.instrument import select_items
-from hivelm.survey.scoring import distribution_majority, draw_answer_sets, item_value
 from hivelm.templates import load_templates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -417,7 +416,7 @@ def naive_logprob(model, tokenizer, record, reply):
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_loglik_matches_one_option_at_a_time_scoring(tiny_model_dir, attention):
     from hivelm.models import load_causal_lm
-    from hivelm.survey import option_logprobs
+    from hivelm.survey.answers import option_logprobs
 
     model, tokenizer = load_causal_lm(tiny_model_dir, attn_implementation=attention)
     records = build_item_prompts(FEW, PERSONAS[:3], "keto cooking", mode="loglik")
@@ -431,7 +430,7 @@ def test_loglik_distributions_sum_to_one_and_move_with_a_lora_adapter(tiny_model
     from peft import LoraConfig, get_peft_model
 
     from hivelm.models import load_causal_lm
-    from hivelm.survey import administer
+    from hivelm.survey.answers import administer
 
     model, tokenizer = load_causal_lm(tiny_model_dir)
     cfg = config(batch_size=8)
@@ -454,7 +453,7 @@ def test_loglik_distributions_sum_to_one_and_move_with_a_lora_adapter(tiny_model
 
 def test_generate_mode_records_parsed_answers_or_unparseable(tiny_model_dir):
     from hivelm.models import load_causal_lm
-    from hivelm.survey import administer
+    from hivelm.survey.answers import administer
 
     model, tokenizer = load_causal_lm(tiny_model_dir)
     cfg = config(mode="generate", samples_per_item=2, max_new_tokens=4, batch_size=8)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hivelm.config import SurveyConfig
-from hivelm.survey import UNPARSEABLE, administer, load_instrument, summarise
-from hivelm.survey.instrument import select_items
+from hivelm.config import DecodingConfig, StatisticsConfig, SurveyConfig
+from hivelm.survey.answers import administer
+from hivelm.survey.instrument import load_instrument, select_items
+from hivelm.survey.parse import UNPARSEABLE
+from hivelm.survey.scoring import summarise
 from hivelm.templates import load_templates
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +41,7 @@ def survey():
 def test_loglik_survey_on_smollm2(smollm2, survey):
     model, tokenizer = smollm2
     instrument, personas = survey
-    cfg = SurveyConfig(bootstrap_resamples=50)
+    cfg = SurveyConfig(statistics=StatisticsConfig(bootstrap_resamples=50))
     result = administer(model, tokenizer, instrument, personas, "keto cooking", cfg)
     for persona in ("p01", "p02"):
         for iid in ITEMS:
@@ -50,7 +52,7 @@ def test_loglik_survey_on_smollm2(smollm2, survey):
     flat = [(p, i, x) for p in again for i in again[p] for x in again[p][i]]
     assert [again[p][i][x] for p, i, x in flat] == pytest.approx(
         [result["distributions"][p][i][x] for p, i, x in flat], abs=1e-6)  # deterministic
-    summary = summarise(instrument, result, cfg, draws_per_persona=50)
+    summary = summarise(instrument, result, cfg.statistics, draws_per_persona=50)
     json.dumps(summary, allow_nan=False)
     assert summary["respondents"] == 100 and summary["unparseable_rate"] == 0.0
     assert set(summary["criteria"]) == {"C2", "C3", "B4"}
@@ -60,7 +62,8 @@ def test_loglik_survey_on_smollm2(smollm2, survey):
 def test_generate_survey_on_smollm2(smollm2, survey):
     model, tokenizer = smollm2
     instrument, personas = survey
-    cfg = SurveyConfig(mode="generate", samples_per_item=2, max_new_tokens=10, bootstrap_resamples=50)
+    cfg = SurveyConfig(mode="generate", samples_per_item=2, decoding=DecodingConfig(max_new_tokens=10),
+                       statistics=StatisticsConfig(bootstrap_resamples=50))
     result = administer(model, tokenizer, instrument, personas, "keto cooking", cfg)
     assert len(result["responses"]) == 2 * 2 * len(ITEMS) and result["new_tokens"] > 0
     answers = [r["answer"] for r in result["responses"]]
@@ -70,7 +73,7 @@ def test_generate_survey_on_smollm2(smollm2, survey):
         assert answer == UNPARSEABLE or answer in item.letters or (
             item.type == "numeric" and item.bin_of(answer) is not None)
     assert any(a != UNPARSEABLE for a in answers)  # SmolLM2 does follow the letter format some of the time
-    summary = summarise(instrument, result, cfg)
+    summary = summarise(instrument, result, cfg.statistics)
     json.dumps(summary, allow_nan=False)
     assert summary["respondents"] == 4
     rates = [summary["items"][iid]["unparseable_rate"] for iid in ITEMS]

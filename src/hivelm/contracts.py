@@ -46,7 +46,7 @@ class Contract:
 
 CONTRACTS = (
     Contract("detect", "Louvain communities on the interaction graph -> labelled posts", False,
-             params=("detect", "data.columns.author_id"), in_dvc=False),
+             params=("detect", "data.columns.author_id", "data.encoding"), in_dvc=False),
     Contract("base_model", "convert the embedded GGUF (or copy a folder / hub id) into the base model folder", False,
              params=("base_model.source", "base_model.revision", "base_model.dtype"),
              outs=(str(paths.BASE_MODEL),)),

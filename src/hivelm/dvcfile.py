@@ -11,11 +11,11 @@ with `ast`: nothing is imported. Package `__init__.py` files count, since import
 from __future__ import annotations
 
 import ast
+import sys
 from functools import cache
 from pathlib import Path
 
 from hivelm.contracts import CONTRACTS, KEY, Contract
-from hivelm.errors import HiveError
 
 PACKAGE = Path(__file__).resolve().parent  # src/hivelm
 DVC_YAML = Path("dvc.yaml")
@@ -126,7 +126,8 @@ def main(check: bool, path: Path = DVC_YAML) -> int:
     if check:
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != rendered:
-            raise HiveError(f"{path} differs from the stage contracts: run `hivelm dvc-yaml` and commit it")
+            print(f"{path} differs from the stage contracts: run `hivelm dvc-yaml` and commit it", file=sys.stderr)
+            return 1
         print(f"{path} matches the stage contracts")
         return 0
     path.write_text(rendered, encoding="utf-8")

@@ -9,7 +9,7 @@ Louvain runs once per seed in `detect.seeds`: the first seed's partition is kept
 of every other seed's partition against it measures stability (the paper gives neither resolution nor seeds).
 Communities are ranked by member count (community_1 = largest) and only the `keep_largest` largest are kept;
 posts whose author is in none of them are dropped and counted. Outputs: `detect.output` (CSV, the posts'
-own columns plus `community`) and reports/detect/summary.json (numbers only).
+own columns plus `community`) and a numbers-only summary (paths.DETECT_SUMMARY).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hivelm import paths
 from hivelm.config import ConfigError, HiveConfig
 from hivelm.io import CorpusError, atomic_path, read_table, write_json
 
 log = logging.getLogger(__name__)
 
-SUMMARY_PATH = Path("reports/detect/summary.json")
 def _require_column(path, frame, column: str, key: str) -> None:
     if column not in frame.columns:
         raise CorpusError(f"{path}: column {column!r} ({key}) not found; "
@@ -174,33 +174,30 @@ def label_posts(posts, author_column: str, partition: dict[str, int]):
     return labelled, counts
 
 
-def main(cfg: HiveConfig) -> dict:
+def main(cfg: HiveConfig, run) -> dict:
     """Read edges and posts, detect communities, write the labelled posts and the summary atomically."""
-    from hivelm import tracking
-
     spec, author = cfg.detect, cfg.data.columns.author_id
     if author is None:
         raise ConfigError("data.columns.author_id is null; detect needs the posts' author column to label "
                           "posts with their author's community")
-    with tracking.stage_run(cfg, "detect", sections=("data", "detect")) as run:
-        edges, edge_counts = read_edges(spec.edges, spec.source_column, spec.target_column,
-                                        spec.weight_column, cfg.data.encoding)
-        result = detect(build_graph(edges), spec.resolution, spec.seeds, spec.keep_largest)
-        posts = read_table(spec.posts, encoding=cfg.data.encoding)
-        _require_column(spec.posts, posts, author, "data.columns.author_id")
-        labelled, post_counts = label_posts(posts, author, result["partition"])
-        if labelled.empty:
-            raise CorpusError(f"{spec.posts}: no post's author ({author!r}) is in one of the "
-                              f"{result['communities_kept']} kept communities of {spec.edges}")
-        with atomic_path(spec.output) as tmp:
-            labelled.to_csv(tmp, index=False)
-        summary = {key: value for key, value in result.items() if key != "partition"}
-        summary.update(edges=edge_counts, posts=post_counts)
-        write_json(SUMMARY_PATH, summary)
-        run.log_metrics(summary)
-        run.log_artifact(SUMMARY_PATH)
-        log.info("detect: %d users, %d communities (modularity %.3f, mean ARI across seeds %s); kept %d: %s; "
-                 "%d of %d posts labelled", result["users"], result["communities_found"], result["modularity"],
-                 result["stability"].get("mean", "n/a"), result["communities_kept"], result["sizes"],
-                 post_counts["labelled"], post_counts["input"])
+    edges, edge_counts = read_edges(spec.edges, spec.source_column, spec.target_column,
+                                    spec.weight_column, cfg.data.encoding)
+    result = detect(build_graph(edges), spec.resolution, spec.seeds, spec.keep_largest)
+    posts = read_table(spec.posts, encoding=cfg.data.encoding)
+    _require_column(spec.posts, posts, author, "data.columns.author_id")
+    labelled, post_counts = label_posts(posts, author, result["partition"])
+    if labelled.empty:
+        raise CorpusError(f"{spec.posts}: no post's author ({author!r}) is in one of the "
+                          f"{result['communities_kept']} kept communities of {spec.edges}")
+    with atomic_path(spec.output) as tmp:
+        labelled.to_csv(tmp, index=False)
+    summary = {key: value for key, value in result.items() if key != "partition"}
+    summary.update(edges=edge_counts, posts=post_counts)
+    write_json(paths.DETECT_SUMMARY, summary)
+    run.log_metrics(summary)
+    run.log_artifact(paths.DETECT_SUMMARY)
+    log.info("detect: %d users, %d communities (modularity %.3f, mean ARI across seeds %s); kept %d: %s; "
+             "%d of %d posts labelled", result["users"], result["communities_found"], result["modularity"],
+             result["stability"].get("mean", "n/a"), result["communities_kept"], result["sizes"],
+             post_counts["labelled"], post_counts["input"])
     return summary
