@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup repro test lint clean
+.PHONY: setup repro test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,10 @@ repro: setup
 
 test: setup
 	$(BIN)/pytest
+
+# The inner loop: unit tests only (no torch, DVC or MLflow import; under a minute on 2 cores).
+test-fast: setup
+	HIVELM_TEST_FAST=1 $(BIN)/pytest -m "not heavy" -q
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -1,4 +1,4 @@
-"""Benchmark for `hivelm.filters.leaked` (not a test): indexed prefilter vs a plain all-pairs loop.
+"""Benchmark for `hivelm.leakage.leaked` (not a test): indexed prefilter vs a plain all-pairs loop.
 
 Synthetic short posts (seeded; Zipf-like vocabulary; 10-50 tokens), with some generated posts that copy or
 nearly copy a reference so the exact LCS path is exercised too. Usage:
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from hivelm import filters
+from hivelm import leakage
 
 
 def synthetic_posts(n: int, rng: np.random.Generator, vocab_size: int = 3000,
@@ -51,11 +51,11 @@ def with_copies(generated: list[str], references: list[str], fraction: float,
 
 def all_pairs(generated: list[str], references: list[str], threshold: float) -> list[bool]:
     """The computation `leaked` replaces: ROUGE-L F of every pair, max per generated post."""
-    refs = [filters.rouge_tokens(r) for r in references]
+    refs = [leakage.rouge_tokens(r) for r in references]
     flags = []
     for text in generated:
-        tokens = filters.rouge_tokens(text)
-        flags.append(max(filters.rouge_l_f(tokens, r) for r in refs) > threshold)
+        tokens = leakage.rouge_tokens(text)
+        flags.append(max(leakage.rouge_l_f(tokens, r) for r in refs) > threshold)
     return flags
 
 
@@ -80,10 +80,10 @@ def main() -> None:
     args = parser.parse_args()
     t = args.threshold
 
-    filters.leaked(["warm up"], ["imports of numpy and scipy.sparse"], t)   # not timed: one-off imports
+    leakage.leaked(["warm up"], ["imports of numpy and scipy.sparse"], t)   # not timed: one-off imports
     gen, ref = corpus(*args.small, seed=args.seed)
     start = time.perf_counter()
-    indexed = filters.leaked(gen, ref, t)
+    indexed = leakage.leaked(gen, ref, t)
     indexed_s = time.perf_counter() - start
     start = time.perf_counter()
     brute = all_pairs(gen, ref, t)
@@ -96,7 +96,7 @@ def main() -> None:
 
     gen, ref = corpus(*args.large, seed=args.seed + 1)
     start = time.perf_counter()
-    flags = filters.leaked(gen, ref, t)
+    flags = leakage.leaked(gen, ref, t)
     large_s = time.perf_counter() - start
     large_pairs = len(gen) * len(ref)
     estimate_s = large_pairs / (small_pairs / brute_s)

@@ -16,6 +16,28 @@ SHARED_DATA = REPO.parent / "shared" / "data" / "ed-communities"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+# Test tiers. `make test-fast` runs `-m "not heavy"`: pure unit tests for the inner loop. A test is heavy when
+# it is marked integration or slow, uses a fixture that loads a model or a tracking store, or is marked heavy
+# itself; in the fast tier a session that still imports one of HEAVY_MODULES fails, naming the module.
+HEAVY_FIXTURES = {"tiny_model_dir", "project", "mlflow_template_db", "small_corpus", "pipeline_repo", "embedder",
+                  "jigsaw", "detoxify_checkpoint", "tiny_judge_parts", "real_project", "committed_pipeline"}
+HEAVY_MODULES = ("torch", "transformers", "peft", "mlflow", "dvc", "sentence_transformers")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("slow") \
+                or HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.heavy)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("HIVELM_TEST_FAST") and exitstatus == 0:
+        loaded = [name for name in HEAVY_MODULES if name in sys.modules]
+        if loaded:
+            session.exitstatus = 1
+            print(f"\ntest-fast imported {loaded}: mark the test that needs them `heavy` (tests/conftest.py)")
+
 
 @pytest.fixture(scope="session")
 def mlflow_template_db(tmp_path_factory) -> Path:

@@ -3,10 +3,13 @@
 import random
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 from hivelm.config import load_config
 from hivelm.stages.evaluate import Fitted, make_scorers
+
+pytestmark = pytest.mark.heavy  # the real embedder and toxicity model
 
 SHARED = ["food", "body", "weight", "day", "today", "feel", "eat", "want", "need", "love", "time", "good"]
 

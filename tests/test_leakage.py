@@ -5,24 +5,24 @@ from fractions import Fraction
 
 import pytest
 
-from hivelm import filters
+from hivelm import filters, leakage
 
 # --- ROUGE-L -----------------------------------------------------------------------------------------
 
 
 def test_rouge_tokens_follow_rouge_score():
-    tokens = filters.rouge_tokens("Hello, World!  It's 5AM... #legday")
+    tokens = leakage.rouge_tokens("Hello, World!  It's 5AM... #legday")
     assert tokens == ["hello", "world", "it", "s", "5am", "legday"]
-    assert filters.rouge_tokens("café ☕ crème") == ["caf", "cr", "me"]     # ASCII-only, like rouge-score
-    assert filters.rouge_tokens(" ,.!? ") == []
+    assert leakage.rouge_tokens("café ☕ crème") == ["caf", "cr", "me"]     # ASCII-only, like rouge-score
+    assert leakage.rouge_tokens(" ,.!? ") == []
 
 
 def test_lcs_length_on_known_cases():
-    assert filters.lcs_length(list("ABCBDAB"), list("BDCABA")) == 4         # CLRS
-    assert filters.lcs_length([], list("abc")) == 0
-    assert filters.lcs_length(list("abc"), list("abc")) == 3
+    assert leakage.lcs_length(list("ABCBDAB"), list("BDCABA")) == 4         # CLRS
+    assert leakage.lcs_length([], list("abc")) == 0
+    assert leakage.lcs_length(list("abc"), list("abc")) == 3
     long_a = [i % 7 for i in range(150)]                                    # longer than a 64-bit word
-    assert filters.lcs_length(long_a, long_a[10:] + [99]) == 140
+    assert leakage.lcs_length(long_a, long_a[10:] + [99]) == 140
 
 
 @pytest.mark.parametrize("candidate, reference, expected", [
@@ -37,7 +37,7 @@ def test_lcs_length_on_known_cases():
     ("", "", 0.0),
 ])
 def test_rouge_l_f_hand_computed(candidate, reference, expected):
-    score = filters.rouge_l_f(filters.rouge_tokens(candidate), filters.rouge_tokens(reference))
+    score = leakage.rouge_l_f(leakage.rouge_tokens(candidate), leakage.rouge_tokens(reference))
     assert score == pytest.approx(expected, abs=1e-12)
 
 
@@ -57,25 +57,25 @@ def test_leaked_drops_near_copies_and_keeps_unrelated_posts():
         "Parkrun PB this morning, 24:10, the hill repeats are finally paying off",
         "",
     ]
-    assert filters.leaked(generated, REFERENCES) == [True, True, True, False, False, False]
-    scores = filters.leakage(generated, REFERENCES)
+    assert leakage.leaked(generated, REFERENCES) == [True, True, True, False, False, False]
+    scores = leakage.leakage(generated, REFERENCES)
     assert scores[2] == 1.0 and scores[0] > 0.9 and scores[5] == 0.0
 
 
 def test_leaked_means_strictly_exceeds_threshold():
     reference = "a b c d e f g h i j"
     candidate = "a b c d e f g x y z"                                       # LCS 7 of 10 and 10: F is 0.7
-    assert filters.leakage([candidate], [reference], threshold=0.7) == [0.7]
-    assert filters.leaked([candidate], [reference], threshold=0.7) == [False]
-    assert filters.leaked([candidate], [reference], threshold=0.69) == [True]
+    assert leakage.leakage([candidate], [reference], threshold=0.7) == [0.7]
+    assert leakage.leaked([candidate], [reference], threshold=0.7) == [False]
+    assert leakage.leaked([candidate], [reference], threshold=0.69) == [True]
 
 
 def test_leakage_edge_cases():
-    assert filters.leakage(["some post"], []) == [0.0]
-    assert filters.leakage([], ["some post"]) == []
-    assert filters.leaked(["same"], ["same"], threshold=1.5) == [False]
+    assert leakage.leakage(["some post"], []) == [0.0]
+    assert leakage.leakage([], ["some post"]) == []
+    assert leakage.leaked(["same"], ["same"], threshold=1.5) == [False]
     with pytest.raises(ValueError, match="threshold"):
-        filters.leakage(["a"], ["a"], threshold=0.0)
+        leakage.leakage(["a"], ["a"], threshold=0.0)
 
 
 def _dp_lcs(a, b):
@@ -124,8 +124,8 @@ def _random_corpus(seed: int):
 def brute_force():
     """All-pairs exact ROUGE-L F as Fractions, max per generated post."""
     generated, references = _random_corpus(seed=7)
-    gen_tokens = [filters.rouge_tokens(t) for t in generated]
-    ref_tokens = [filters.rouge_tokens(t) for t in references]
+    gen_tokens = [leakage.rouge_tokens(t) for t in generated]
+    ref_tokens = [leakage.rouge_tokens(t) for t in references]
     best = []
     for g in gen_tokens:
         top = Fraction(0)
@@ -145,8 +145,8 @@ def test_indexed_leakage_matches_all_pairs(brute_force, threshold):
     assert sum(b > exact_threshold for b in best) >= 20                  # the corpus really has leaks
     assert sum(0 < b <= exact_threshold for b in best) >= 10            # ... and near misses
 
-    assert filters.leaked(generated, references, threshold) == [b > exact_threshold for b in best]
-    scores = filters.leakage(generated, references, threshold)
+    assert leakage.leaked(generated, references, threshold) == [b > exact_threshold for b in best]
+    scores = leakage.leakage(generated, references, threshold)
     for score, exact in zip(scores, best):
         if exact >= exact_threshold:
             assert score == float(exact)                                # exact max, bit for bit

@@ -12,8 +12,8 @@ from hivelm.cli import main as cli
 
 TWEETS = SHARED_DATA / "tweets.csv"
 PRESET = Path(__file__).parent.parent / "configs/presets/eating-disorder/params.yaml"
-pytestmark = pytest.mark.skipif(not TWEETS.is_file(),
-                                reason=f"real sample not present at {TWEETS} (../shared is optional)")
+pytestmark = [pytest.mark.heavy, pytest.mark.skipif(not TWEETS.is_file(),
+                                                    reason=f"real sample not present at {TWEETS} (../shared is optional)")]
 
 COMMUNITIES = {
     "pro_ed": "Eating Disorder", "lifestyle": "Healthy lifestyle and Weight Loss", "keto": "Keto and Diet",

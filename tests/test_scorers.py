@@ -13,6 +13,7 @@ import pytest
 from hivelm.config import ScorersConfig
 from hivelm.errors import HiveError
 
+pytestmark = pytest.mark.heavy  # real scorer models (MiniLM, BiLSTM, tiny BERTs)
 FIXTURE = Path(__file__).parent / "fixtures" / "jigsaw_reference.json"
 BENIGN = ["Thank you for sharing this recipe, it looks delicious.", "Lovely weather for a run this morning.",
           "Good luck with your first race this weekend!"]

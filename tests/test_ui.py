@@ -37,6 +37,8 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
         ui.wait_healthy(base_url, server)
         experiments = post(f"{base_url}/api/2.0/mlflow/experiments/search", {"max_results": 10})["experiments"]
         experiment = next(e for e in experiments if e["name"] == "hivelm-demo")
+        # opens in the UI's model-training view, not the GenAI one
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
         runs = post(f"{base_url}/api/2.0/mlflow/runs/search",
                     {"experiment_ids": [experiment["experiment_id"]]})["runs"]
         tags = [{t["key"]: t["value"] for t in r["data"]["tags"]} for r in runs]

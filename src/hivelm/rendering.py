@@ -15,10 +15,14 @@ METRIC_LABELS = {"attribution": ("attribution to own community", "higher"), "auc
 
 
 def svg(figure) -> str:
+    """The figure as inline SVG, byte-identical for the same numbers: no date in its metadata, and element ids
+    hashed from a fixed salt instead of random ones (so the report's hash in dvc.lock is stable)."""
+    import matplotlib
     import matplotlib.pyplot as plt
 
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    with matplotlib.rc_context({"svg.hashsalt": "hivelm"}):
+        figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg"):]

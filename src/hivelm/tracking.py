@@ -28,6 +28,8 @@ from hivelm.config import HiveConfig, flatten, select
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "HIVELM_PARENT_RUN_ID"
+# MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 
 
@@ -46,6 +48,20 @@ def ensure_store(uri: str | None = None) -> str:
     uri = uri or tracking_uri()
     MlflowClient(uri).search_experiments(max_results=1)
     return uri
+
+
+def ensure_experiment(name: str, uri: str | None = None) -> str:
+    """The id of experiment `name`, created (or tagged) as a model-training experiment for the UI."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri or tracking_uri())
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 @lru_cache(maxsize=1)
@@ -184,8 +200,9 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
         yield _NoRun(None, view, config_hash)
         return
     log.info("stage %s: start", name)
-    mlflow.set_tracking_uri(ensure_store())
-    mlflow.set_experiment(cfg.tracking.experiment)
+    uri = ensure_store()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=ensure_experiment(cfg.tracking.experiment, uri))
     tags = base_tags(stage, community) | {"config_hash": config_hash}
     active = mlflow.active_run()  # a stage's per-community child runs nest under the stage's run
     parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
@@ -212,8 +229,7 @@ def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
 
     uri = ensure_store()
     client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name(cfg.tracking.experiment)
-    experiment_id = experiment.experiment_id if experiment else client.create_experiment(cfg.tracking.experiment)
+    experiment_id = ensure_experiment(cfg.tracking.experiment, uri)
     tags = base_tags("pipeline", None) | {"mlflow.runName": name or time.strftime("pipeline-%Y%m%d-%H%M%S")}
     run = client.create_run(experiment_id, tags=tags)
     status = "FAILED"

@@ -1,0 +1,92 @@
+"""The HTML report's rendering (hivelm.rendering) on hand-made numbers: no pipeline, no model."""
+
+import math
+import re
+
+from hivelm.rendering import error_bar, interval, page, table
+
+EMOTIONS = {"joy": 0.5, "fear": 0.3, "anger": 0.2}
+
+
+def estimate(value, low=None, high=None):
+    low = value - 0.1 if low is None else low
+    high = value + 0.1 if high is None else high
+    return {"value": value, "low": low, "high": high}
+
+
+def corpus_metrics(fid):
+    return {"n": 12, "attribution": estimate(0.5), "auc": estimate(0.9), "fid": estimate(fid),
+            "emotion_alignment": estimate(0.8), "toxicity": {"toxicity": {"wasserstein": estimate(0.01, 0.0, 0.02)}}}
+
+
+def profile():
+    return {"emotion": EMOTIONS, "toxicity_histogram": {"toxicity": [5, 3, 1, 0, 0, 0, 0, 0, 0, 1]}}
+
+
+def survey(wcs):
+    return {"community": "keto", "corpora": {"finetuned": {
+        "primary": "WCS", "unparseable_rate": 0.0,
+        "criteria": {"WCS": {"mean": estimate(wcs, wcs - 1, wcs + 1)}},
+        "items": {"Q5": {"majority": "b", "unparseable_rate": 0.0}}}}}
+
+
+def numbers(surveys=True, samples=None):
+    communities = ["keto", "run<ning>"]
+    return {
+        "experiment": "demo & co",
+        "provenance": [["git commit", "abc123"], ["base model", "<script>alert(1)</script>"]],
+        "per_community": {c: {"corpora": {"finetuned": corpus_metrics(0.2), "untuned": corpus_metrics(0.4)},
+                              "profiles": {"real": profile(), "finetuned": profile()}} for c in communities},
+        "summary": {"classifier": {"heldout_accuracy": estimate(0.8), "heldout_macro_f1": estimate(0.7)},
+                    "corpora": {"finetuned": {"macro_f1": estimate(0.6)}}},
+        "cross_community": {"finetuned": {"rows": communities, "columns": communities,
+                                          "fid": [[0.1, 0.3], [0.4, 0.2]], "diagonal_share": 1.0}},
+        "prepare": {"communities": {c: {"input": 50, "train": 40, "heldout": 10} for c in communities}},
+        "generated": {c: {"finetuned": {"generated": 16, "after_near_duplicate": 15, "refusal_rate": 0.0625,
+                                        "after_leakage": 14, "kept": 14}} for c in communities},
+        "surveys": {"keto": survey(55.0)} if surveys else {},
+        "contrasts": {"finetuned": {"keto vs run<ning>": {"difference": 2.0, "low": 0.5, "high": 3.5,
+                                                          "p_value": 0.01}}} if surveys else {},
+        "samples": samples or {},
+    }
+
+
+def test_page_has_every_section_and_one_row_per_community_and_corpus():
+    html = page(numbers())
+    for heading in ("Provenance", "Fidelity per community", "Cross-community distance", "Emotion profiles",
+                    "Survey", "Data counts"):
+        assert f"<h2>{heading}" in html
+    assert html.count("<td>finetuned</td>") >= 2 and html.count("<td>untuned</td>") >= 2
+    assert "0.200 <small>[0.100, 0.300]</small>" in html  # FID with its interval
+    assert "6.2%" in html  # refusal rate of the generate counts
+    assert html.count("<svg") == 4 + 1 + 2 * 2 + 1  # 4 metric bars, 1 heatmap, 2 profiles per community, survey
+    assert "<script" not in html and not re.search(r'(src|href)="https?:', html)  # opens offline
+
+
+def test_the_same_numbers_render_the_same_bytes():
+    assert page(numbers()) == page(numbers())  # no dates or random ids: dvc.lock's hash of the page is stable
+
+
+def test_user_strings_are_escaped():
+    html = page(numbers(samples={("keto", "finetuned"): ["I <3 <b>bacon</b> & eggs ..."]}))
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "run&lt;ning&gt;" in html and "<ning>" not in html
+    assert "I &lt;3 &lt;b&gt;bacon&lt;/b&gt; &amp; eggs ..." in html and "<h2>Samples (redacted)" in html
+    assert "<title>HiveLM report: demo &amp; co</title>" in html
+
+
+def test_survey_section_says_when_the_survey_has_not_run():
+    html = page(numbers(surveys=False))
+    assert "No survey results (the survey stage has not run)." in html
+    surveyed = page(numbers())
+    assert "55.000 <small>[54.000, 56.000]</small>" in surveyed and "[0.5, 3.5]" in surveyed
+
+
+def test_interval_and_error_bar_handle_missing_and_undefined_bounds():
+    assert interval(None) == "-" and interval({"value": None}) == "-"
+    assert interval({"value": 0.5, "low": math.nan, "high": math.nan}) == "0.500"
+    assert error_bar(estimate(0.5, 0.4, 0.7)) == [0.09999999999999998, 0.19999999999999996]
+    assert error_bar({"value": 0.1, "low": 0.2, "high": 0.3}) == [0.0, 0.19999999999999998]  # clipped at zero
+    assert error_bar({"value": 0.5, "low": math.nan, "high": math.nan}) == [0.0, 0.0]
+    assert table(["a"], [[1], [2]]) == ("<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr>"
+                                        "<tr><td>2</td></tr></tbody></table>")
