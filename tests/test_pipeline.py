@@ -159,6 +159,17 @@ def test_rerun_cache_rule_and_a_failed_stage_keeps_previous_outputs(pipeline_rep
     # evaluate, summarize, report, each time (evaluate@keto nests under its evaluate run).
     assert [len(kids) for kids in children.values()] == [9, 4, 4]
 
+    # The README's experiment command, as a user types it in the activated venv (`hivelm` on PATH, as
+    # `source .venv/bin/activate` puts it): only the stages that read the key rerun, and their runs say which
+    # experiment they belong to.
+    experiment = run(["dvc", "exp", "run", "-S", "evaluate.statistics.bootstrap_resamples=30"], repo)
+    assert sorted(ran_stages(experiment.stdout)) == ["evaluate", "report", "summarize"]
+    client, _, _ = runs_by_parent(repo)
+    tagged = client.search_runs([client.get_experiment_by_name("hivelm-demo").experiment_id],
+                                "tags.stage = 'evaluate' and tags.community = 'all'", order_by=["attributes.start_time DESC"])
+    assert tagged[0].data.params["evaluate.statistics.bootstrap_resamples"] == "30" and tagged[0].data.tags["dvc_exp"]
+    assert ran_stages(run(["dvc", "repro"], repo).stdout) == []
+
     before = {p: p.read_bytes() for p in sorted((repo / "data/prepared").rglob("*.jsonl"))}
     (repo / "data/demo/posts.csv").write_text("")
     failed = run([str(BIN / "hivelm"), "run"], repo, check=False)

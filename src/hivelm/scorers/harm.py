@@ -195,8 +195,10 @@ class JudgeHarmScorer:
         """log-softmax of the logits at the last `tail` + 1 positions of each left-padded sequence."""
         import torch
 
+        from hivelm.models import pad_id
+
         width = max(map(len, sequences))
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        pad = pad_id(self.tokenizer)  # masked out: any id would do, but one rule for every caller
         ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences])
         mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
