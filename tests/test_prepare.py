@@ -161,6 +161,8 @@ def test_null_post_ids_are_named_by_row_and_records_are_strict_json(tmp_path):
     frame.to_parquet(tmp_path / "ids.parquet")  # an int column with a null reads back as float: 7.0, NaN, 9.0
     corpus = read_corpus(tmp_path / "ids.parquet", {"text": "text", "community": "group", "post_id": "id"})
     assert corpus["post_id"].tolist() == ["7", "row2", "9"]
+    write_corpus(tmp_path / "ids.csv", [{"text": "one", "id": ""}, {"text": "two", "id": ""}])
+    assert read_corpus(tmp_path / "ids.csv", {"text": "text", "post_id": "id"})["post_id"].tolist() == ["row1", "row2"]
     write_jsonl(tmp_path / "out.jsonl", corpus.to_dict("records"))
     assert [json.loads(line)["post_id"] for line in (tmp_path / "out.jsonl").open()] == ["7", "row2", "9"]
     with pytest.raises(ValueError, match=r"bad.jsonl: record 2 is not strict JSON"):

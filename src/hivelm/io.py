@@ -151,8 +151,8 @@ def _canonical(path: Path, frame, columns: dict[str, str | None]):
         raise CorpusError(f"{path}: " + "; ".join(problems))
     if "post_id" not in out:
         out["post_id"] = None
-    # a post without an id is named by its row, as when the file has no id column
-    out["post_id"] = [pid if pid is not None else f"row{row}" for pid, row in zip(out["post_id"], rows)]
+    # a post without an id (null, or an empty CSV cell) is named by its row, as when the file has no id column
+    out["post_id"] = [pid or f"row{row}" for pid, row in zip(out["post_id"], rows)]
     repeated = out[out["post_id"].duplicated(keep=False)].groupby("post_id", sort=False)["source_row"]
     if len(repeated):  # two posts under one id: which one a later stage meant would be a guess
         listed = "; ".join(f"{pid!r} in {_rows(list(where))}" for pid, where in list(repeated)[:5])
