@@ -50,6 +50,12 @@ def test_defaults_fill_everything_not_given(tmp_path):
     ("communities:\n  keto: {label: keto}\n", "communities.keto.name"),
     ("communities:\n  a: {label: x, name: a}\n  b: {label: x, name: b}\n", "claimed by more than one"),
     ("communities: {}\n", "communities"),
+    ("communities: []\n", "communities:"),
+    ("communities:\n  \"keto\\n\": {label: keto, name: keto}\n", "communities.'keto\\n'"),
+    (MINIMAL + "data:\n  encoding: utf-99\n", "data.encoding: unknown text encoding 'utf-99'"),
+    (MINIMAL + "prepare: []\n", "prepare:"),
+    (MINIMAL + "tune:\n  learning_rate: .inf\n", "tune.learning_rate: must be a finite number (got inf)"),
+    (MINIMAL + "generate:\n  filters:\n    max_perplexity: inf\n", "generate.filters.max_perplexity: must be"),
 ])
 def test_bad_config_names_the_full_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
@@ -67,6 +73,31 @@ def test_overrides_replace_keys_and_are_validated(tmp_path):
         load_config(path, ["prepare.nope=1"])
     with pytest.raises(ConfigError, match="key=value"):
         load_config(path, ["prepare.min_chars"])
+
+
+def test_override_errors_name_the_command_line_and_file_errors_the_file(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    for override, message in (("prepare.min_chars=0", "prepare.min_chars: must be >= 1"),
+                              ("prepare.min_chars=700", "prepare.max_chars: must be >= prepare.min_chars"),
+                              ("tune.learning_rate=inf", "tune.learning_rate: must be a finite number"),
+                              ("communities.running.label=run", "communities.running.name"),
+                              ("communities=[]", "communities:")):
+        with pytest.raises(ConfigError) as err:
+            load_config(path, [override])
+        assert str(err.value).startswith(f"command line: {message}"), err.value
+    bad_file = write(tmp_path, MINIMAL + "prepare:\n  heldout_fraction: 1.5\n")
+    with pytest.raises(ConfigError, match=r"^.*params.yaml: prepare.heldout_fraction"):
+        load_config(bad_file, ["prepare.min_chars=30"])
+
+
+def test_cli_config_errors_exit_2_without_a_traceback(tmp_path, monkeypatch, capsys):
+    from hivelm.cli import main as cli
+
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, MINIMAL)
+    assert cli(["prepare", "data.encoding=utf-99"]) == 2
+    error = capsys.readouterr().err
+    assert "hivelm prepare: error: command line: data.encoding: unknown text encoding 'utf-99'" in error
 
 
 def test_missing_params_file_is_named(tmp_path):

@@ -131,6 +131,60 @@ def test_json_array_errors_name_the_file_and_element(tmp_path):
         read_corpus(tmp_path / "b.json", {"text": "text"})
 
 
+def test_null_and_non_text_cells_are_named_with_their_rows(tmp_path):
+    import pandas as pd
+
+    from hivelm.io import CorpusError
+
+    columns = {"text": "text", "community": "group"}
+    (tmp_path / "a.jsonl").write_text('{"text": "fine", "group": "k"}\n{"text": null, "group": "k"}\n'
+                                      '{"group": "k"}\n{"text": 7, "group": "k"}\n')
+    with pytest.raises(CorpusError, match=r"a.jsonl: column 'text' \(data.columns.text\) is null or missing "
+                                          r"in rows 2, 3; column 'text' .* holds int values, not text in row 4"):
+        read_corpus(tmp_path / "a.jsonl", columns)
+    pd.DataFrame({"text": ["fine", None], "group": ["k", "k"]}).to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(CorpusError, match=r"b.parquet: column 'text' .* is null or missing in row 2"):
+        read_corpus(tmp_path / "b.parquet", columns)
+    pd.DataFrame({"text": [["a", "list"], ["b"]], "group": ["k", "k"]}).to_parquet(tmp_path / "c.parquet")
+    with pytest.raises(CorpusError, match=r"c.parquet: column 'text' .* holds ndarray values, not text"):
+        read_corpus(tmp_path / "c.parquet", columns)
+
+
+def test_null_post_ids_are_named_by_row_and_records_are_strict_json(tmp_path):
+    import math
+
+    import pandas as pd
+
+    from hivelm.io import write_jsonl
+
+    frame = pd.DataFrame({"text": ["one", "two", "three"], "group": ["k"] * 3, "id": [7, None, 9]})
+    frame.to_parquet(tmp_path / "ids.parquet")  # an int column with a null reads back as float: 7.0, NaN, 9.0
+    corpus = read_corpus(tmp_path / "ids.parquet", {"text": "text", "community": "group", "post_id": "id"})
+    assert corpus["post_id"].tolist() == ["7", "row2", "9"]
+    write_corpus(tmp_path / "ids.csv", [{"text": "one", "id": ""}, {"text": "two", "id": ""}])
+    assert read_corpus(tmp_path / "ids.csv", {"text": "text", "post_id": "id"})["post_id"].tolist() == ["row1", "row2"]
+    write_jsonl(tmp_path / "out.jsonl", corpus.to_dict("records"))
+    assert [json.loads(line)["post_id"] for line in (tmp_path / "out.jsonl").open()] == ["7", "row2", "9"]
+    with pytest.raises(ValueError, match=r"bad.jsonl: record 2 is not strict JSON"):
+        write_jsonl(tmp_path / "bad.jsonl", [{"x": 1.0}, {"x": math.nan}])
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_labels_match_after_stripping_surrounding_whitespace(tmp_path):
+    from hivelm.config import CommunityConfig, HiveConfig
+    from hivelm.stages.prepare import prepare
+
+    rows = [row for community in ("keto", "running") for row in community_posts(community, 24)]
+    for row in rows[::2]:
+        row["community"] = f" {row['community']} "  # half of each community padded, as some exports do
+    path = write_corpus(tmp_path / "posts.csv", rows)
+    corpus = read_corpus(path, {"text": "text", "community": "community"})
+    cfg = HiveConfig(communities={c: CommunityConfig(label=c, name=c) for c in ("keto", "running")},
+                     prepare=PrepareConfig(min_posts_per_community=10))
+    _, stats = prepare(corpus, cfg, "posts.csv")
+    assert stats["ignored_rows"] == 0 and stats["communities"]["keto"]["input"] == 24
+
+
 # Bad input: each case must name the file and the row / column / community, exit non-zero, and leave the
 # previous outputs byte-for-byte intact.
 def corrupt_missing_file(project):
@@ -169,8 +223,29 @@ def corrupt_absent_community(project):
     return "community 'ed_recovery' (label 'ed_recovery', declared in params.yaml) has no posts"
 
 
+def corrupt_null_text(project):
+    import yaml
+
+    rows = [r for c in VOCABULARY for r in community_posts(c, 40)]
+    rows[2]["text"] = rows[6]["text"] = None
+    del rows[8]["text"]
+    (project / "data/posts.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["path"] = "data/posts.jsonl"
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    return "posts.jsonl: column 'text' (data.columns.text) is null or missing in rows 3, 7, 9"
+
+
+def corrupt_duplicate_post_id(project):
+    rows = [r for c in VOCABULARY for r in community_posts(c, 40)]
+    rows[4]["post_id"] = rows[1]["post_id"]
+    write_corpus(project / "data/demo/posts.csv", rows)
+    return "column 'post_id' (data.columns.post_id) must be unique; 1 id(s) repeat: 'keto-1' in rows 2, 5"
+
+
 @pytest.mark.parametrize("corrupt", [corrupt_missing_file, corrupt_missing_column, corrupt_empty_file,
-                                     corrupt_undecodable_row, corrupt_too_few_posts, corrupt_absent_community])
+                                     corrupt_undecodable_row, corrupt_too_few_posts, corrupt_absent_community,
+                                     corrupt_null_text, corrupt_duplicate_post_id])
 def test_bad_input_is_named_and_loses_nothing(small_corpus, project, capsys, corrupt):
     assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 0
     before = snapshot(project)

@@ -1,3 +1,8 @@
+import time
+from collections import Counter
+
+import pytest
+
 from hivelm import text
 
 
@@ -45,3 +50,53 @@ def test_strip_emoji_handles_skin_tones_and_zwj_sequences():
 def test_retweet_detection_and_dedupe_key():
     assert text.is_retweet("RT @someone: hello") and not text.is_retweet("ART @ the gallery")
     assert text.dedupe_key("  Hello   World ") == text.dedupe_key("hello world")
+
+
+@pytest.mark.parametrize("content", [
+    "ate 1200 1500 calories", "gw 120 115 110 105", "binge was 1500-3000 cals", "5'4 and 120 lbs",
+    "2019-2023", "BMI 16.5", "ate 300 500 1200 today", "800-1200 cals", "1200-1500-1800 plan", "2019 - 2023",
+    "01.02.2023", "sw 250 cw 180 gw 130", "1,200 kcal for $1,500.00",
+])
+def test_anonymize_keeps_quantities(content):
+    assert text.anonymize(content) == (content, Counter())
+
+
+@pytest.mark.parametrize("number", [
+    "215-943-2221", "(215) 943-2221", "215.943.2221", "+1 215 943 2221", "+44 20 7946 0958",
+    "2159432221", "( 215 ) 943-2221", "215 - 943 - 2221", "215 943 2221", "(215)943-2221", "1-800-555-0142",
+    "+1 (215) 943-2221", "+44 (0)20 7946 0958", "+442079460958", "020 7946 0958", "+33 1 23 45 67 89",
+])
+def test_anonymize_removes_phone_numbers_in_common_written_forms(number):
+    assert text.anonymize(f"reach me on {number} now") == ("reach me on <PHONE> now", Counter(phone=1))
+
+
+def test_a_local_number_is_a_phone_unless_it_reads_as_a_range_of_round_numbers():
+    assert text.anonymize("reach me at 555-0163 or 943.2221")[0] == "reach me at <PHONE> or <PHONE>"
+    for kept in ("ate 800-1200 cals", "shift 930 - 1130"):
+        assert text.anonymize(kept)[0] == kept
+
+
+ORDINARY = "Ate 1200 kcal, 5'4 at 120 lbs, mail a.b@mail.example or call 215-943-2221 #ed https://x.example/a "
+# each repeated to 1 MB
+ADVERSARIAL = ["lol-", "a.", "a.b@c.", "1 ", "+1 ", "215 943 ", "@a", "#", "a\u0300\u0316"]
+
+
+def _seconds(clean, unit: str, size: int = 1_000_000) -> float:
+    sample = (unit * (size // len(unit) + 1))[:size]
+    start = time.perf_counter()
+    clean(sample)
+    return time.perf_counter() - start
+
+
+def test_cleaning_runs_in_linear_time_on_adversarial_input():
+    """A 1 MB post without spaces took hours: the e-mail pattern rescanned each token from every position,
+    normalisation sorts runs of combining marks, the emoji package joins ZWJ chains quadratically."""
+    def clean(sample):
+        return text.strip_hashtags(text.anonymize(text.normalize(sample))[0])
+
+    clean("warm up")  # builds the combining-mark pattern once
+    ordinary = _seconds(clean, ORDINARY)
+    slow = {unit: _seconds(clean, unit) / ordinary for unit in ADVERSARIAL}
+    assert max(slow.values()) < 10, slow
+    zwj = _seconds(text.strip_emoji, "\U0001F468\u200d") / _seconds(text.strip_emoji, ORDINARY + "\U0001F642")
+    assert zwj < 10

@@ -8,6 +8,7 @@ e.g. `hivelm prepare prepare.min_chars=20`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from hivelm import paths
 from hivelm.errors import HiveError
 
-COMMUNITY_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+COMMUNITY_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")  # whole key: use fullmatch ('$' lets "keto\n" through)
 
 
 class ConfigError(HiveError):
@@ -98,6 +99,19 @@ class DataConfig:
         _check(self.format in {"auto", "csv", "jsonl", "json", "parquet"}, "format",
                f"must be one of auto, csv, jsonl, json, parquet (got {self.format!r})")
         _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
+        _check(_is_codec(self.encoding), "encoding",
+               f"unknown text encoding {self.encoding!r} (e.g. utf-8, latin-1, cp1252)")
+
+
+def _is_codec(name: str) -> bool:
+    """Whether bytes can be decoded with `name` (codecs.lookup alone also accepts base64 or rot13)."""
+    try:
+        b"a".decode(name)
+    except LookupError:
+        return False
+    except UnicodeDecodeError:  # a real text encoding; one byte is too short for utf-16 or utf-32
+        return True
+    return True
 
 
 @dataclass
@@ -536,9 +550,10 @@ class HiveConfig:
     def validate(self) -> None:
         _check(len(self.communities) >= 1, "communities", "declare at least one community")
         for key in self.communities:
-            _check(bool(COMMUNITY_KEY.match(key)), f"communities.{key}",
+            shown = key if key.isprintable() else repr(key)  # "keto\n" must not break the message's line
+            _check(bool(COMMUNITY_KEY.fullmatch(key)), f"communities.{shown}",
                    "community keys must be lowercase letters, digits, '_' or '-' (they name files and stages)")
-        labels = [c.label for c in self.communities.values()]
+        labels = [c.label.strip() for c in self.communities.values()]  # prepare matches labels stripped
         dupes = sorted({label for label in labels if labels.count(label) > 1})
         _check(not dupes, "communities", f"label(s) {dupes} claimed by more than one community")
 
@@ -549,7 +564,10 @@ class HiveConfig:
 
 
 def _validate_tree(node: Any, path: str) -> None:
-    """Run every `validate()` in the dataclass tree, prefixing errors with the full key path."""
+    """Run every `validate()` in the dataclass tree and reject non-finite floats anywhere (OmegaConf reads
+    `inf` and `nan` as floats); raises _InvalidValue with the full key path."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise _InvalidValue(path, f"must be a finite number (got {node})")
     if is_dataclass(node):
         for f in fields(node):
             _validate_tree(getattr(node, f.name), f"{path}.{f.name}" if path else f.name)
@@ -557,8 +575,7 @@ def _validate_tree(node: Any, path: str) -> None:
             try:
                 node.validate()
             except _InvalidValue as err:
-                full = f"{path}.{err.key}" if path else err.key
-                raise ConfigError(f"{full}: {err.message}") from None
+                raise _InvalidValue(f"{path}.{err.key}" if path else err.key, err.message) from None
     elif isinstance(node, dict):
         for key, value in node.items():
             _validate_tree(value, f"{path}.{key}")
@@ -572,7 +589,7 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
 
     Raises ConfigError naming the file and the full key on unknown keys, wrong types or impossible values.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     path = Path(path)
@@ -583,19 +600,23 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
         loaded = OmegaConf.load(path)
     except Exception as err:  # yaml syntax errors come in several types
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{path}: must be a mapping of sections (communities, data, prepare, ...), "
+                          f"got {OmegaConf.to_container(loaded)!r:.60}")
     for source, layer in ((str(path), loaded), ("command line", _dotlist(overrides))):
         try:
             schema = OmegaConf.merge(schema, layer)
         except OmegaConfBaseException as err:
-            raise ConfigError(f"{source}: {_describe(err)}") from None
+            key = getattr(err, "full_key", None) or _failing_key(schema, OmegaConf.to_container(layer))
+            raise ConfigError(f"{source}: {_describe(err, key)}") from None
     try:
         config = OmegaConf.to_object(schema)
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"{path}: {_describe(err)}") from None
-    try:
         _validate_tree(config, "")
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+    except (OmegaConfBaseException, _InvalidValue) as err:
+        problem = f"{err.key}: {err.message}" if isinstance(err, _InvalidValue) else _describe(err)
+        if overrides:  # the file alone was fine if this returns: the command line made the value bad
+            load_config(path)
+        raise ConfigError(f"{'command line' if overrides else path}: {problem}") from None
     return config
 
 
@@ -608,10 +629,28 @@ def _dotlist(overrides) -> Any:
     return OmegaConf.from_dotlist(list(overrides))
 
 
-def _describe(err) -> str:
-    key = getattr(err, "full_key", None)
+def _describe(err, key: str | None = None) -> str:
+    key = key or getattr(err, "full_key", None)
     message = str(err).splitlines()[0]
     return f"{key}: {message}" if key else message
+
+
+def _failing_key(schema, tree: Any, prefix: tuple[str, ...] = ()) -> str | None:
+    """The deepest key of `tree` whose value alone fails to merge into `schema`. OmegaConf names no key when
+    a list stands where a mapping belongs (`communities: []`)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for key, value in tree.items() if isinstance(tree, dict) else ():
+        path = (*prefix, str(key))
+        alone = value
+        for part in reversed(path):
+            alone = {part: alone}
+        try:
+            OmegaConf.merge(schema, alone)
+        except OmegaConfBaseException:
+            return _failing_key(schema, value, path) or ".".join(path)
+    return None
 
 
 def to_dict(node: Any) -> Any:

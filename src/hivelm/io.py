@@ -125,6 +125,8 @@ def _canonical(path: Path, frame, columns: dict[str, str | None]):
     import pandas as pd
 
     out = pd.DataFrame(index=frame.index)
+    rows = range(1, len(frame) + 1)
+    problems = []
     for field in CANONICAL:
         source = columns.get(field)
         if source is None:
@@ -134,14 +136,62 @@ def _canonical(path: Path, frame, columns: dict[str, str | None]):
                 f"{path}: column {source!r} (data.columns.{field}) not found; "
                 f"the file has columns {list(map(str, frame.columns))}"
             )
-        out[field] = frame[source].map(lambda v: None if pd.isna(v) else str(v))
-    out["source_row"] = range(1, len(frame) + 1)
+        values, bad = [], {}
+        for row, value in zip(rows, frame[source].tolist()):
+            cell, problem = _cell(value, field)
+            if problem:
+                bad.setdefault(problem, (row, value, []))[2].append(row)
+            values.append(cell)
+        problems += [f"column {source!r} (data.columns.{field}) {what} in {_rows(where)}"
+                     + ("" if what == _MISSING else f" (row {row}: {value!r:.60})")
+                     for what, (row, value, where) in bad.items()]
+        out[field] = pd.Series(values, index=frame.index, dtype=object)  # None stays None, never NaN
+    out["source_row"] = list(rows)
+    if problems:
+        raise CorpusError(f"{path}: " + "; ".join(problems))
     if "post_id" not in out:
-        out["post_id"] = [f"row{n}" for n in out["source_row"]]
+        out["post_id"] = None
+    # a post without an id (null, or an empty CSV cell) is named by its row, as when the file has no id column
+    out["post_id"] = [pid or f"row{row}" for pid, row in zip(out["post_id"], rows)]
+    repeated = out[out["post_id"].duplicated(keep=False)].groupby("post_id", sort=False)["source_row"]
+    if len(repeated):  # two posts under one id: which one a later stage meant would be a guess
+        listed = "; ".join(f"{pid!r} in {_rows(list(where))}" for pid, where in list(repeated)[:5])
+        raise CorpusError(f"{path}: column {columns.get('post_id')!r} (data.columns.post_id) must be unique; "
+                          f"{len(repeated)} id(s) repeat: {listed}")
     for field in ("author_id", "timestamp"):
         if field not in out:
             out[field] = None
     return out.reset_index(drop=True)
+
+
+_MISSING = "is null or missing"
+
+
+def _cell(value, field: str) -> tuple[str | None, str | None]:
+    """A cell as (string or None when missing, None) or (None, what is wrong with it).
+
+    Text must be a string and present (a number or a list is not a post). Ids, labels and timestamps may be
+    scalars of any type; an integral float is an integer column that had nulls (Parquet): 7.0 -> '7'.
+    """
+    import pandas as pd
+
+    scalar = pd.api.types.is_scalar(value)
+    if value is None or (scalar and pd.isna(value)):
+        return None, _MISSING if field == "text" else None
+    if isinstance(value, str):
+        return value, None
+    if field == "text" or not scalar:
+        return None, f"holds {type(value).__name__} values, not text"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)), None
+    return str(value), None
+
+
+def _rows(rows: list[int], shown: int = 10) -> str:
+    """'row 3', 'rows 3, 9' or 'rows 3, 9, ... (25 rows)': data rows, 1-based, header not counted."""
+    listed = ", ".join(map(str, rows[:shown]))
+    more = f", ... ({len(rows)} rows)" if len(rows) > shown else ""
+    return f"row {listed}" if len(rows) == 1 else f"rows {listed}{more}"
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -152,9 +202,16 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
-    """Write records as JSON lines, atomically."""
+    """Write records as strict JSON lines, atomically: a NaN or infinity raises instead of writing a bare
+    `NaN`, which is not JSON (a pandas null slipping into a record is a bug to see, not data to ship)."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        for number, record in enumerate(records, start=1):
+            try:
+                line = json.dumps(record, ensure_ascii=False, allow_nan=False)
+            except ValueError as err:
+                raise ValueError(f"{path}: record {number} is not strict JSON ({err}): {record!r:.200}") \
+                    from None
+            handle.write(line + "\n")
 
 
 def write_json(path: str | Path, payload: Any) -> None:

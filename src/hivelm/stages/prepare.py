@@ -109,10 +109,17 @@ def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict,
 
     Raises CorpusError naming the community when a declared community is absent or too small.
     """
-    label_to_key = {c.label: key for key, c in cfg.communities.items()}
+    # Labels match after stripping surrounding whitespace: a padded "keto " is keto, not an unknown label
+    # whose rows would silently join ignored_rows.
+    label_to_key = {c.label.strip(): key for key, c in cfg.communities.items()}
+    padded = sum(isinstance(label, str) and label != label.strip() for label in frame["community"])
+    if padded:
+        log.info("%s: %d community labels had surrounding whitespace, stripped before matching",
+                 source, padded)
+    frame = frame.assign(community=frame["community"].map(lambda v: v.strip() if isinstance(v, str) else v))
     found_labels = set(frame["community"].dropna())
     for key, community in cfg.communities.items():
-        if community.label not in found_labels:
+        if community.label.strip() not in found_labels:
             raise CorpusError(
                 f"{source}: community {key!r} (label {community.label!r}, declared in params.yaml) has no "
                 f"posts; labels in the data: {sorted(found_labels)[:20]}"
