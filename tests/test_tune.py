@@ -118,3 +118,36 @@ def test_checkpoints_of_other_inputs_are_not_resumed(tiny_model_dir, tmp_path):
     stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir,
                           "inputs-2")
     assert not stats["resumed"]
+
+
+def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_one_resumed(tiny_model_dir, tmp_path,
+                                                                                          caplog):
+    import shutil
+
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise Kill()
+
+    with pytest.raises(Kill):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp",
+                      callbacks=[KillAtStep()])
+    # A kill during the save at step 6: weights written, trainer_state.json (written last) not yet.
+    shutil.copytree(tmp_path / "ckpt/checkpoint-4", tmp_path / "ckpt/checkpoint-6")
+    (tmp_path / "ckpt/checkpoint-6/trainer_state.json").unlink()
+    (tmp_path / "ckpt/checkpoint-7").mkdir()
+    (tmp_path / "ckpt/checkpoint-7/trainer_state.json").write_text('{"global_st')  # cut off mid-write
+    stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
+    assert stats["resumed"] and stats["steps"] == 8
+    assert "removing incomplete checkpoint" in caplog.text and "checkpoint-6" in caplog.text
+
+
+def test_a_second_trainer_on_the_same_checkpoint_folder_is_refused(tmp_path):
+    from hivelm.errors import HiveError
+    from hivelm.io import file_lock, lock_beside
+
+    with file_lock(lock_beside(tmp_path / "ckpt"), "the first trainer"), \
+            pytest.raises(HiveError, match=r"checkpoint folder .*ckpt .*is in use by another process"):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tmp_path / "no-model", "fp")
