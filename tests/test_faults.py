@@ -5,11 +5,14 @@ naming the culprit, no traceback, no process left behind, the MLflow run's final
 """
 
 import os
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -105,3 +108,116 @@ def test_a_read_only_store_is_named_in_one_line(project):
     result = subprocess.run([HIVELM, "prepare"], env=env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and f"{project / 'mlflow.db'}: the MLflow store is read-only" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def gone(processes) -> bool:
+    import psutil
+
+    def dead(process):
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE  # exited, waiting for init to reap it
+        except psutil.NoSuchProcess:
+            return True
+
+    return all(dead(p) for p in processes)
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+@contextmanager
+def started(cmd: list[str], **kwargs) -> Iterator[subprocess.Popen]:
+    """Popen that never outlives a failing test: it gets the SIGTERM the test meant to send."""
+    process = subprocess.Popen(cmd, env=env(), text=True, **kwargs)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
+
+
+def runs(stage: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, f"tags.stage = '{stage}'")
+
+
+def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(project, tiny_model_dir):
+    import shutil
+
+    from hivelm.io import file_lock, lock_beside, write_jsonl
+    from test_tune import demonstrations
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    with started([HIVELM, "tune", "--community", "keto", "tune.max_steps=100000", "tune.eval_steps=1000",
+                  "tune.max_length=64"], stderr=subprocess.PIPE) as stage:
+        wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or stage.poll() is not None,
+                 180, "training to start")
+        time.sleep(2)
+        stage.send_signal(signal.SIGTERM)
+        stderr = stage.communicate(timeout=60)[1]
+    assert stage.returncode == 130, stderr[-3000:]
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert [r.info.status for r in runs("tune")] == ["KILLED"]
+    with file_lock(lock_beside(project / "models/checkpoints/keto"), "a rerun", timeout=0):
+        pass  # a rerun may train again
+
+
+SLEEPER = """
+import os, time
+open("stage.pid", "w").write(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_killed(project):
+    import psutil
+
+    (project / "sleeper.py").write_text(SLEEPER)
+    (project / "dvc.yaml").write_text(f"stages:\n  sleep:\n    cmd: {sys.executable} sleeper.py\n")
+    (project / ".dvc").mkdir()
+    (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
+    subprocess.run(["git", "init", "-q"], check=True)
+    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+        wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
+        tree = psutil.Process(pipeline.pid).children(recursive=True)
+        assert int((project / "stage.pid").read_text()) in {p.pid for p in tree}
+        pipeline.send_signal(signal.SIGTERM)
+        stderr = pipeline.communicate(timeout=90)[1]
+    assert pipeline.returncode == 130, stderr[-3000:]
+    assert gone(tree), [p for p in tree if not gone([p])]
+    assert [r.info.status for r in runs("pipeline")] == ["KILLED"]
+
+
+def test_sigterm_to_hivelm_ui_stops_its_server(project):
+    import psutil
+
+    port = closed_port()
+    with started([HIVELM, "ui", "--port", str(port)], stdout=subprocess.PIPE) as ui:
+        assert any(line.startswith("MLflow UI: http://127.0.0.1") for line in ui.stdout)  # once it is healthy
+        tree = psutil.Process(ui.pid).children(recursive=True)
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(30)
+    assert gone(tree) and tree
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def test_hivelm_ui_refuses_a_taken_port_and_warns_about_a_public_host(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([HIVELM, "ui", "--host", "0.0.0.0", "--port", str(port)], env=env(),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--host 0.0.0.0 serves the MLflow UI and its API without authentication" in result.stderr
+    assert f"port {port} on 0.0.0.0 is already in use" in result.stderr
