@@ -159,9 +159,11 @@ def main(cfg: HiveConfig, community: str) -> dict:
         stats = {corpus: counts for corpus, (_, _, counts) in results.items()}
         write_json(stats_path(community), stats)
         run.log_metrics(stats)
-        if cfg.tracking.log_samples:
+        if cfg.tracking.log_samples:  # redacted like the report's samples: the store may be shared
+            from hivelm.text import redact
+
             for corpus, (_, kept, _) in results.items():
-                run.log_dict([r["text"] for r in kept[: cfg.tracking.max_logged_samples]],
+                run.log_dict([redact(r["text"]) for r in kept[: cfg.tracking.max_logged_samples]],
                              f"samples/{corpus}.json")
         for corpus, counts in stats.items():
             log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,

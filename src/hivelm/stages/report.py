@@ -152,13 +152,13 @@ def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
 
 
 def redacted_samples(community: str, corpus: str, count: int) -> list[str]:
-    from hivelm.text import anonymize
+    from hivelm.text import redact
 
     path = Path(f"data/generated/{community}/{corpus}.jsonl")
     if not path.is_file():
         return []
     texts = [json.loads(line)["text"] for line in path.open()][:count]
-    return [html.escape(" ".join(anonymize(t, "placeholder")[0].split()[:30]) + " ...") for t in texts]
+    return [html.escape(redact(t)) for t in texts]
 
 
 def survey_plot(results: dict) -> str:
