@@ -151,3 +151,27 @@ def test_a_second_trainer_on_the_same_checkpoint_folder_is_refused(tmp_path):
     with file_lock(lock_beside(tmp_path / "ckpt"), "the first trainer"), \
             pytest.raises(HiveError, match=r"checkpoint folder .*ckpt .*is in use by another process"):
         train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tmp_path / "no-model", "fp")
+
+
+def test_adapters_stay_local_when_log_adapters_is_off(project, tiny_model_dir):
+    import hashlib
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from hivelm.config import load_config
+    from hivelm.io import write_jsonl
+    from hivelm.stages import tune
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    cfg = load_config("params.yaml", ["tracking.log_adapters=false", "tune.max_steps=2", "tune.eval_steps=2",
+                                      "tune.max_length=64"])
+    tune.main(cfg, "keto")
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    client = MlflowClient()
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config"]  # no adapter
+    assert not client.search_registered_models()
+    weights = (project / "models/adapters/keto/adapter_model.safetensors").read_bytes()
+    assert run.data.tags["adapter_sha256"] == hashlib.sha256(weights).hexdigest()

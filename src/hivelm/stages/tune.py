@@ -230,7 +230,11 @@ def main(cfg: HiveConfig, community: str) -> dict:
                               callbacks=[tracking.loss_callback()])
         run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
         run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": cfg.base_model.source})
-        run.log_artifact(adapter_dir(community), "adapter")
-        run.register_model(f"hivelm-{community}", "adapter")
+        if cfg.tracking.log_adapters:
+            run.log_artifact(adapter_dir(community), "adapter")
+            run.register_model(f"hivelm-{community}", "adapter")
+        else:  # the weights stay local; their digest still ties this run to the files
+            weights = (adapter_dir(community) / "adapter_model.safetensors").read_bytes()
+            run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
     log.info("%s: adapter in %s (eval loss %.3f)", community, adapter_dir(community), stats["eval_loss"])
     return stats
