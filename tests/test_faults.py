@@ -52,6 +52,7 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
 
 SWAPPER = """
 import sys
+from pathlib import Path
 from hivelm.io import atomic_dir
 for _ in range(100):
     with atomic_dir(Path(sys.argv[1])) as tmp:

@@ -176,12 +176,14 @@ def file_lock(path: str | Path, what: str, timeout: float = -1) -> Iterator[None
     from filelock import FileLock, Timeout
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=timeout)
     except Timeout:
         raise HiveError(f"{what} is in use by another process (lock {path}); wait for it or stop it") from None
+    except OSError as err:  # e.g. a read-only folder
+        raise HiveError(f"{path}: cannot create the lock file for {what} ({err.strerror or err})") from None
     try:
         yield
     finally:
