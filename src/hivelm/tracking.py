@@ -213,7 +213,8 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None = None,
               sections: Sequence[str] = ()) -> Iterator[StageRun]:
     """Open the MLflow run of one stage (and community), log its config, and time it.
 
-    The run ends FAILED if the block raises; the exception propagates.
+    The run ends KILLED if the block is interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if
+    it raises; the exception propagates.
     """
     import mlflow
 
