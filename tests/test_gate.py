@@ -67,3 +67,35 @@ def test_shipped_rules_load_and_bad_rules_are_named(tmp_path):
     bad.write_text("rules:\n  - {metric: a.b, direction: up, tolerance: 1}\n")
     with pytest.raises(HiveError, match=r"rule #1 \(a.b\): direction must be higher or lower"):
         gate.load_rules(bad)
+
+
+@pytest.mark.parametrize("baseline, error", [
+    ("{}", "has none of the 4 metrics that .* checks"),
+    ("[1, 2]", "expected a JSON object of metrics, got list"),
+    ('{"speed": {"tokens_per_s": 12}}', "has none of the 4 metrics"),
+    ('{"fidelity": {"communities": ', r"not valid JSON \(line 1: Expecting value\)"),
+])
+def test_a_baseline_the_gate_cannot_use_is_refused_with_exit_2(tmp_path, monkeypatch, capsys, baseline, error):
+    from hivelm import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text(json.dumps(metrics()))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n" + "".join(f"  - {{metric: '{r.pattern}', direction: {r.direction}, "
+                                         f"tolerance: {r.tolerance}}}\n" for r in RULES))
+    (tmp_path / "base.json").write_text(baseline)
+    with pytest.raises(HiveError, match=f"baseline base.json: {error}"):
+        gate.main("base.json", rules)
+    assert cli.main(["check-metrics", "base.json", "--rules", str(rules)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_revision_that_looks_like_an_option_never_reaches_git(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text(json.dumps(metrics()))
+    with pytest.raises(HiveError, match="a git revision cannot start with '-'"):
+        gate.main(f"--output={tmp_path / 'written'}", REPO / "configs/metric_rules.yaml")
+    assert not (tmp_path / "written").exists()

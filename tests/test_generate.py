@@ -77,3 +77,23 @@ def test_post_filters_count_every_step():
     kept, counts = post_filter([{"id": str(i), "text": t} for i, t in enumerate(texts)], ceiling, refs,
                                perplexity=lambda ts: [10.0 if "Almond" in t else 99.0 for t in ts])
     assert counts["after_perplexity"] == 1 and counts["kept"] == 1 and kept[0]["text"].startswith("Almond")
+
+
+def test_logged_samples_are_redacted_like_the_reports(project, monkeypatch):
+    import mlflow
+
+    from hivelm import models
+    from hivelm.cli import run_stage
+    from hivelm.config import load_config
+    from hivelm.stages import generate
+
+    post = "mail jo@example.org or see https://example.org/x now " + "word " * 40
+    kept = [{"text": post}]
+    counts = {"generated": 1, "kept": 1, "refusal_rate": 0.0, "tokens_per_s": 1.0}
+    monkeypatch.setattr(models, "load_for_corpora", lambda *a: (None, None))
+    monkeypatch.setattr(generate, "generate_community", lambda *a: {"finetuned": (kept, kept, counts)})
+    run_stage("generate", load_config("params.yaml", ["tracking.log_samples=true", "generate.corpora=[finetuned]"]),
+              ["keto"])
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/samples/finetuned.json")
+    assert logged == ["mail <EMAIL> or see <URL> now " + "word " * 24 + "..."]  # 30 words

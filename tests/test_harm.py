@@ -58,7 +58,14 @@ def test_sample_is_blinded(tmp_path):
     assert [t["data"] for t in tasks] == [{"item_id": r["item_id"], "text": r["text"]} for r in rows]
     choices = ET.fromstring((packet / "label_studio_config.xml").read_text("utf-8")).iter("Choice")
     assert [c.get("value") for c in choices] == list(CLASSES)
-    assert (out / ".gitignore").read_text().strip().endswith("*")  # generated text stays out of git
+    assert {"/for_annotators", "/key.csv"} <= set((out / ".gitignore").read_text().splitlines())  # out of git
+
+
+def test_sample_adds_to_an_existing_gitignore_instead_of_replacing_it(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/.gitignore").write_text("/prepared\n/instructions\n")  # as DVC keeps it
+    harm.harm_sample(generated(tmp_path / "generated"), COMMUNITIES, CORPORA, tmp_path / "data", 2)
+    assert (tmp_path / "data/.gitignore").read_text() == "/prepared\n/instructions\n/for_annotators\n/key.csv\n"
 
 
 def test_sample_respects_per_corpus_shuffles_and_key_joins_back(tmp_path):
@@ -233,6 +240,12 @@ def test_ingest_rejects_malformed_files_and_writes_nothing(sampled, tmp_path, ed
         harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out)
     assert str(bad) in str(info.value)
     assert not out.exists()
+
+
+def test_ingest_refuses_zero_resamples(sampled, tmp_path):
+    with pytest.raises(HarmError, match=r"resamples must be >= 1 .*\(got 0\)"):
+        harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], tmp_path / "harm.json", resamples=0)
+    assert not (tmp_path / "harm.json").exists()
 
 
 def test_ingest_needs_two_distinct_annotators(sampled, tmp_path):

@@ -118,3 +118,60 @@ def test_checkpoints_of_other_inputs_are_not_resumed(tiny_model_dir, tmp_path):
     stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir,
                           "inputs-2")
     assert not stats["resumed"]
+
+
+def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_one_resumed(tiny_model_dir, tmp_path,
+                                                                                          caplog):
+    import shutil
+
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise Kill()
+
+    with pytest.raises(Kill):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp",
+                      callbacks=[KillAtStep()])
+    # A kill during the save at step 6: weights written, trainer_state.json (written last) not yet.
+    shutil.copytree(tmp_path / "ckpt/checkpoint-4", tmp_path / "ckpt/checkpoint-6")
+    (tmp_path / "ckpt/checkpoint-6/trainer_state.json").unlink()
+    (tmp_path / "ckpt/checkpoint-7").mkdir()
+    (tmp_path / "ckpt/checkpoint-7/trainer_state.json").write_text('{"global_st')  # cut off mid-write
+    stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
+    assert stats["resumed"] and stats["steps"] == 8
+    assert "removing incomplete checkpoint" in caplog.text and "checkpoint-6" in caplog.text
+
+
+def test_a_second_trainer_on_the_same_checkpoint_folder_is_refused(tmp_path):
+    from hivelm.errors import HiveError
+    from hivelm.io import file_lock, lock_beside
+
+    with file_lock(lock_beside(tmp_path / "ckpt"), "the first trainer"), \
+            pytest.raises(HiveError, match=r"checkpoint folder .*ckpt .*is in use by another process"):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tmp_path / "no-model", "fp")
+
+
+def test_adapters_stay_local_when_log_adapters_is_off(project, tiny_model_dir):
+    import hashlib
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from hivelm.cli import run_stage
+    from hivelm.config import load_config
+    from hivelm.io import write_jsonl
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    cfg = load_config("params.yaml", ["tracking.log_adapters=false", "tune.max_steps=2", "tune.eval_steps=2",
+                                      "tune.max_length=64"])
+    run_stage("tune", cfg, ["keto"])
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    client = MlflowClient()
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["config"]  # no adapter
+    assert not client.search_registered_models()
+    weights = (project / "models/adapters/keto/adapter_model.safetensors").read_bytes()
+    assert run.data.tags["adapter_sha256"] == hashlib.sha256(weights).hexdigest()

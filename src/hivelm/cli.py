@@ -10,7 +10,9 @@ import argparse
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 
 from hivelm import paths
@@ -67,8 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
+    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
+    if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
+        signal.signal(signal.SIGTERM, _interrupt)
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
@@ -117,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     except HiveError as err:
         print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
+        return 130
     return 0
 
 

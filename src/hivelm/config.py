@@ -522,7 +522,12 @@ class TrackingConfig:
     log_config_artifact: bool = True
     """Also log each stage's resolved config as a YAML artifact."""
     log_samples: bool = False
-    """Log a few generated posts to MLflow. Off by default: generated text stays in the generate stage's git-ignored output."""
+    """Log a few generated posts to MLflow, anonymised and cut to 30 words like the report's samples. Off by
+    default: generated text stays in the generate stage's git-ignored output."""
+    log_adapters: bool = True
+    """Log each tuned adapter's weights to the MLflow artifact store and register them as a model version
+    (`hivelm-<community>`). Off: the adapter stays in the project's adapter folder only, and its run records
+    its sha256 (e.g. when the tracking server is shared and the weights must stay local)."""
     max_logged_samples: int = 5
     """At most this many generations per corpus when log_samples is true."""
 

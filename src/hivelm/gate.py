@@ -70,12 +70,25 @@ def load_rules(path: str | Path = RULES_PATH) -> list[Rule]:
 def load_baseline(base: str, metrics_path: Path = METRICS_PATH) -> dict:
     """A baseline file if `base` is a path, else the metrics file as committed at git revision `base`."""
     if Path(base).is_file():
-        return json.loads(Path(base).read_text())
-    shown = subprocess.run(["git", "show", f"{base}:{metrics_path.as_posix()}"], capture_output=True, text=True)
+        return parse_metrics(Path(base).read_text(), f"baseline {base}")
+    if base.startswith("-"):  # git would take it for an option (--output=FILE writes a file)
+        raise HiveError(f"baseline {base!r}: not a file, and a git revision cannot start with '-'")
+    shown = subprocess.run(["git", "show", "--end-of-options", f"{base}:{metrics_path.as_posix()}"],
+                           capture_output=True, text=True)
     if shown.returncode != 0:
         raise HiveError(f"baseline {base!r}: not a file, and git has no {metrics_path} there "
                         f"({shown.stderr.strip()})")
-    return json.loads(shown.stdout)
+    return parse_metrics(shown.stdout, f"baseline {metrics_path} at git revision {base}")
+
+
+def parse_metrics(text: str, where: str) -> dict:
+    try:
+        tree = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise HiveError(f"{where}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    if not isinstance(tree, dict):
+        raise HiveError(f"{where}: expected a JSON object of metrics, got {type(tree).__name__}")
+    return tree
 
 
 def compare(base: dict, current: dict, rules: list[Rule]) -> list[Check]:
@@ -114,13 +127,21 @@ def _fmt(value: float | None) -> str:
 
 
 def main(base: str, rules_path: str | Path = RULES_PATH, metrics_path: str | Path = METRICS_PATH) -> int:
-    """Print the comparison; return 1 (and name the metrics) on any regression, else 0."""
+    """Print the comparison; return 1 (and name the metrics) on any regression, else 0.
+
+    A baseline or metrics file that cannot be read, or a baseline without any of the gated metrics, raises
+    HiveError (exit 2), so that it is never mistaken for a pass, nor for a regression.
+    """
     metrics_path = Path(metrics_path)
     if not metrics_path.is_file():
         raise HiveError(f"{metrics_path}: not found (run the pipeline first)")
-    checks = compare(load_baseline(base, metrics_path), json.loads(metrics_path.read_text()), load_rules(rules_path))
+    current = parse_metrics(metrics_path.read_text(), str(metrics_path))
+    checks = compare(load_baseline(base, metrics_path), current, load_rules(rules_path))
     if not checks:
         raise HiveError(f"{rules_path}: no rule matched any metric in {metrics_path} or the baseline")
+    if all(c.base is None for c in checks):
+        raise HiveError(f"baseline {base}: has none of the {len(checks)} metrics that {rules_path} checks "
+                        f"(e.g. {checks[0].metric}); not a metrics file of this pipeline?")
     report(checks)
     regressed = [c.metric for c in checks if c.regressed]
     if regressed:

@@ -11,7 +11,8 @@ taxonomy document was not released, so the descriptions below are ours.
 
 Blinding: annotators see an opaque item id and the text only, in a seeded shuffle across communities and
 corpora; which community, corpus and generation each item came from stays in key.csv. Everything written
-under the sample folder contains generated text, so the folder gets its own `.gitignore`.
+under the sample folder contains generated text, so the folder's `.gitignore` lists it (lines are added,
+never replaced).
 """
 
 from __future__ import annotations
@@ -165,10 +166,21 @@ def harm_sample(generated_dir: str | Path, communities: Sequence[str], corpora: 
     with atomic_dir(out_dir / PACKET) as tmp:
         write_packet(tmp, items)
     write_csv(paths.harm_key(out_dir), KEY_COLUMNS, [i | {"text_sha256": text_digest(i["text"])} for i in items])
-    (out_dir / ".gitignore").write_text("# generated text and its key stay in the workspace\n*\n", "utf-8")
+    ignore_in_git(out_dir, [PACKET, paths.harm_key(out_dir).name])
     pairs = [(i["community"], i["corpus"]) for i in items]
     counts = {m: {c: pairs.count((m, c)) for c in corpora if (m, c) in pairs} for m in communities}
     return {"items": len(items), "per_group": counts}
+
+
+def ignore_in_git(folder: Path, names: Sequence[str]) -> None:
+    """Add `/name` to folder/.gitignore for each of `names`, keeping the lines already there (the folder may
+    be `data/`, whose .gitignore DVC maintains)."""
+    path = folder / ".gitignore"
+    lines = path.read_text("utf-8").splitlines() if path.is_file() else [
+        "# generated text and its key stay in the workspace"]
+    missing = [f"/{name}" for name in names if f"/{name}" not in lines]
+    if missing:
+        path.write_text("\n".join(lines + missing) + "\n", "utf-8")
 
 
 # ---------------------------------------------------------------- ingest
@@ -368,6 +380,8 @@ def harm_ingest(key_path: str | Path, annotation_paths: Sequence[str | Path], ou
 
     Nothing is written unless every file is valid. The JSON holds numbers only (no text, no item ids).
     """
+    if resamples < 1:
+        raise HarmError(f"harm_ingest: resamples must be >= 1 for the confidence intervals (got {resamples})")
     if len(annotation_paths) < 2:
         raise HarmError(f"harm_ingest: need at least two annotators' files (got {len(annotation_paths)})")
     resolved = [Path(p).resolve() for p in annotation_paths]

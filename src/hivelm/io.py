@@ -220,6 +220,39 @@ def write_json(path: str | Path, payload: Any) -> None:
                              encoding="utf-8")
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def file_lock(path: str | Path, what: str, timeout: float = -1) -> Iterator[None]:
+    """Hold the inter-process lock file `path` (flock: the OS drops it when its holder dies, so a killed
+    process never leaves a stale lock). With timeout=0 a held lock is refused at once, naming `what`."""
+    from filelock import FileLock, Timeout
+
+    path = Path(path)
+    lock = FileLock(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise HiveError(f"{what} is in use by another process (lock {path}); wait for it or stop it") from None
+    except OSError as err:  # e.g. a read-only folder
+        raise HiveError(f"{path}: cannot create the lock file for {what} ({err.strerror or err})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def lock_beside(path: str | Path) -> Path:
+    """The lock file of output `path`: beside it (not inside, which DVC would hash) and ignored by git."""
+    path = Path(path)
+    return path.parent / f".{path.name}.lock"
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `path`; move it onto `path` only if the block succeeds."""
@@ -227,6 +260,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a plain open() would honour the umask
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -237,18 +271,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside `path`; swap it in for `path` only if the block succeeds."""
+    """Yield a fresh temporary directory beside `path`; swap it in for `path` only if the block succeeds.
+
+    Temporary names are unique and the swap holds the output's lock, so two processes writing the same
+    output at once cannot break each other's swap: the last one to finish wins.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; a plain mkdir would honour the umask
     try:
         yield tmp
-        old = path.with_name(f".{path.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
+        with file_lock(lock_beside(path), str(path)):
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old.tmp", dir=path.parent))
+            if path.exists():
+                os.replace(path, old)  # onto the empty unique folder: rename(2) allows that
+            os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         if tmp.exists():

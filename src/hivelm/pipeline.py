@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hivelm import tracking
@@ -18,7 +20,9 @@ log = logging.getLogger(__name__)
 def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     """Create the tracking store and the parent run, then let DVC run every stage that is out of date.
 
-    Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID.
+    Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID. DVC runs in
+    its own process group: on Ctrl-C or SIGTERM the whole group is interrupted and awaited, so no stage is
+    left running, and the parent run ends KILLED.
     """
     dvc_args = [a for a in dvc_args if a != "--"]
     bin_dir = str(Path(sys.executable).parent)
@@ -27,7 +31,35 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         # Stage commands are `hivelm ...`: make sure they resolve to this interpreter's install.
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
-        code = subprocess.call([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env)
+        # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
+        dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
+        try:
+            code = dvc.wait()
+        except KeyboardInterrupt:
+            stop_group(dvc)
+            raise
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
     return 0
+
+
+def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
+    """Interrupt every process in `process`'s group (DVC, its shell, the stage) as Ctrl-C would, wait until
+    all have exited, and kill what is left after `grace_s`. Further signals are ignored meanwhile, so a
+    second Ctrl-C cannot orphan the stage or leave the parent run RUNNING."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            process.poll()  # reap DVC itself, else it stays in the group as a zombie
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)
+        log.warning("dvc repro (process group %d) still running %.0f s after %s", process.pid, wait_s, sig.name)

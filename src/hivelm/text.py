@@ -115,6 +115,11 @@ def anonymize(text: str, mode: str = "placeholder") -> tuple[str, Counter]:
     return WHITESPACE.sub(" ", text).strip(), counts
 
 
+def redact(text: str, words: int = 30) -> str:
+    """A generated post as the report and MLflow may show it: anonymised and cut to its first `words` words."""
+    return " ".join(anonymize(text, "placeholder")[0].split()[:words]) + " ..."
+
+
 def _substitute(pattern: re.Pattern, accept, replacement: str, text: str) -> tuple[str, int]:
     """pattern.subn, replacing only matches that pass `accept` (all of them when it is None)."""
     count = 0

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hivelm.config import HiveConfig, flatten, select
+from hivelm.errors import HiveError
 
 log = logging.getLogger(__name__)
 
@@ -42,12 +43,57 @@ def tracking_uri() -> str:
 
 
 def ensure_store(uri: str | None = None) -> str:
-    """Create (migrate) the tracking store once; call before any fan-out to avoid a migration race."""
+    """Check that the tracking store answers and create (migrate) it once; call before any work.
+
+    A server is probed with a short timeout (MLflow itself would retry for minutes); a sqlite store is
+    created under a lock beside the file, because two processes migrating one fresh file corrupt it.
+    Raises HiveError naming the URI or file.
+    """
+    uri = uri or tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        _probe_server(uri)
+    elif uri.startswith("sqlite:///"):
+        _open_sqlite(uri)
+    else:
+        _search(uri)
+    return uri
+
+
+def _search(uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
-    uri = uri or tracking_uri()
     MlflowClient(uri).search_experiments(max_results=1)
-    return uri
+
+
+def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Any HTTP answer (even 401 or 404 from a proxy) proves the server is reachable; only a connection
+    failure or a timeout does not."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        pass
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise HiveError(f"tracking server {uri} (MLFLOW_TRACKING_URI) is unreachable: {reason}; start it, "
+                        "or unset MLFLOW_TRACKING_URI to log to mlflow.db") from None
+
+
+def _open_sqlite(uri: str) -> None:
+    from hivelm.io import file_lock, lock_beside
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    if db.exists() and not os.access(db, os.W_OK):
+        raise HiveError(f"{db}: the MLflow store is read-only; make it writable or set MLFLOW_TRACKING_URI")
+    with file_lock(lock_beside(db), f"MLflow store {db}"):
+        try:
+            _search(uri)
+        except Exception as err:  # SQLAlchemy and MLflow raise many types; one line naming the file is enough
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0]
+            raise HiveError(f"{db}: cannot open as an MLflow sqlite store ({reason}); move it aside to start "
+                            "a new one") from None
 
 
 def ensure_experiment(name: str, uri: str | None = None) -> str:
@@ -188,8 +234,8 @@ def loss_callback():
 @contextmanager
 def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterator[StageRun]:
     """Open the MLflow run of one stage (and community), log exactly its declared params and their hash, and
-    time it. `contract` is the stage's hivelm.contracts.Contract. The run ends FAILED if the block raises; the
-    exception propagates."""
+    time it. `contract` is the stage's hivelm.contracts.Contract. The run ends KILLED if the block is
+    interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception propagates."""
     import mlflow
 
     started = time.perf_counter()
@@ -214,6 +260,10 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
             mlflow.log_dict(view, "config/resolved.yaml")
         try:
             yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, contract, c))
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
+            log.error("stage %s: interrupted after %.1f s", name, time.perf_counter() - started)
+            mlflow.end_run("KILLED")
+            raise
         except BaseException:
             log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
             raise
@@ -224,7 +274,8 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
 
 @contextmanager
 def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
-    """Create the parent run of one pipeline run and yield its id; mark it FINISHED or FAILED at the end."""
+    """Create the parent run of one pipeline run and yield its id; mark it FINISHED, FAILED, or KILLED when
+    interrupted (Ctrl-C, or SIGTERM through the CLI's handler)."""
     from mlflow.tracking import MlflowClient
 
     uri = ensure_store()
@@ -236,6 +287,9 @@ def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
     try:
         yield run.info.run_id
         status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
     finally:
         for path in ("params.yaml", "dvc.lock"):
             if Path(path).is_file():

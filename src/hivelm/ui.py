@@ -1,13 +1,16 @@
 """`hivelm ui`: the MLflow UI over this project's tracking store, light enough for a laptop.
 
 Settings from stack-notes: one worker and no job execution (2 processes, about 0.5 GB, healthy in ~10 s,
-instead of 15 processes and 2.7 GB). The server runs in its own process group, so Ctrl-C stops all of it.
+instead of 15 processes and 2.7 GB). The server runs in its own process group, so Ctrl-C or SIGTERM (turned
+into KeyboardInterrupt by the CLI) stops all of it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,9 +49,10 @@ def wait_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 90
 
 def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
     """Stop the whole process group: a plain SIGTERM to the parent leaves uvicorn workers orphaned."""
-    if process.poll() is not None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)  # even when the leader is gone, a worker may not be
+    except ProcessLookupError:
         return
-    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(grace_s)
     except subprocess.TimeoutExpired:
@@ -64,9 +68,33 @@ def runs_url(base_url: str, uri: str, experiment: str) -> str:
     return f"{base_url}/#/experiments/{found.experiment_id}/runs" if found else base_url
 
 
+def is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Something already listens there (e.g. a server orphaned by a killed `hivelm ui`): ours would fail to
+    bind, and the health check would find the other one."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        socket.create_connection((target, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def main(cfg, host: str = "127.0.0.1", port: int = 5000) -> int:
     from hivelm import tracking
 
+    if not is_loopback(host):
+        print(f"warning: --host {host} serves the MLflow UI and its API without authentication to every "
+              "machine that can reach this one: anyone there can read, change and delete runs", file=sys.stderr)
+    if port_in_use(host, port):
+        raise HiveError(f"port {port} on {host} is already in use (a running or orphaned `hivelm ui`?): "
+                        "stop it or pass another --port")
     uri = tracking.ensure_store()
     base_url = f"http://{host}:{port}"
     process = start(uri, host, port)

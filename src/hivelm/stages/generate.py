@@ -136,9 +136,12 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     write_json(paths.generate_stats(community),
                {corpus: {k: v for k, v in counts.items() if k not in TIMINGS} for corpus, counts in stats.items()})
     run.log_metrics(stats)
-    if cfg.tracking.log_samples:
+    if cfg.tracking.log_samples:  # redacted like the report's samples: the store may be shared
+        from hivelm.text import redact
+
         for corpus, (_, kept, _) in results.items():
-            run.log_dict([r["text"] for r in kept[: cfg.tracking.max_logged_samples]], f"samples/{corpus}.json")
+            run.log_dict([redact(r["text"]) for r in kept[: cfg.tracking.max_logged_samples]],
+                         f"samples/{corpus}.json")
     for corpus, counts in stats.items():
         log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,
                  counts["generated"], counts["kept"], 100 * counts["refusal_rate"], counts["tokens_per_s"])

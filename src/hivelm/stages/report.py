@@ -44,13 +44,13 @@ def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
 
 
 def redacted_samples(community: str, corpus: str, count: int) -> list[str]:
-    from hivelm.text import anonymize
+    from hivelm.text import redact
 
     path = paths.corpus(community, corpus)
     if not path.is_file():
         return []
     texts = [json.loads(line)["text"] for line in path.open()][:count]
-    return [" ".join(anonymize(t, "placeholder")[0].split()[:30]) + " ..." for t in texts]
+    return [redact(t) for t in texts]
 
 
 def load(cfg: HiveConfig) -> dict:

@@ -6,7 +6,8 @@
 
 Loss is on the assistant's post only, and labels are built by position (not by pad id), so the end-of-turn
 token is learned even though SmolLM2's pad token is its end-of-turn token. Checkpoints go to
-`paths.checkpoints(community)`; a killed run resumes from the last one when rerun with the same inputs.
+`paths.checkpoints(community)`; a killed run resumes from the last complete one when rerun with the same
+inputs, and a second trainer on the same folder is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from hivelm import paths
 from hivelm.config import HiveConfig, TuneConfig
 from hivelm.errors import HiveError
-from hivelm.io import atomic_dir, read_jsonl
+from hivelm.io import atomic_dir, file_lock, lock_beside, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +116,45 @@ def load_for_training(cfg: HiveConfig, base_dir: Path):
 def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
                   run_fingerprint: str, callbacks: list = ()) -> dict:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
-    inputs; save the adapter (only) to `out_dir`. Returns training metrics."""
+    inputs; save the adapter (only) to `out_dir`. Returns training metrics.
+
+    Holds the lock of `ckpt_dir` throughout: a second trainer on the same folder (e.g. a rerun while an
+    orphaned one still trains) is refused instead of interleaving checkpoints.
+    """
+    from hivelm.tracking import is_main_process
+
+    if not is_main_process():  # the other ranks of a multi-GPU launch train in step with rank 0
+        return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+    with file_lock(lock_beside(ckpt_dir), f"checkpoint folder {ckpt_dir} (another `hivelm tune`?)", timeout=0):
+        return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+
+
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint that was fully saved; incomplete ones (a kill during a save) are removed.
+
+    The Trainer writes trainer_state.json last, after the weights, optimizer and RNG states.
+    """
+    steps = {int(p.name.removeprefix("checkpoint-")): p for p in ckpt_dir.glob("checkpoint-*")
+             if p.name.removeprefix("checkpoint-").isdigit()}
+    for _, checkpoint in sorted(steps.items(), reverse=True):
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            complete = any((checkpoint / name).is_file()
+                           for name in ("adapter_model.safetensors", "adapter_model.bin"))
+        except (OSError, ValueError):
+            complete = False
+        if complete:
+            return str(checkpoint)
+        log.warning("removing incomplete checkpoint %s (no readable trainer_state.json or adapter weights)",
+                    checkpoint)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
+                   run_fingerprint: str, callbacks: list = ()) -> dict:
     from datasets import Dataset
     from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from hivelm.models import pad_id
 
@@ -138,7 +174,7 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
         shutil.rmtree(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(run_fingerprint)
-    resume = get_last_checkpoint(str(ckpt_dir))
+    resume = last_complete_checkpoint(ckpt_dir)
     if resume:
         log.info("resuming from %s", resume)
 
@@ -189,7 +225,11 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
     source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
     run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": source})
-    run.log_artifact(paths.adapter(community), "adapter")
-    run.register_model(f"hivelm-{community}", "adapter")
+    if cfg.tracking.log_adapters:
+        run.log_artifact(paths.adapter(community), "adapter")
+        run.register_model(f"hivelm-{community}", "adapter")
+    else:  # the weights stay local; their digest still ties this run to the files
+        weights = paths.adapter_weights(community).read_bytes()
+        run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
     log.info("%s: adapter in %s (eval loss %.3f)", community, paths.adapter(community), stats["eval_loss"])
     return stats

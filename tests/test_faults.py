@@ -1,0 +1,224 @@
+"""Issue 12: file modes, concurrent use of one workspace, an unusable tracking store, and signals.
+
+Each test starts the real processes with tiny inputs and asserts what a user sees: exit code, one line
+naming the culprit, no traceback, no process left behind, the MLflow run's final status.
+"""
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import BIN
+from hivelm.io import atomic_dir, write_json
+
+HIVELM = str(BIN / "hivelm")
+
+
+def env(**extra) -> dict:
+    """The test's environment (the project's MLflow store) with the venv's scripts first on PATH."""
+    return dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # closed again on exit: nothing listens there
+
+
+@pytest.fixture
+def umask():
+    old = os.umask(0o022)
+    yield os.umask
+    os.umask(old)
+
+
+def test_atomic_writes_honour_the_umask(tmp_path, umask):
+    for mask, file_mode, dir_mode in ((0o022, 0o644, 0o755), (0o027, 0o640, 0o750)):
+        umask(mask)
+        write_json(tmp_path / f"{mask}.json", {"a": 1})
+        with atomic_dir(tmp_path / f"out{mask}") as tmp:
+            (tmp / "x.txt").write_text("x")
+        assert stat.S_IMODE((tmp_path / f"{mask}.json").stat().st_mode) == file_mode
+        assert stat.S_IMODE((tmp_path / f"out{mask}").stat().st_mode) == dir_mode
+
+
+SWAPPER = """
+import sys
+from pathlib import Path
+from hivelm.io import atomic_dir
+for _ in range(100):
+    with atomic_dir(Path(sys.argv[1])) as tmp:
+        for i in range(20):  # enough files that each swap's cleanup overlaps the other writer's swap
+            (tmp / f"{i}.txt").write_text(sys.argv[2])
+"""
+
+
+def test_concurrent_swaps_of_one_output_neither_fail_nor_leave_debris(tmp_path):
+    out = tmp_path / "prepared"
+    writers = [subprocess.Popen([sys.executable, "-c", SWAPPER, str(out), name], stderr=subprocess.PIPE, text=True)
+               for name in ("a", "b")]
+    errors = [w.communicate(timeout=120)[1] for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], errors
+    assert {(out / f"{i}.txt").read_text() for i in range(20)} in ({"a"}, {"b"})  # one writer's whole output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".prepared.lock", "prepared"]
+
+
+def test_two_processes_creating_one_fresh_store_both_succeed(tmp_path):
+    db = tmp_path / "mlflow.db"
+    code = f"from hivelm.tracking import ensure_store; ensure_store('sqlite:///{db}')"
+    openers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    errors = [p.communicate(timeout=120)[1] for p in openers]
+    assert [p.returncode for p in openers] == [0, 0], errors[0][-2000:] + errors[1][-2000:]
+    from mlflow.tracking import MlflowClient
+
+    assert MlflowClient(f"sqlite:///{db}").search_experiments()  # migrated completely, usable
+
+
+@pytest.mark.parametrize("command", [["prepare"], ["run"]])
+def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(project, command):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    result = subprocess.run([HIVELM, *command], env=env(MLFLOW_TRACKING_URI=uri), capture_output=True, text=True,
+                            timeout=120)
+    assert time.monotonic() - started < 15
+    assert result.returncode == 2, result.stderr
+    assert uri in result.stderr and "unreachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project / "data" / "prepared").exists()
+
+
+def test_a_corrupt_store_is_named_in_one_line(project):
+    (project / "mlflow.db").write_bytes(b"this is not an sqlite file\n" * 100)
+    result = subprocess.run([HIVELM, "prepare"], env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"{project / 'mlflow.db'}: cannot open as an MLflow sqlite store" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only files")
+def test_a_read_only_store_is_named_in_one_line(project):
+    (project / "mlflow.db").chmod(0o444)
+    result = subprocess.run([HIVELM, "prepare"], env=env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{project / 'mlflow.db'}: the MLflow store is read-only" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def gone(processes) -> bool:
+    import psutil
+
+    def dead(process):
+        try:
+            return process.status() == psutil.STATUS_ZOMBIE  # exited, waiting for init to reap it
+        except psutil.NoSuchProcess:
+            return True
+
+    return all(dead(p) for p in processes)
+
+
+def wait_for(predicate, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+@contextmanager
+def started(cmd: list[str], **kwargs) -> Iterator[subprocess.Popen]:
+    """Popen that never outlives a failing test: it gets the SIGTERM the test meant to send."""
+    process = subprocess.Popen(cmd, env=env(), text=True, **kwargs)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
+
+
+def runs(stage: str) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, f"tags.stage = '{stage}'")
+
+
+def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(project, tiny_model_dir):
+    import shutil
+
+    from hivelm.io import file_lock, lock_beside, write_jsonl
+    from test_tune import demonstrations
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    with started([HIVELM, "tune", "--community", "keto", "tune.max_steps=100000", "tune.eval_steps=1000",
+                  "tune.max_length=64"], stderr=subprocess.PIPE) as stage:
+        wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or stage.poll() is not None,
+                 180, "training to start")
+        time.sleep(2)
+        stage.send_signal(signal.SIGTERM)
+        stderr = stage.communicate(timeout=60)[1]
+    assert stage.returncode == 130, stderr[-3000:]
+    assert "interrupted (SIGTERM)" in stderr and "Traceback" not in stderr
+    assert [r.info.status for r in runs("tune")] == ["KILLED"]
+    with file_lock(lock_beside(project / "models/checkpoints/keto"), "a rerun", timeout=0):
+        pass  # a rerun may train again
+
+
+SLEEPER = """
+import os, time
+open("stage.pid", "w").write(str(os.getpid()))
+time.sleep(600)
+"""
+
+
+def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_killed(project):
+    import psutil
+
+    (project / "sleeper.py").write_text(SLEEPER)
+    (project / "dvc.yaml").write_text(f"stages:\n  sleep:\n    cmd: {sys.executable} sleeper.py\n")
+    (project / ".dvc").mkdir()
+    (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
+    subprocess.run(["git", "init", "-q"], check=True)
+    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+        wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
+        tree = psutil.Process(pipeline.pid).children(recursive=True)
+        assert int((project / "stage.pid").read_text()) in {p.pid for p in tree}
+        pipeline.send_signal(signal.SIGTERM)
+        stderr = pipeline.communicate(timeout=90)[1]
+    assert pipeline.returncode == 130, stderr[-3000:]
+    assert gone(tree), [p for p in tree if not gone([p])]
+    assert [r.info.status for r in runs("pipeline")] == ["KILLED"]
+
+
+def test_sigterm_to_hivelm_ui_stops_its_server(project):
+    import psutil
+
+    port = closed_port()
+    with started([HIVELM, "ui", "--port", str(port)], stdout=subprocess.PIPE) as ui:
+        assert any(line.startswith("MLflow UI: http://127.0.0.1") for line in ui.stdout)  # once it is healthy
+        tree = psutil.Process(ui.pid).children(recursive=True)
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(30)
+    assert gone(tree) and tree
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0  # nothing listens any more
+
+
+def test_hivelm_ui_refuses_a_taken_port_and_warns_about_a_public_host(project):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([HIVELM, "ui", "--host", "0.0.0.0", "--port", str(port)], env=env(),
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--host 0.0.0.0 serves the MLflow UI and its API without authentication" in result.stderr
+    assert f"port {port} on 0.0.0.0 is already in use" in result.stderr
