@@ -71,6 +71,7 @@ def test_concurrent_swaps_of_one_output_neither_fail_nor_leave_debris(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".prepared.lock", "prepared"]
 
 
+@pytest.mark.heavy  # MLflow
 def test_two_processes_creating_one_fresh_store_both_succeed(tmp_path):
     db = tmp_path / "mlflow.db"
     code = f"from hivelm.tracking import ensure_store; ensure_store('sqlite:///{db}')"

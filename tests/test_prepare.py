@@ -272,3 +272,22 @@ def test_failed_run_is_recorded_as_failed_in_mlflow(small_corpus, project):
     client = MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name(cfg.tracking.experiment).experiment_id])
     assert [(r.data.tags["stage"], r.info.status) for r in runs] == [("prepare", "FAILED")]
+
+
+def test_outputs_change_together_or_not_at_all_when_tracking_fails_after_the_work(small_corpus, project,
+                                                                                   monkeypatch):
+    """The posts and stats are swapped in only after the MLflow record is written: a tracker that fails at
+    the end leaves the previous posts and stats, not new posts beside old stats (or no record at all)."""
+    from hivelm import tracking
+
+    assert cli(["prepare", "prepare.min_posts_per_community=10"]) == 0
+    before = snapshot(project)
+
+    def tracker_gone(self, *args, **kwargs):
+        raise ConnectionError("tracking server went away")
+
+    monkeypatch.setattr(tracking.StageRun, "log_metrics", tracker_gone)
+    with pytest.raises(ConnectionError):
+        cli(["prepare", "prepare.min_posts_per_community=10", "prepare.min_chars=30"])  # would change the posts
+    assert snapshot(project) == before
+    assert sorted(p.name for p in (project / "data").iterdir() if p.name.startswith(".")) == [".prepared.lock"]

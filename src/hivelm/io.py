@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +291,36 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class StagedOutputs:
+    """A stage's outputs, written to temporary paths and swapped in together when the block succeeds.
+
+    `dir(final)` stages a whole output folder; `path(final)` gives where to write `final`: inside a staged
+    folder when it lies in one, else a staged file of its own."""
+
+    def __init__(self, stack: ExitStack):
+        self._stack, self._dirs, self._files = stack, {}, {}
+
+    def dir(self, final: str | Path) -> Path:
+        final = Path(final)
+        if final not in self._dirs:
+            self._dirs[final] = self._stack.enter_context(atomic_dir(final))
+        return self._dirs[final]
+
+    def path(self, final: str | Path) -> Path:
+        final = Path(final)
+        for folder, staged in self._dirs.items():
+            if folder == final or folder in final.parents:
+                return staged / final.relative_to(folder)
+        if final not in self._files:
+            self._files[final] = self._stack.enter_context(atomic_path(final))
+        return self._files[final]
+
+
+@contextmanager
+def staged_outputs() -> Iterator[StagedOutputs]:
+    """Stage every output of a stage (data, stats, metrics) and swap them in only when the whole block,
+    MLflow logging included, succeeds: a stage's outputs change together or not at all."""
+    with ExitStack() as stack:
+        yield StagedOutputs(stack)

@@ -182,6 +182,11 @@ class StageRun:
 
         mlflow.log_dict(payload, artifact_file)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        import mlflow
+
+        mlflow.log_text(text, artifact_file)
+
     def register_model(self, name: str, artifact_path: str) -> str:
         """Register this run's artifact folder as a new version of model `name`; returns the version."""
         import mlflow
@@ -207,6 +212,7 @@ class _NoRun(StageRun):
     def log_artifact(self, *args, **kwargs) -> None: ...
     def set_tags(self, *args, **kwargs) -> None: ...
     def log_dict(self, *args, **kwargs) -> None: ...
+    def log_text(self, *args, **kwargs) -> None: ...
     def register_model(self, *args, **kwargs) -> str:
         return ""
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from hivelm import metrics, paths
 from hivelm.config import EvaluateConfig, HiveConfig
-from hivelm.io import read_jsonl, write_json
+from hivelm.io import read_jsonl, staged_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -214,26 +214,29 @@ def make_scorers(cfg: HiveConfig):
 def main(cfg: HiveConfig, run) -> dict:
     scorers = make_scorers(cfg)
     per_community, summary = evaluate(cfg, scorers)
-    for c, result in per_community.items():
-        write_json(paths.community_metrics(c), result | {"scorers": summary["scorers"]})
-    write_json(paths.cross_community(), summary["cross_community"])
-    for key in PLOTTED:
-        write_json(paths.plot(key), plot_rows(per_community, key))
-    write_json(paths.plot("cross_community"), [
-        {"corpus": corpus, "generated": row, "real": col, "fid": value}
-        for corpus, m in summary["cross_community"].items()
-        for row, values in zip(m["rows"], m["fid"]) for col, value in zip(m["columns"], values)])
-    headline_summary = {k: v for k, v in summary.items() if k != "cross_community"} | {
-        "cross_community": {corpus: {"diagonal_share": m["diagonal_share"]}
-                            for corpus, m in summary["cross_community"].items()}}
-    write_json(paths.fidelity_summary(), headline_summary)
-    run.log_metrics({"classifier": {k: v["value"] for k, v in summary["classifier"].items()},
-                     "diagonal_share": {k: m["diagonal_share"] for k, m in summary["cross_community"].items()},
-                     "macro_f1": {k: v["macro_f1"]["value"] for k, v in summary["corpora"].items()}})
-    run.set_tags({f"scorer_{k}": f"{v.get('backend')}:{v.get('model')}" for k, v in summary["scorers"].items()})
-    for c, result in per_community.items():
-        with run.child(c) as child:
-            child.log_metrics(mlflow_names(result))
+    with staged_outputs() as out:  # metrics, plots and the MLflow records change together or not at all
+        out.dir(paths.METRICS_DIR)
+        out.dir(paths.PLOTS_DIR)
+        for c, result in per_community.items():
+            write_json(out.path(paths.community_metrics(c)), result | {"scorers": summary["scorers"]})
+        write_json(out.path(paths.cross_community()), summary["cross_community"])
+        for key in PLOTTED:
+            write_json(out.path(paths.plot(key)), plot_rows(per_community, key))
+        write_json(out.path(paths.plot("cross_community")), [
+            {"corpus": corpus, "generated": row, "real": col, "fid": value}
+            for corpus, m in summary["cross_community"].items()
+            for row, values in zip(m["rows"], m["fid"]) for col, value in zip(m["columns"], values)])
+        headline_summary = {k: v for k, v in summary.items() if k != "cross_community"} | {
+            "cross_community": {corpus: {"diagonal_share": m["diagonal_share"]}
+                                for corpus, m in summary["cross_community"].items()}}
+        write_json(out.path(paths.fidelity_summary()), headline_summary)
+        run.log_metrics({"classifier": {k: v["value"] for k, v in summary["classifier"].items()},
+                         "diagonal_share": {k: m["diagonal_share"] for k, m in summary["cross_community"].items()},
+                         "macro_f1": {k: v["macro_f1"]["value"] for k, v in summary["corpora"].items()}})
+        run.set_tags({f"scorer_{k}": f"{v.get('backend')}:{v.get('model')}" for k, v in summary["scorers"].items()})
+        for c, result in per_community.items():
+            with run.child(c) as child:
+                child.log_metrics(mlflow_names(result))
     return summary
 
 

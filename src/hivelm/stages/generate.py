@@ -22,7 +22,7 @@ import zlib
 from hivelm import filters, paths
 from hivelm.config import GenerateConfig, HiveConfig, to_dict
 from hivelm.generation import in_context_prompt, sample_texts
-from hivelm.io import atomic_dir, read_jsonl, write_json, write_jsonl
+from hivelm.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
 from hivelm.templates import Template, load_templates
 
@@ -128,20 +128,21 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     total = len(cfg.generate.topics) * cfg.generate.samples_per_topic * len(cfg.generate.corpora)
     with progress_bar(total, f"generate {community}") as advance:
         results = generate_community(cfg, community, model, tokenizer, advance)
-    with atomic_dir(paths.generated(community)) as tmp:
-        for corpus, (raw, kept, _) in results.items():
-            write_jsonl(tmp / paths.corpus(community, corpus).name, kept)
-            write_jsonl(tmp / paths.raw_corpus(community, corpus).name, raw)
     stats = {corpus: counts for corpus, (_, _, counts) in results.items()}
-    write_json(paths.generate_stats(community),
-               {corpus: {k: v for k, v in counts.items() if k not in TIMINGS} for corpus, counts in stats.items()})
-    run.log_metrics(stats)
-    if cfg.tracking.log_samples:  # redacted like the report's samples: the store may be shared
-        from hivelm.text import redact
+    with staged_outputs() as out:  # corpora, counts and the MLflow record change together or not at all
+        out.dir(paths.generated(community))
+        for corpus, (raw, kept, _) in results.items():
+            write_jsonl(out.path(paths.corpus(community, corpus)), kept)
+            write_jsonl(out.path(paths.raw_corpus(community, corpus)), raw)
+        write_json(out.path(paths.generate_stats(community)),
+                   {corpus: {k: v for k, v in counts.items() if k not in TIMINGS} for corpus, counts in stats.items()})
+        run.log_metrics(stats)
+        if cfg.tracking.log_samples:  # redacted like the report's samples: the store may be shared
+            from hivelm.text import redact
 
-        for corpus, (_, kept, _) in results.items():
-            run.log_dict([redact(r["text"]) for r in kept[: cfg.tracking.max_logged_samples]],
-                         f"samples/{corpus}.json")
+            for corpus, (_, kept, _) in results.items():
+                run.log_dict([redact(r["text"]) for r in kept[: cfg.tracking.max_logged_samples]],
+                             f"samples/{corpus}.json")
     for corpus, counts in stats.items():
         log.info("%s/%s: %d generated, %d kept (refusals %.0f%%, %.1f tokens/s)", community, corpus,
                  counts["generated"], counts["kept"], 100 * counts["refusal_rate"], counts["tokens_per_s"])

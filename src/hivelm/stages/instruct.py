@@ -13,7 +13,7 @@ from collections import Counter
 
 from hivelm import paths
 from hivelm.config import HiveConfig
-from hivelm.io import read_jsonl, write_jsonl
+from hivelm.io import read_jsonl, staged_outputs, write_jsonl
 from hivelm.rng import keyed_rng
 from hivelm.templates import Template, load_templates
 
@@ -47,9 +47,10 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     posts = read_jsonl(paths.train_posts(community))
     records = build_demonstrations(posts, templates, community, spec.name, cfg.instruct.system_prompt,
                                    cfg.instruct.seed)
-    write_jsonl(paths.instructions(community), records)
     usage = Counter(r["template_id"] for r in records)
     stats = {"demonstrations": len(records), "templates_available": len(templates),
              "templates_used": len(usage), "template_uses": dict(sorted(usage.items()))}
-    run.log_metrics(stats)
+    with staged_outputs() as out:
+        write_jsonl(out.path(paths.instructions(community)), records)
+        run.log_metrics(stats)
     return stats

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hivelm import filters, paths, text
 from hivelm.config import DataConfig, HiveConfig, PrepareConfig
-from hivelm.io import CorpusError, atomic_dir, read_corpus, write_json, write_jsonl
+from hivelm.io import CorpusError, read_corpus, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
 
 log = logging.getLogger(__name__)
@@ -153,13 +153,14 @@ def main(cfg: HiveConfig, run) -> dict:
     frame = read_sources(cfg.data, {c.label for c in cfg.communities.values()})
     perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
     outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
-    with atomic_dir(paths.PREPARED) as tmp:
+    with staged_outputs() as out:  # posts, stats and the MLflow record change together or not at all
+        out.dir(paths.PREPARED)
         for key, (train, heldout) in outputs.items():
-            write_jsonl(tmp / paths.train_posts(key).relative_to(paths.PREPARED), train)
-            write_jsonl(tmp / paths.heldout_posts(key).relative_to(paths.PREPARED), heldout)
-    write_json(paths.PREPARE_STATS, stats)
-    run.log_metrics(stats)
-    run.log_artifact(paths.PREPARE_STATS)
+            write_jsonl(out.path(paths.train_posts(key)), train)
+            write_jsonl(out.path(paths.heldout_posts(key)), heldout)
+        write_json(out.path(paths.PREPARE_STATS), stats)
+        run.log_metrics(stats)
+        run.log_dict(stats, paths.PREPARE_STATS.name)
     for key, counts in stats["communities"].items():
         log.info("%s: %d read -> %d train, %d held out", key, counts["input"], counts["train"], counts["heldout"])
     return stats

@@ -78,11 +78,11 @@ def load(cfg: HiveConfig) -> dict:
 
 
 def main(cfg: HiveConfig, run) -> Path:
-    from hivelm.io import atomic_path
+    from hivelm.io import staged_outputs
     from hivelm.rendering import page
 
     html_page = page(load(cfg))
-    with atomic_path(paths.REPORT) as tmp:
-        tmp.write_text(html_page, encoding="utf-8")
-    run.log_artifact(paths.REPORT)
+    with staged_outputs() as out:  # the page and its MLflow copy change together
+        out.path(paths.REPORT).write_text(html_page, encoding="utf-8")
+        run.log_text(html_page, paths.REPORT.name)
     return paths.REPORT

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hivelm import paths
 from hivelm.config import HiveConfig
-from hivelm.io import write_json
+from hivelm.io import staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary()}
 
@@ -62,9 +62,10 @@ def survey_section(surveys: dict, statistics) -> dict:
 def main(cfg: HiveConfig, run) -> dict:
     surveys = read_surveys(list(cfg.communities))
     summary = collect(list(cfg.communities), surveys, cfg.survey.statistics)
-    write_json(paths.METRICS, summary)
-    write_json(paths.SURVEY_PLOT, survey_plot_rows(surveys))
-    run.log_artifact(paths.METRICS)
+    with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
+        write_json(out.path(paths.METRICS), summary)
+        write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))
+        run.log_dict(summary, paths.METRICS.name)
     return summary
 
 

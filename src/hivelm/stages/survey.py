@@ -16,7 +16,7 @@ import logging
 
 from hivelm import paths
 from hivelm.config import HiveConfig
-from hivelm.io import read_jsonl, write_json
+from hivelm.io import read_jsonl, staged_outputs, write_json
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,11 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
         summaries, raw = survey_community(cfg, community, model, tokenizer, advance)
     timings = {corpus: {k: administered.pop(k) for k in TIMINGS if k in administered}
                for corpus, administered in raw.items()}
-    write_json(paths.survey_raw(community), raw)
-    write_json(paths.survey_report(community), {"community": community, "corpora": summaries})
-    run.log_metrics(mlflow_names(summaries) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
-                                               for k, v in t.items()})
+    with staged_outputs() as out:  # answers, scores and the MLflow record change together or not at all
+        write_json(out.path(paths.survey_raw(community)), raw)
+        write_json(out.path(paths.survey_report(community)), {"community": community, "corpora": summaries})
+        run.log_metrics(mlflow_names(summaries) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
+                                                   for k, v in t.items()})
     for corpus, summary in summaries.items():
         primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
         log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],

@@ -22,7 +22,7 @@ from pathlib import Path
 from hivelm import paths
 from hivelm.config import HiveConfig, TuneConfig
 from hivelm.errors import HiveError
-from hivelm.io import atomic_dir, file_lock, lock_beside, read_jsonl
+from hivelm.io import atomic_dir, file_lock, lock_beside, read_jsonl, staged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -218,18 +218,20 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
 
     demonstrations = paths.instructions(community)
     records = read_jsonl(demonstrations)
-    stats = train_adapter(cfg, records, paths.adapter(community), paths.checkpoints(community), paths.BASE_MODEL,
-                          fingerprint(run.params, community, demonstrations, paths.BASE_MODEL),
-                          callbacks=[tracking.loss_callback()])
-    run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
-    provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
-    source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
-    run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": source})
-    if cfg.tracking.log_adapters:
-        run.log_artifact(paths.adapter(community), "adapter")
-        run.register_model(f"hivelm-{community}", "adapter")
-    else:  # the weights stay local; their digest still ties this run to the files
-        weights = paths.adapter_weights(community).read_bytes()
-        run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
+    with staged_outputs() as out:  # the adapter and its MLflow record change together or not at all
+        adapter = out.dir(paths.adapter(community))
+        stats = train_adapter(cfg, records, adapter, paths.checkpoints(community), paths.BASE_MODEL,
+                              fingerprint(run.params, community, demonstrations, paths.BASE_MODEL),
+                              callbacks=[tracking.loss_callback()])
+        run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
+        provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
+        source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
+        run.set_tags({"resumed": str(stats["resumed"]).lower(), "base_model": source})
+        if cfg.tracking.log_adapters:
+            run.log_artifact(adapter, "adapter")
+            run.register_model(f"hivelm-{community}", "adapter")
+        else:  # the weights stay local; their digest still ties this run to the files
+            weights = out.path(paths.adapter_weights(community)).read_bytes()
+            run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
     log.info("%s: adapter in %s (eval loss %.3f)", community, paths.adapter(community), stats["eval_loss"])
     return stats
