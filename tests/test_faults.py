@@ -173,6 +173,33 @@ def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(
         pass  # a rerun may train again
 
 
+def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir):
+    """`dvc repro` runs a stage as its child; killed, it used to leave the trainer running as an orphan."""
+    import shutil
+
+    import psutil
+
+    from hivelm.io import write_jsonl
+    from test_tune import demonstrations
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    (project / "dvc.yaml").write_text("stages:\n  tune:\n    cmd: hivelm tune --community keto tune.max_steps=100000 "
+                                      "tune.eval_steps=1000 tune.max_length=64\n")
+    (project / ".dvc").mkdir()
+    (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
+    subprocess.run(["git", "init", "-q"], check=True)
+    with started([str(BIN / "dvc"), "repro"], stderr=subprocess.PIPE) as repro:
+        wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or repro.poll() is not None,
+                 180, "training to start")
+        tree = psutil.Process(repro.pid).children(recursive=True)
+        assert tree, "the stage runs as dvc's child"
+        repro.kill()  # SIGKILL: DVC gets no chance to clean up after itself
+        repro.wait(30)
+        wait_for(lambda: gone(tree), 60, "the orphaned stage to end")
+    assert [r.info.status for r in runs("tune")] == ["KILLED"]
+
+
 SLEEPER = """
 import os, time
 open("stage.pid", "w").write(str(os.getpid()))

@@ -73,12 +73,29 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+def _end_with_parent() -> None:
+    """Under `dvc repro` (DVC runs a stage as its direct child), ask Linux to send us SIGTERM when DVC dies:
+    a killed `dvc repro` would otherwise leave its stage (say, a trainer) running on as an orphan."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the stage lock still refuses a second trainer
+        return
+    if os.getppid() == 1:  # DVC died before the request took effect
+        raise KeyboardInterrupt("parent exited")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
     # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
         signal.signal(signal.SIGTERM, _interrupt)
+    if os.environ.get("DVC_STAGE"):
+        _end_with_parent()
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
