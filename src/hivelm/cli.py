@@ -73,9 +73,10 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _end_with_parent() -> None:
+def _end_with_parent() -> bool:
     """Under `dvc repro` (DVC runs a stage as its direct child), ask Linux to send us SIGTERM when DVC dies:
-    a killed `dvc repro` would otherwise leave its stage (say, a trainer) running on as an orphan."""
+    a killed `dvc repro` would otherwise leave its stage (say, a trainer) running on as an orphan.
+    False when DVC is already gone."""
     import ctypes
 
     try:
@@ -83,9 +84,8 @@ def _end_with_parent() -> None:
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
     except (OSError, AttributeError):  # not Linux: the stage lock still refuses a second trainer
-        return
-    if os.getppid() == 1:  # DVC died before the request took effect
-        raise KeyboardInterrupt("parent exited")
+        return True
+    return os.getppid() != 1  # 1: DVC died before the request took effect
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
         signal.signal(signal.SIGTERM, _interrupt)
-    if os.environ.get("DVC_STAGE"):
-        _end_with_parent()
+    if os.environ.get("DVC_STAGE") and not _end_with_parent():
+        print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
+        return 130
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
@@ -138,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import dvcfile
 
             return dvcfile.main(args.check)
-        return run_stage(args.command, load_config(args.params, args.overrides),
-                         None if not STAGES[args.command].per_community else
-                         [args.community] if args.community else "all")
+        cfg = load_config(args.params, args.overrides)
+        if not STAGES[args.command].per_community:
+            return run_stage(args.command, cfg, None)
+        return run_stage(args.command, cfg, list(cfg.communities) if args.all else [args.community])
     except HiveError as err:
         print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -150,16 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_stage(name: str, cfg, communities: list[str] | str | None) -> int:
+def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
-    only those params can be read, run it (once per community for fanned-out stages)."""
+    only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
     from hivelm.config import declared
 
     contract = STAGES[name]
     module = importlib.import_module(contract.module)
-    targets = list(cfg.communities) if communities == "all" else communities or [None]
-    for community in targets:
+    for community in communities or [None]:
         if community is not None:
             cfg.community(community)  # unknown key: a clear error before any run is opened
         with tracking.stage_run(cfg, contract, community) as run:

@@ -28,7 +28,7 @@ from hivelm.templates import Template, load_templates
 
 log = logging.getLogger(__name__)
 
-TIMINGS = ("new_tokens", "seconds", "tokens_per_s")
+TIMINGS = ("seconds", "tokens_per_s")
 """Run-to-run noise: logged to MLflow, kept out of the git-tracked stats file."""
 
 def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str, community_name: str,
