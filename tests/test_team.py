@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, make_pipeline_repo
+from hivelm import ui
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +38,6 @@ def command_env(**extra: str) -> dict[str, str]:
 
 
 def run_checked(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600):
-    import subprocess
-
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         raise AssertionError(f"{cmd} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
@@ -89,8 +93,6 @@ DDP_TOLERANCE = 1e-4
 
 
 def test_accelerate_launch_two_processes_matches_one(project, tiny_model_dir):
-    import subprocess
-
     from mlflow.tracking import MlflowClient
     from safetensors.torch import load_file
 
@@ -142,3 +144,159 @@ def test_accelerate_launch_two_processes_matches_one(project, tiny_model_dir):
     worst = max(float((single[k] - parallel[k]).abs().max()) for k in single)
     assert worst < DDP_TOLERANCE, worst
     print(f"DDP vs single process: max |diff| {worst:.2e}", file=sys.stderr)
+
+
+# --- MLflow server on PostgreSQL ------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """The folder of initdb / pg_ctl / createdb: on PATH, or where Debian's `postgresql` package puts them."""
+    found = shutil.which("pg_ctl")
+    candidates = [Path(found).resolve()] if found else sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    for pg_ctl in reversed(candidates):
+        if (pg_ctl.parent / "initdb").is_file() and (pg_ctl.parent / "createdb").is_file():
+            return pg_ctl.parent
+    return None
+
+
+def unprivileged() -> tuple[list[str], str | None]:
+    """(command prefix, user) to run the cluster as: initdb refuses root. Debian's package creates `postgres`."""
+    if os.geteuid() != 0:
+        return [], None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"],
+                       check=True, capture_output=True)
+    return ["runuser", "-u", "postgres", "--"], "postgres"
+
+
+@pytest.fixture
+def postgres() -> str:
+    """A throwaway PostgreSQL cluster on a free loopback port; yields the URI of an empty database `mlflow`."""
+    bindir = postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL is not installed and `make setup` could not install it (Debian package postgresql)")
+    prefix, user = unprivileged()
+    home = Path(tempfile.mkdtemp(prefix="hivelm-pg-"))  # not under pytest's tmp: root-only, unreachable for `user`
+    if user:
+        shutil.chown(home, user)
+    data, port = home / "data", free_port()
+    try:
+        subprocess.run([*prefix, bindir / "initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync",
+                        "-E", "UTF8", "--locale=C"], check=True, capture_output=True)
+        started = subprocess.run([*prefix, bindir / "pg_ctl", "-D", data, "-w", "-l", home / "server.log", "-o",
+                                  f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # the server keeps pipes open
+        log = (home / "server.log").read_text() if (home / "server.log").exists() else ""
+        assert started.returncode == 0, f"pg_ctl start failed:\n{log}"
+        subprocess.run([bindir / "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "mlflow"],
+                       check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*prefix, bindir / "pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@dataclass
+class TeamServer:
+    uri: str  # what the team sets as MLFLOW_TRACKING_URI
+    backend: str  # the database behind it
+    artifacts: Path  # the server's artifact root (clients upload through the server)
+    process: subprocess.Popen
+
+    def stop(self) -> None:
+        ui.stop(self.process)
+
+
+@pytest.fixture
+def team_server(postgres, tmp_path) -> TeamServer:
+    """`mlflow server` on the PostgreSQL cluster with a local artifact root and `hivelm ui`'s light settings."""
+    port, artifacts = free_port(), tmp_path / "mlflow-artifacts"
+    command = [*ui.server_command(postgres, "127.0.0.1", port), "--artifacts-destination", str(artifacts)]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+    with (tmp_path / "mlflow-server.log").open("w") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = TeamServer(f"http://127.0.0.1:{port}", postgres, artifacts, process)
+    try:
+        ui.wait_healthy(server.uri, process)
+        yield server
+    finally:
+        server.stop()
+
+
+def test_pipeline_on_an_mlflow_server_backed_by_postgresql(team_server, tmp_path, monkeypatch, mlflow_template_db,
+                                                           tiny_model_dir):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    repo = make_pipeline_repo(tmp_path / "repo", mlflow_template_db, tiny_model_dir)
+    (repo / "mlflow.db").unlink()  # every run must go to the server
+    env = command_env(MLFLOW_TRACKING_URI=team_server.uri)
+    run_checked([str(BIN / "hivelm"), "run", "--name", "team", "--", "tune@keto"], repo, env)
+    assert not (repo / "mlflow.db").exists() and not (repo / "mlruns").exists()
+
+    client = MlflowClient(team_server.uri)
+    experiment = client.get_experiment_by_name("hivelm-demo")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if r.data.tags["stage"] == "pipeline")
+    assert parent.info.run_name == "team" and parent.info.status == "FINISHED"
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"params.yaml", "dvc.lock"}
+    kids = {(r.data.tags["stage"], r.data.tags["community"]): r for r in runs if r is not parent}
+    assert sorted(kids) == [("base_model", "all"), ("instruct", "keto"), ("prepare", "all"), ("tune", "keto")]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    for kid in kids.values():
+        assert kid.data.tags["mlflow.parentRunId"] == parent.info.run_id and kid.info.status == "FINISHED"
+        assert kid.data.tags["git_commit"] == head and len(kid.data.tags["config_hash"]) == 16
+        assert "duration_s" in kid.data.metrics
+    assert kids["prepare", "all"].data.metrics["communities.keto.input"] == 45
+    tune = kids["tune", "keto"]
+    assert tune.data.params["tune.max_steps"] == "4" and "communities.running.name" not in tune.data.params
+    assert [m.step for m in client.get_metric_history(tune.info.run_id, "loss")] == [1, 2, 3, 4]
+    assert "eval_loss" in tune.data.metrics
+
+    # The adapter went through the server into its artifact root, and the registry serves it back.
+    weights = (repo / "models/adapters/keto/adapter_model.safetensors").read_bytes()
+    assert "adapter/adapter_model.safetensors" in {a.path for a in client.list_artifacts(tune.info.run_id, "adapter")}
+    assert [p.read_bytes() == weights for p in team_server.artifacts.rglob("adapter_model.safetensors")] == [True]
+    versions = client.search_model_versions("name='hivelm-keto'")
+    assert [(v.version, v.run_id) for v in versions] == [("1", tune.info.run_id)]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.uri)  # the registry behind `models:/` URIs
+    served = mlflow.artifacts.download_artifacts("models:/hivelm-keto/1", dst_path=str(tmp_path / "served"))
+    assert (Path(served) / "adapter_model.safetensors").read_bytes() == weights
+
+    # The server goes away in the middle of a stage: the stage fails within seconds naming the URI, exits
+    # non-zero, and the previous adapter stays as it was.
+    adapter = repo / "models/adapters/keto"
+    before = {p.relative_to(adapter): p.read_bytes() for p in adapter.rglob("*") if p.is_file()}
+    output = tmp_path / "stage.log"
+    with output.open("w") as log:
+        stage = subprocess.Popen([str(BIN / "hivelm"), "tune", "--community", "keto", "tune.max_steps=100000",
+                                  "tune.eval_steps=100000"], cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while not [r for r in client.search_runs([experiment.experiment_id],
+                                                 "tags.stage = 'tune' and attributes.status = 'RUNNING'")
+                   if client.get_metric_history(r.info.run_id, "loss")]:  # training, and logging its loss
+            assert stage.poll() is None and time.monotonic() < deadline, output.read_text()
+            time.sleep(0.3)
+        team_server.stop()
+        stopped = time.monotonic()
+        code = stage.wait(timeout=120)
+        seconds = time.monotonic() - stopped
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+    message = output.read_text()
+    print(f"stage failed {seconds:.1f} s after the server stopped; exit {code}", file=sys.stderr)
+    assert code != 0 and seconds < 20, message
+    assert team_server.uri in message and "Traceback" not in message, message
+    assert {p.relative_to(adapter): p.read_bytes() for p in adapter.rglob("*") if p.is_file()} == before
+    assert not (repo / "mlflow.db").exists()  # no silent fallback to a local store
+    # What was logged before stays in the database: the finished run in full, the interrupted one unfinished.
+    store = MlflowClient(team_server.backend)
+    tunes = store.search_runs([experiment.experiment_id], "tags.stage = 'tune'", order_by=["attributes.start_time ASC"])
+    assert [r.info.status for r in tunes] == ["FINISHED", "RUNNING"]
+    assert [m.step for m in store.get_metric_history(tunes[0].info.run_id, "loss")] == [1, 2, 3, 4]
+    assert store.get_metric_history(tunes[1].info.run_id, "loss")
