@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, make_pipeline_repo
+from conftest import BIN, make_pipeline_repo, run
 from hivelm import ui
 
 pytestmark = pytest.mark.integration
@@ -144,6 +144,48 @@ def test_accelerate_launch_two_processes_matches_one(project, tiny_model_dir):
     worst = max(float((single[k] - parallel[k]).abs().max()) for k in single)
     assert worst < DDP_TOLERANCE, worst
     print(f"DDP vs single process: max |diff| {worst:.2e}", file=sys.stderr)
+
+
+# --- DVC remote round trip -------------------------------------------------------------------------------
+
+
+def ran_stages(output: str) -> list[str]:
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    """Every file the pipeline wrote (adapters, reports, generated corpora), by path."""
+    return {str(p.relative_to(repo)): p.read_bytes() for top in ("data/prepared", "data/instructions",
+                                                                  "data/generated", "models/adapters", "reports")
+            for p in sorted((repo / top).rglob("*")) if p.is_file()}
+
+
+def test_dvc_remote_round_trip_needs_no_retraining(tmp_path, mlflow_template_db, tiny_model_dir):
+    import yaml
+
+    repo = make_pipeline_repo(tmp_path / "repo", mlflow_template_db, tiny_model_dir)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["communities"] = {"keto": params["communities"]["keto"]}  # the smallest slice with every stage
+    params["generate"]["corpora"] = params["evaluate"]["corpora"] = params["survey"]["corpora"] = ["finetuned"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    first = run([str(BIN / "hivelm"), "run"], repo)
+    assert "tune@keto" in ran_stages(first.stdout) and (repo / "reports/report.html").is_file()
+    remote = tmp_path / "remote"
+    run([str(BIN / "dvc"), "remote", "add", "-d", "storage", str(remote)], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "results"], repo)
+    run([str(BIN / "dvc"), "push"], repo)
+    assert any(p.is_file() for p in remote.rglob("*"))
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo), str(clone)], tmp_path)
+    assert not (clone / "models/adapters/keto").exists()  # adapters and data come from the remote only
+    shutil.copy(mlflow_template_db, clone / "mlflow.db")  # a pre-migrated store, as on the first machine
+    run([str(BIN / "dvc"), "pull"], clone)
+    assert json.loads(run([str(BIN / "dvc"), "status", "--json"], clone).stdout) == {}
+    again = run([str(BIN / "hivelm"), "run"], clone)
+    assert ran_stages(again.stdout) == [], again.stdout  # nothing retrained, nothing regenerated
+    assert outputs(clone) == outputs(repo) and (clone / "models/adapters/keto/adapter_model.safetensors").is_file()
 
 
 # --- MLflow server on PostgreSQL ------------------------------------------------------------------------
