@@ -140,7 +140,8 @@ def test_accelerate_launch_two_processes_matches_one(project, tiny_model_dir):
 
     parallel = load_file(str(adapter / "adapter_model.safetensors"))
     assert parallel.keys() == single.keys()
-    assert max(float(single[k].abs().max()) for k in single if "lora_B" in k) > 1e-3  # the adapters trained (lora_B starts at zero), so agreeing is not trivial
+    # lora_B starts at zero: the adapters trained, so their agreeing is not trivial
+    assert max(float(single[k].abs().max()) for k in single if "lora_B" in k) > 1e-3
     worst = max(float((single[k] - parallel[k]).abs().max()) for k in single)
     assert worst < DDP_TOLERANCE, worst
     print(f"DDP vs single process: max |diff| {worst:.2e}", file=sys.stderr)
@@ -325,14 +326,18 @@ def test_pipeline_on_an_mlflow_server_backed_by_postgresql(team_server, tmp_path
             time.sleep(0.3)
         team_server.stop()
         stopped = time.monotonic()
-        code = stage.wait(timeout=120)
+        try:
+            code = stage.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            code = None  # hung: MLflow's default retries would wait about four minutes
         seconds = time.monotonic() - stopped
     finally:
         if stage.poll() is None:
             stage.kill()
+            stage.wait()
     message = output.read_text()
     print(f"stage failed {seconds:.1f} s after the server stopped; exit {code}", file=sys.stderr)
-    assert code != 0 and seconds < 20, message
+    assert code not in (None, 0) and seconds < 20, message
     assert team_server.uri in message and "Traceback" not in message, message
     assert {p.relative_to(adapter): p.read_bytes() for p in adapter.rglob("*") if p.is_file()} == before
     assert not (repo / "mlflow.db").exists()  # no silent fallback to a local store
