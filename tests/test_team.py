@@ -155,10 +155,11 @@ def ran_stages(output: str) -> list[str]:
 
 
 def outputs(repo: Path) -> dict[str, bytes]:
-    """Every file the pipeline wrote (adapters, reports, generated corpora), by path."""
+    """Every file the pipeline wrote (adapters, reports, generated corpora), by path; lock files beside
+    outputs are not outputs (.dvcignore)."""
     return {str(p.relative_to(repo)): p.read_bytes() for top in ("data/prepared", "data/instructions",
                                                                   "data/generated", "models/adapters", "reports")
-            for p in sorted((repo / top).rglob("*")) if p.is_file()}
+            for p in sorted((repo / top).rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
 def test_dvc_remote_round_trip_needs_no_retraining(tmp_path, mlflow_template_db, tiny_model_dir):
