@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 	@# Headless Chromium (Debian package) for the MLflow UI test: screenshot and rendered DOM of the runs page.
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+	@# PostgreSQL (Debian package) for the team-server test (tests/test_team.py). Optional: the embedded
+	@# default logs to sqlite, so a machine that cannot install it still sets up, and that one test skips.
+	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql \
+		>/dev/null; } || echo "make setup: PostgreSQL not installed; the MLflow-on-PostgreSQL test will skip"
 	touch $@
 
 repro: setup

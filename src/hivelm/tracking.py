@@ -32,6 +32,11 @@ PARENT_ENV = "HIVELM_PARENT_RUN_ID"
 # MLflow 3 opens an experiment in its GenAI view unless the experiment says it trains models.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+# MLflow's HTTP client retries a dead server for about four minutes (7 retries, backoff factor 2), so a stage
+# whose server went away mid-run would hang that long. These defaults ride out a blip of a few seconds, then
+# fail; set the variables to wait longer.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 
 
 def project_root() -> Path:
@@ -252,13 +257,16 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
         yield _NoRun(None, view, config_hash)
         return
     log.info("stage %s: start", name)
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     uri = ensure_store()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=ensure_experiment(cfg.tracking.experiment, uri))
     tags = base_tags(stage, community) | {"config_hash": config_hash}
     active = mlflow.active_run()  # a stage's per-community child runs nest under the stage's run
     parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
-    with mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
+    with tracking_failures(uri, name), \
+            mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
         params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
         if params:
             mlflow.log_params(params)
@@ -276,6 +284,20 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
         seconds = time.perf_counter() - started
         mlflow.log_metric("duration_s", seconds)
     log.info("stage %s: done in %.1f s", name, seconds)
+
+
+@contextmanager
+def tracking_failures(uri: str, name: str) -> Iterator[None]:
+    """A tracking store that fails mid-stage (a server gone away) ends the stage with a HiveError naming the
+    store, not a traceback; the stage's outputs are swapped in only on success, so the previous ones stay."""
+    from mlflow.exceptions import MlflowException
+    from requests.exceptions import RequestException
+
+    try:
+        yield
+    except (MlflowException, RequestException) as err:
+        reason = str(getattr(err, "message", err)).strip().splitlines()[0][:400]
+        raise HiveError(f"MLflow tracking at {uri} failed during {name}: {reason}") from None
 
 
 @contextmanager

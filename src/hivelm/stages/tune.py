@@ -200,9 +200,10 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
     trainer.remove_callback(PrinterCallback)  # without a terminal it would print a dict per step
     result = trainer.train(resume_from_checkpoint=resume)
     final_eval = trainer.evaluate()
-    with atomic_dir(out_dir) as tmp:
-        model.save_pretrained(tmp)  # adapter weights and config only: never a merged full copy
-        tokenizer.save_pretrained(tmp)
+    if trainer.is_world_process_zero():  # under `accelerate launch` every rank gets here with the same weights
+        with atomic_dir(out_dir) as tmp:
+            model.save_pretrained(tmp)  # adapter weights and config only: never a merged full copy
+            tokenizer.save_pretrained(tmp)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
         "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
