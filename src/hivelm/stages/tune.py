@@ -22,7 +22,7 @@ from pathlib import Path
 from hivelm import paths
 from hivelm.config import HiveConfig, TuneConfig
 from hivelm.errors import HiveError
-from hivelm.io import atomic_dir, file_lock, lock_beside, read_jsonl, staged_outputs
+from hivelm.io import file_lock, lock_beside, read_jsonl, staged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def load_for_training(cfg: HiveConfig, base_dir: Path):
 def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
                   run_fingerprint: str, callbacks: list = ()) -> dict:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
-    inputs; save the adapter (only) to `out_dir`. Returns training metrics.
+    inputs; save the adapter (only) into `out_dir`, in place (`main` stages it). Returns training metrics.
 
     Holds the lock of `ckpt_dir` throughout: a second trainer on the same folder (e.g. a rerun while an
     orphaned one still trains) is refused instead of interleaving checkpoints.
@@ -201,9 +201,10 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
     result = trainer.train(resume_from_checkpoint=resume)
     final_eval = trainer.evaluate()
     if trainer.is_world_process_zero():  # under `accelerate launch` every rank gets here with the same weights
-        with atomic_dir(out_dir) as tmp:
-            model.save_pretrained(tmp)  # adapter weights and config only: never a merged full copy
-            tokenizer.save_pretrained(tmp)
+        # written in place: `main` hands in a staged folder, swapped in with the run's record
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir)  # adapter weights and config only: never a merged full copy
+        tokenizer.save_pretrained(out_dir)
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
         "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
@@ -219,11 +220,14 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
 
     demonstrations = paths.instructions(community)
     records = read_jsonl(demonstrations)
+    run_fingerprint = fingerprint(run.params, community, demonstrations, paths.BASE_MODEL)
+    if not tracking.is_main_process():  # other ranks of a launch train in step with rank 0 and write nothing
+        return train_adapter(cfg, records, paths.adapter(community), paths.checkpoints(community),
+                             paths.BASE_MODEL, run_fingerprint)
     with staged_outputs() as out:  # the adapter and its MLflow record change together or not at all
         adapter = out.dir(paths.adapter(community))
         stats = train_adapter(cfg, records, adapter, paths.checkpoints(community), paths.BASE_MODEL,
-                              fingerprint(run.params, community, demonstrations, paths.BASE_MODEL),
-                              callbacks=[tracking.loss_callback()])
+                              run_fingerprint, callbacks=[tracking.loss_callback()])
         run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
         provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
         source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
