@@ -26,7 +26,10 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     """
     dvc_args = [a for a in dvc_args if a != "--"]
     bin_dir = str(Path(sys.executable).parent)
-    with tracking.pipeline_run(cfg, name) as parent_id:
+    # A tracker that goes away mid-pipeline fails the stage that was logging (exit 2, naming the URI); the
+    # parent run's closing calls then meet the same dead server: one line again, not a traceback.
+    with tracking.tracking_failures(tracking.tracking_uri(), "the pipeline run"), \
+            tracking.pipeline_run(cfg, name) as parent_id:
         env = dict(os.environ, **{tracking.PARENT_ENV: parent_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri()})
         # Stage commands are `hivelm ...`: make sure they resolve to this interpreter's install.
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
