@@ -270,7 +270,7 @@ def team_server(postgres, tmp_path) -> TeamServer:
         server.stop()
 
 
-def test_pipeline_on_an_mlflow_server_backed_by_postgresql(team_server, tmp_path, mlflow_template_db,
+def test_pipeline_on_an_mlflow_server_backed_by_postgresql(team_server, tmp_path, monkeypatch, mlflow_template_db,
                                                            tiny_model_dir):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -307,9 +307,15 @@ def test_pipeline_on_an_mlflow_server_backed_by_postgresql(team_server, tmp_path
     assert [p.read_bytes() == weights for p in team_server.artifacts.rglob("adapter_model.safetensors")] == [True]
     versions = client.search_model_versions("name='hivelm-keto'")
     assert [(v.version, v.run_id) for v in versions] == [("1", tune.info.run_id)]
-    # Name both stores: an earlier test in this process may have set MLflow's global tracking URI.
-    served = mlflow.artifacts.download_artifacts("models:/hivelm-keto/1", dst_path=str(tmp_path / "served"),
-                                                 tracking_uri=team_server.uri, registry_uri=team_server.uri)
+    # `models:/` URIs resolve through MLflow's global store, which an earlier test in this process may have set
+    # (and which download_artifacts' own uri arguments do not reach in MLflow 3.17): point it here for now.
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", team_server.uri)
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", team_server.uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    served = mlflow.artifacts.download_artifacts("models:/hivelm-keto/1", dst_path=str(tmp_path / "served"))
     assert (Path(served) / "adapter_model.safetensors").read_bytes() == weights
 
     # The server goes away in the middle of a stage: the stage fails within seconds naming the URI, exits
