@@ -175,3 +175,32 @@ def test_adapters_stay_local_when_log_adapters_is_off(project, tiny_model_dir):
     assert not client.search_registered_models()
     weights = (project / "models/adapters/keto/adapter_model.safetensors").read_bytes()
     assert run.data.tags["adapter_sha256"] == hashlib.sha256(weights).hexdigest()
+
+
+SAVE_LORA = """
+import sys
+from pathlib import Path
+from hivelm.config import TuneConfig
+from hivelm.models import load_causal_lm
+from hivelm.stages.tune import _sort_adapter_config, add_lora
+model, _ = load_causal_lm(sys.argv[1])
+add_lora(model, TuneConfig()).save_pretrained(sys.argv[2])
+_sort_adapter_config(Path(sys.argv[2]) / "adapter_config.json")
+"""
+
+
+def test_the_adapter_config_is_the_same_bytes_whatever_the_hash_seed(tiny_model_dir, tmp_path):
+    """peft writes target_modules in set order, which follows PYTHONHASHSEED: unsorted, two identical
+    trainings gave two adapter hashes in dvc.lock (and a fresh clone's `make repro` rewrote it)."""
+    import os
+    import subprocess
+    import sys
+
+    written = []
+    for seed in ("1", "2", "3"):
+        out = tmp_path / f"seed{seed}"
+        subprocess.run([sys.executable, "-c", SAVE_LORA, str(tiny_model_dir), str(out)], check=True,
+                       env=dict(os.environ, PYTHONHASHSEED=seed))
+        written.append((out / "adapter_config.json").read_bytes())
+    assert written[0] == written[1] == written[2]
+    assert b'"k_proj",\n    "o_proj",\n    "q_proj",\n    "v_proj"' in written[0]

@@ -113,6 +113,16 @@ def load_for_training(cfg: HiveConfig, base_dir: Path):
     return model, tokenizer
 
 
+def _sort_adapter_config(path: Path) -> None:
+    """peft keeps target_modules as a set and writes it in hash order, which changes from process to process:
+    sorted, the same training writes the same bytes (and the adapter's hash in dvc.lock stays put)."""
+    config = json.loads(path.read_text())
+    for key in ("target_modules", "exclude_modules"):  # the fields peft turns into sets
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
                   run_fingerprint: str, callbacks: list = ()) -> dict:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
@@ -205,6 +215,7 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out_dir)  # adapter weights and config only: never a merged full copy
         tokenizer.save_pretrained(out_dir)
+        _sort_adapter_config(out_dir / "adapter_config.json")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
         "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
