@@ -134,7 +134,7 @@ def wait_for(predicate, timeout_s: float, what: str):
 @contextmanager
 def started(cmd: list[str], **kwargs) -> Iterator[subprocess.Popen]:
     """Popen that never outlives a failing test: it gets the SIGTERM the test meant to send."""
-    process = subprocess.Popen(cmd, env=env(), text=True, **kwargs)
+    process = subprocess.Popen(cmd, **{"env": env(), "text": True, **kwargs})
     try:
         yield process
     finally:
@@ -173,8 +173,10 @@ def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(
         pass  # a rerun may train again
 
 
-def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir):
-    """`dvc repro` runs a stage as its child; killed, it used to leave the trainer running as an orphan."""
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
+    """`dvc repro` runs a stage through `$SHELL -c`; killed, it used to leave the trainer running as an orphan.
+    bash execs the stage, dash (/bin/sh here, and $SHELL is unset under make and most CI) stays its parent."""
     import shutil
 
     import psutil
@@ -189,7 +191,7 @@ def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir):
     (project / ".dvc").mkdir()
     (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
     subprocess.run(["git", "init", "-q"], check=True)
-    with started([str(BIN / "dvc"), "repro"], stderr=subprocess.PIPE) as repro:
+    with started([str(BIN / "dvc"), "repro"], stderr=subprocess.PIPE, env=env(SHELL=shell)) as repro:
         wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or repro.poll() is not None,
                  180, "training to start")
         tree = psutil.Process(repro.pid).children(recursive=True)

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from hivelm import paths
@@ -73,19 +74,44 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _end_with_parent() -> bool:
-    """Under `dvc repro` (DVC runs a stage as its direct child), ask Linux to send us SIGTERM when DVC dies:
-    a killed `dvc repro` would otherwise leave its stage (say, a trainer) running on as an orphan.
-    False when DVC is already gone."""
+SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh"})
+
+
+def _name_and_parent(pid: int) -> tuple[str, int] | None:
+    """A process's command name and parent pid from /proc; None when it is gone (or not Linux)."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    name_end = stat.rindex(")")  # the name itself may hold spaces and parentheses
+    return stat[stat.index("(") + 1:name_end], int(stat[name_end + 2:].split()[1])
+
+
+def _end_with_dvc() -> bool:
+    """Under `dvc repro`, end (SIGTERM, so runs close as KILLED) when DVC dies: a killed `dvc repro` would
+    otherwise leave its stage (say, a trainer) running on as an orphan. DVC starts a stage through $SHELL -c;
+    bash execs the command, so DVC is our parent, but dash (/bin/sh on Debian) stays between us. So: the
+    kernel signals us when our parent dies, and where shells stand between, a watcher notices the outermost
+    shell losing DVC as its parent. False when DVC is already gone."""
     import ctypes
 
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # not Linux: the stage lock still refuses a second trainer
         return True
-    return os.getppid() != 1  # 1: DVC died before the request took effect
+    shell, dvc = None, os.getppid()
+    while (found := _name_and_parent(dvc)) and found[0] in SHELLS:
+        shell, dvc = dvc, found[1]
+    if dvc == 1 or found is None:
+        return False
+    if shell is not None:
+        def watch(shell: int = shell, dvc: int = dvc) -> None:
+            while (found := _name_and_parent(shell)) and found[1] == dvc:
+                time.sleep(1)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="end-with-dvc", daemon=True).start()
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
         signal.signal(signal.SIGTERM, _interrupt)
-    if os.environ.get("DVC_STAGE") and not _end_with_parent():
+    if os.environ.get("DVC_STAGE") and not _end_with_dvc():
         print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
         return 130
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
