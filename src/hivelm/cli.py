@@ -80,7 +80,8 @@ SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh"})
 def _name_and_parent(pid: int) -> tuple[str, int] | None:
     """A process's command name and parent pid from /proc; None when it is gone (or not Linux)."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()
+        with open(f"/proc/{pid}/stat") as file:
+            stat = file.read()
     except OSError:
         return None
     name_end = stat.rindex(")")  # the name itself may hold spaces and parentheses
