@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
 
-            return dvcfile.main(args.check)
+            return dvcfile.main(args.check, cfg=load_config(args.params))
         cfg = load_config(args.params, args.overrides)
         if not STAGES[args.command].per_community:
             return run_stage(args.command, cfg, None)
