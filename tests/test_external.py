@@ -22,6 +22,10 @@ def demo_texts(community: str, start: int, n: int) -> list[str]:
     return [f"{text} (take {i})" for i, text in enumerate(texts)]
 
 
+def params_of(repo: Path) -> dict:
+    return yaml.safe_load((repo / "params.yaml").read_text())
+
+
 @pytest.fixture
 def external_repo(tmp_path, mlflow_template_db):
     demo = pd.read_csv(REPO / "data/demo/posts.csv", dtype=str, keep_default_na=False)
@@ -42,17 +46,10 @@ def external_repo(tmp_path, mlflow_template_db):
                {"group": "running", "post": demo_texts("running", 140, 1)[0]},
                {"group": "gardening", "post": "Tomatoes are finally ripening on the balcony."}])
     pd.DataFrame(rows).to_csv(repo / "data/external/api_personas.csv", index=False)
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = yaml.safe_load((REPO / "configs/external/params.yaml").read_text())  # the shipped example
     params["communities"] = {k: params["communities"][k] for k in COMMUNITIES}
     params["prepare"]["min_posts_per_community"] = 10
-    params["evaluate"] |= {
-        "corpora": [], "min_posts": 5, "statistics": {"bootstrap_resamples": 20, "confidence": 0.95, "seed": 0},
-        "external": [
-            {"name": "llama3_ft", "path": "data/external/llama3/{community}.jsonl", "columns": {"text": "content"},
-             "provenance": "Llama-3-8B LoRA-tuned per community, released with paper X"},
-            {"name": "api_personas", "path": "data/external/api_personas.csv",
-             "columns": {"text": "post", "community": "group"}, "filter": True,
-             "provenance": "an API model prompted with community personas"}]}
+    params["evaluate"] |= {"min_posts": 5, "statistics": {"bootstrap_resamples": 20, "confidence": 0.95, "seed": 0}}
     return init_pipeline_repo(repo, params, mlflow_template_db, Path("unused-no-base-model"))
 
 
@@ -78,22 +75,23 @@ def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):
         "attribution": None, "auc": None, "fid": None, "emotion_alignment": None, "toxicity_wasserstein": None,
         "n": 2, "reason": "insufficient: 2 posts < min_posts 5"}
     sources = metrics["sources"]
-    assert sources["llama3_ft"]["provenance"] == "Llama-3-8B LoRA-tuned per community, released with paper X"
+    provenance = params_of(repo)["evaluate"]["external"][0]["provenance"]
+    assert sources["llama3_ft"]["provenance"] == provenance
     assert sources["api_personas"]["filter_counts"]["keto"]["after_refusal"] == 11  # the refusal is gone
     assert set(metrics["cross_community"]) == {"real", "llama3_ft", "api_personas"}
     cross = json.loads((repo / "reports/metrics/cross_community.json").read_text())
     assert cross["llama3_ft"]["rows"] == list(COMMUNITIES) and cross["api_personas"]["rows"] == ["keto"]
 
     page = (repo / "reports/report.html").read_text()
-    assert "Llama-3-8B LoRA-tuned per community, released with paper X" in page
-    assert "an API model prompted with community personas" in page and "insufficient" in page
+    assert provenance in page and "an API model prompted with our persona templates" in page
+    assert "insufficient" in page
     assert "base model" not in page.split("<h2>Fidelity")[0]  # no model of ours made these corpora
     assert_strict_reports(repo / "reports")
 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(yaml.safe_load((repo / "params.yaml").read_text())["tracking"]["experiment"])
+    experiment = client.get_experiment_by_name(params_of(repo)["tracking"]["experiment"])
     nested = client.search_runs([experiment.experiment_id], "tags.stage = 'evaluate' and tags.community != 'all'")
     metrics_by_community = {r.data.tags["community"]: r.data.metrics for r in nested}
     assert {"fid/llama3_ft", "fid/api_personas", "auc/llama3_ft/low"} <= set(metrics_by_community["keto"])
