@@ -128,5 +128,8 @@ def test_evaluate_only_params_render_a_pipeline_without_model_stages(tmp_path):
     assert [d for d in stages["summarize"]["deps"] if not d.startswith("src/")] == [
         "reports/prepare/stats.json", "reports/metrics"]
     assert "models/base" not in stages["prepare"]["deps"]
+    ranked = yaml.safe_load(dvcfile.render(load_config(params(tmp_path, [PER_FILE]), ["prepare.cap_strategy=lowest_perplexity"])))
+    assert list(ranked["stages"]) == ["base_model", "prepare", "evaluate", "summarize", "report"]
+    assert "models/base" in ranked["stages"]["prepare"]["deps"]  # prepare ranks posts with the base model
     both = yaml.safe_load(dvcfile.render(load_config(params(tmp_path, [PER_FILE], corpora_=["finetuned"]))))
     assert "tune" in both["stages"] and "data/external/llama3/keto.jsonl" in both["stages"]["evaluate"]["deps"]

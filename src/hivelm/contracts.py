@@ -106,8 +106,12 @@ EXTERNAL_READERS = ("evaluate",)
 (report takes each file's provenance and hash from evaluate's summary)."""
 
 
-def needs_models(cfg) -> bool:
-    return bool(cfg.evaluate.corpora) or cfg.prepare.cap_strategy == "lowest_perplexity"
+def left_out_stages(cfg) -> tuple[str, ...]:
+    """Names of the stages dvc.yaml leaves out under `cfg`: none while a built-in corpus is evaluated."""
+    if cfg.evaluate.corpora:
+        return ()
+    keep_base = cfg.prepare.cap_strategy == "lowest_perplexity"
+    return tuple(name for name in MODEL_STAGES if not (keep_base and name == "base_model"))
 
 
 def external_files(cfg) -> list[str]:

@@ -4,7 +4,7 @@
     hivelm dvc-yaml --check    # exit 1 if the committed dvc.yaml differs from the render (CI runs a test of it)
 
 The params decide which stages are rendered and which external corpus files evaluate depends on
-(hivelm.contracts.MODEL_STAGES, external_files); the shipped params.yaml renders every stage.
+(hivelm.contracts.left_out_stages, external_files); the shipped params.yaml renders every stage.
 
 A stage's code deps are every module its stage module imports, directly or through other hivelm modules
 (function-level imports included, since heavy imports live inside functions), found by reading the source
@@ -18,15 +18,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from hivelm.contracts import (
-    CONTRACTS,
-    EXTERNAL_READERS,
-    KEY,
-    MODEL_STAGES,
-    Contract,
-    external_files,
-    needs_models,
-)
+from hivelm.contracts import CONTRACTS, EXTERNAL_READERS, KEY, Contract, external_files, left_out_stages
 
 PACKAGE = Path(__file__).resolve().parent  # src/hivelm
 DVC_YAML = Path("dvc.yaml")
@@ -136,10 +128,8 @@ def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), externa
 def rendered_stages(cfg=None) -> tuple[tuple[Contract, ...], tuple[Contract, ...]]:
     """(stages dvc.yaml runs, stages it leaves out) under `cfg` (None: every stage)."""
     stages = [c for c in CONTRACTS if c.in_dvc]
-    if cfg is None or needs_models(cfg):
-        return tuple(stages), ()
-    return (tuple(c for c in stages if c.name not in MODEL_STAGES),
-            tuple(c for c in stages if c.name in MODEL_STAGES))
+    left_out = left_out_stages(cfg) if cfg is not None else ()
+    return tuple(c for c in stages if c.name not in left_out), tuple(c for c in stages if c.name in left_out)
 
 
 def render(cfg=None) -> str:
