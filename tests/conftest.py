@@ -129,7 +129,8 @@ TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
     "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2,
                  "decoding": {"max_new_tokens": 8, "batch_size": 8}, "in_context": {"k": 3}},
     "survey": {"in_context": {"k": 3}, "statistics": {"bootstrap_resamples": 50, "permutations": 50}},
-    "evaluate": {"statistics": {"bootstrap_resamples": 20}},
+    # a few generations per corpus: measured anyway (evaluate.min_posts would call them insufficient)
+    "evaluate": {"statistics": {"bootstrap_resamples": 20}, "min_posts": 2},
 }
 
 

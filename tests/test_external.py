@@ -49,8 +49,11 @@ def external_repo(tmp_path, mlflow_template_db):
     params = yaml.safe_load((REPO / "configs/external/params.yaml").read_text())  # the shipped example
     params["communities"] = {k: params["communities"][k] for k in COMMUNITIES}
     params["prepare"]["min_posts_per_community"] = 10
+    init_pipeline_repo(repo, params, mlflow_template_db, Path("unused-no-base-model"))
+    params = params_of(repo)  # after the tiny-run sizes: a corpus below 5 posts is insufficient here
     params["evaluate"] |= {"min_posts": 5, "statistics": {"bootstrap_resamples": 20, "confidence": 0.95, "seed": 0}}
-    return init_pipeline_repo(repo, params, mlflow_template_db, Path("unused-no-base-model"))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo
 
 
 def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):

@@ -215,9 +215,11 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def finite(payload: Any) -> Any:
-    """`payload` as strict JSON can hold it: every NaN or infinity becomes null, and a mapping that held one
-    gains a `reason` (unless it already gives one), so a reader sees why a number is missing. Python's json
-    would otherwise write a bare `NaN`, which no strict parser accepts."""
+    """`payload` as strict JSON can hold it: every NaN or infinity becomes null, and an estimate (a mapping
+    with a `value`) that held one gains a `reason` (unless it already gives one), so a reader sees why a number
+    is missing; other mappings (a profile keyed by label) are not given keys they never had. Stages give
+    their own, specific reasons where they can. Python's json would otherwise write a bare `NaN`, which no
+    strict parser accepts."""
     import math
 
     if isinstance(payload, float) and not math.isfinite(payload):
@@ -225,7 +227,7 @@ def finite(payload: Any) -> Any:
     if isinstance(payload, dict):
         cleaned = {key: finite(value) for key, value in payload.items()}
         undefined = [str(key) for key, value in payload.items() if isinstance(value, float) and not math.isfinite(value)]
-        if undefined and "reason" not in payload:
+        if undefined and "value" in payload and "reason" not in payload:
             cleaned["reason"] = f"undefined (not a finite number): {', '.join(undefined)}"
         return cleaned
     if isinstance(payload, (list, tuple)):

@@ -94,7 +94,7 @@ def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
     figure, axis = plt.subplots(figsize=(5.5, 2.4))
     for name, profile in profiles.items():
         if kind == "emotion":
-            keys = list(profile["emotion"])
+            keys = list(profile["emotion"])  # empty when the posts carry no emotion signal
             axis.plot(keys, [profile["emotion"][k] for k in keys], marker="o", label=name)
         else:
             counts = np.array(profile["toxicity_histogram"][label], dtype=float)

@@ -143,7 +143,9 @@ def profiles(described: dict, emotion_labels) -> dict:
     """What the report plots, numbers only: the normalised emotion profile and a histogram per toxicity label."""
     from hivelm.scorers.emotion import emotion_profile
 
-    return {"emotion": dict(zip(emotion_labels, emotion_profile(described["emotion"]).tolist())),
+    emotion = emotion_profile(described["emotion"])
+    return {"emotion": dict(zip(emotion_labels, emotion.tolist())) if np.isfinite(emotion).all() else {},
+            **({} if np.isfinite(emotion).all() else {"emotion_reason": "no emotion signal in these posts"}),
             "toxicity_histogram": {label: np.histogram(np.clip(scores, 0, 1), TOXICITY_BINS)[0].tolist()
                                    for label, scores in described["toxicity"].items()}}
 
