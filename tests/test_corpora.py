@@ -133,3 +133,16 @@ def test_evaluate_only_params_render_a_pipeline_without_model_stages(tmp_path):
     assert "models/base" in ranked["stages"]["prepare"]["deps"]  # prepare ranks posts with the base model
     both = yaml.safe_load(dvcfile.render(load_config(params(tmp_path, [PER_FILE], corpora_=["finetuned"]))))
     assert "tune" in both["stages"] and "data/external/llama3/keto.jsonl" in both["stages"]["evaluate"]["deps"]
+
+
+def test_hivelm_run_re_renders_a_rendered_dvc_yaml_and_leaves_a_hand_written_one(tmp_path, monkeypatch):
+    from hivelm.pipeline import render_dvc_yaml
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(params(tmp_path, [PER_FILE]))
+    (tmp_path / "dvc.yaml").write_text(dvcfile.render())
+    render_dvc_yaml(cfg)
+    assert (tmp_path / "dvc.yaml").read_text() == dvcfile.render(cfg)
+    (tmp_path / "dvc.yaml").write_text("stages:\n  sleep:\n    cmd: sleep 1\n")
+    render_dvc_yaml(cfg)
+    assert (tmp_path / "dvc.yaml").read_text() == "stages:\n  sleep:\n    cmd: sleep 1\n"
