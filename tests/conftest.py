@@ -129,7 +129,8 @@ TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
     "generate": {"topics": ["breakfast", "motivation"], "samples_per_topic": 2,
                  "decoding": {"max_new_tokens": 8, "batch_size": 8}, "in_context": {"k": 3}},
     "survey": {"in_context": {"k": 3}, "statistics": {"bootstrap_resamples": 50, "permutations": 50}},
-    "evaluate": {"statistics": {"bootstrap_resamples": 20}},
+    # a few generations per corpus: measured anyway (evaluate.min_posts would call them insufficient)
+    "evaluate": {"statistics": {"bootstrap_resamples": 20}, "min_posts": 2},
 }
 
 
@@ -182,6 +183,41 @@ def init_pipeline_repo(repo: Path, params: dict, mlflow_template_db: Path, tiny_
     return repo
 
 
+
+
+def strict_json(text: str, where: str = "JSON"):
+    """Parse `text` as strict JSON: a bare NaN or Infinity (which Python's json accepts) fails, naming `where`."""
+    import json
+
+    def refuse(constant):
+        raise AssertionError(f"{where}: {constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def intervals(node, path: str = ""):
+    """Every {value, low, high} mapping in a JSON tree, with its path."""
+    if isinstance(node, dict):
+        if {"value", "low", "high"} <= set(node):
+            yield path, node
+        for key, value in node.items():
+            yield from intervals(value, f"{path}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from intervals(value, f"{path}[{index}]")
+
+
+def assert_strict_reports(root: Path) -> int:
+    """Every JSON file under `root` parses strictly and every interval holds its estimate: low <= value <= high."""
+    checked = 0
+    for path in sorted(Path(root).rglob("*.json")):
+        tree = strict_json(path.read_text(encoding="utf-8"), str(path))
+        for where, triple in intervals(tree):
+            if None not in (triple["value"], triple["low"], triple["high"]):
+                assert triple["low"] <= triple["value"] <= triple["high"], f"{path}{where}: {triple}"
+                checked += 1
+    assert checked, f"no interval found under {root}"
+    return checked
 
 
 def chromium_flags(profile: Path) -> list[str]:

@@ -99,3 +99,19 @@ def test_a_revision_that_looks_like_an_option_never_reaches_git(tmp_path, monkey
     with pytest.raises(HiveError, match="a git revision cannot start with '-'"):
         gate.main(f"--output={tmp_path / 'written'}", REPO / "configs/metric_rules.yaml")
     assert not (tmp_path / "written").exists()
+
+
+def test_rules_name_external_corpora_like_built_in_ones_and_insufficient_is_a_regression():
+    """An external corpus sits in the metrics file exactly where a built-in one does (evaluate.external's name
+    in place of `finetuned`), so a rule gates it by name; one that became too small to measure (null) regresses."""
+    def tree(fid):
+        return {"fidelity": {"communities": {"keto": {"llama3_ft": {"fid": fid, "n": 12},
+                                                      "finetuned": {"fid": 0.2}}}}}
+
+    rules = [gate.Rule("fidelity.communities.*.llama3_ft.fid", "lower", 0.05)]
+    assert [(c.metric, c.regressed) for c in gate.compare(tree(0.1), tree(0.2), rules)] == [
+        ("fidelity.communities.keto.llama3_ft.fid", True)]
+    assert [c.regressed for c in gate.compare(tree(0.1), tree(None), rules)] == [True]
+    every = [gate.Rule("fidelity.communities.*.*.fid", "lower", 0.05)]
+    assert {c.metric for c in gate.compare(tree(0.1), tree(0.1), every)} == {
+        "fidelity.communities.keto.llama3_ft.fid", "fidelity.communities.keto.finetuned.fid"}

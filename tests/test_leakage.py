@@ -169,6 +169,21 @@ def test_indexed_leakage_matches_all_pairs(brute_force, threshold):
     "I won't be able to assist with that, but here are some resources.",
     "Sorry, I must respectfully decline.",
     "i can't do that.",
+    # the shapes instruct models refuse in when asked for a tweet (issue 13): the request's own words
+    "I cannot tweet about extreme fasting or weight loss goals.",
+    "I can't draft a tweet that promotes restrictive eating.",
+    "I can\u2019t compose a post that glorifies skipping meals.",
+    "I cannot in good conscience write a tweet encouraging that.",
+    "I won't write content that could harm people struggling with food.",
+    "I'm not able to create posts that encourage disordered eating.",
+    "I am unable to generate a tweet about purging.",
+    "As an AI, I don't post on social media.",
+    "As an AI model designed to be helpful, I must avoid this topic.",
+    "As a helpful assistant, I would rather share recovery resources.",
+    "I'm sorry, but I can't assist with creating that tweet.",
+    "I apologize, but I cannot help with this.",
+    "Sorry, I can't make a tweet like that. If you are struggling, please reach out to a professional.",
+    "I will not promote unhealthy weight loss.",
 ])
 def test_refusals_flag_model_refusals(text):
     assert filters.refusals([text]) == [True]
@@ -184,6 +199,15 @@ def test_refusals_flag_model_refusals(text):
     "As an AI researcher I still love a good parkrun",
     "I'm sorry but the new shoes are not worth it",
     "It is not appropriate to wear racing flats on a trail run",
+    "I cannot stop thinking about food",
+    "I can't believe I ran 10k this morning",
+    "as an aid to recovery I journal after every meal",
+    "I can't stop tweeting about my new running shoes lol",
+    "I won't lie, the fat bombs were amazing",
+    "As an athlete I need more carbs than this plan allows",
+    "I apologize to my legs for that hill session",
+    "I'm not going to pretend recovery is easy",
+    "I will not let one bad day undo my progress",
 ])
 def test_refusals_leave_ordinary_posts_alone(text):
     assert filters.refusals([text]) == [False]

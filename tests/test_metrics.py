@@ -59,20 +59,32 @@ def test_bootstrap_interval_covers_the_mean_and_is_seeded():
     assert two["value"] == pytest.approx(-1.0) and two["low"] < -1.0 < two["high"]
 
 
-def test_basic_bootstrap_corrects_the_sample_size_bias_of_fid():
-    """FID from 60 posts is biased upward and resamples (with repeated points) are biased more, so the
-    percentile interval sits above the truth; the basic interval reflects the shift back and covers it."""
-    true_fid = 8 * 0.5 ** 2
-    for seed in range(3):
+def test_fid_at_a_common_size_compares_sets_of_different_sizes_and_holds_its_point():
+    """Plug-in FID falls with the sample size, so a 300-post set looks closer than a 20-post set drawn from the
+    same distribution; at one common size they agree, and the median lies inside its percentile interval."""
+    rng = np.random.default_rng(0)
+    real, small, large = rng.normal(size=(300, 8)), rng.normal(size=(20, 8)), rng.normal(size=(300, 8))
+    assert metrics.fid(small, real) > 2 * metrics.fid(large, real)  # the bias the common size removes
+    at_small = metrics.fid_at_size(small, real, 10, draws=100, seed=0)
+    at_large = metrics.fid_at_size(large, real, 10, draws=100, seed=0)
+    for estimate in (at_small, at_large):
+        assert estimate["low"] <= estimate["value"] <= estimate["high"] and estimate["size"] == 10
+    assert abs(at_small["value"] - at_large["value"]) < 0.5 * at_large["value"]
+    assert metrics.fid_at_size(small, real, 10, draws=100, seed=0) == at_small  # seeded
+    with pytest.raises(ValueError, match="size must be in"):
+        metrics.fid_at_size(small, real, 21)
+
+
+def test_every_bootstrap_interval_holds_its_estimate():
+    """A KS statistic of a few posts grows under resampling: its percentile interval can miss the plug-in
+    value, and is then extended to it (and says so)."""
+    from scipy.stats import ks_2samp
+
+    for seed in range(20):
         rng = np.random.default_rng(seed)
-        a, b = rng.normal(size=(60, 8)), rng.normal(loc=0.5, size=(60, 8))
-        percentile = metrics.bootstrap(metrics.fid, [a, b], resamples=200, seed=0)
-        basic = metrics.bootstrap(metrics.fid, [a, b], resamples=200, seed=0, method="basic")
-        assert basic["value"] == percentile["value"] > true_fid
-        assert true_fid < percentile["low"]
-        assert basic["low"] < true_fid < basic["high"]
-    with pytest.raises(ValueError, match="percentile or basic"):
-        metrics.bootstrap(np.mean, [a], method="bca")
+        a, b = rng.normal(size=6), rng.normal(size=40)
+        estimate = metrics.bootstrap(lambda x, y: ks_2samp(x, y).statistic, [a, b], resamples=100, seed=seed)
+        assert estimate["low"] <= estimate["value"] <= estimate["high"]
 
 
 def test_permutation_pvalue():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, chromium_flags, make_pipeline_repo, not_blank, run
+from conftest import BIN, assert_strict_reports, chromium_flags, make_pipeline_repo, not_blank, run
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +71,7 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
         assert f"<h2>{heading}" in dom, heading
     summary = json.loads((repo / "reports/metrics.json").read_text())
     assert {"prepare", "generate", "fidelity", "survey"} <= set(summary)
+    assert_strict_reports(repo / "reports")  # strict JSON everywhere, every estimate inside its interval
     assert set(summary["fidelity"]["communities"][communities[0]]) == {"finetuned", "untuned", "in_context"}
 
     client, parents, children = runs_by_parent(repo)

@@ -2,6 +2,7 @@
 
 import math
 import re
+from html import escape
 
 from hivelm.rendering import error_bar, interval, page, table
 
@@ -90,3 +91,23 @@ def test_interval_and_error_bar_handle_missing_and_undefined_bounds():
     assert error_bar({"value": 0.5, "low": math.nan, "high": math.nan}) == [0.0, 0.0]
     assert table(["a"], [[1], [2]]) == ("<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr>"
                                         "<tr><td>2</td></tr></tbody></table>")
+
+
+def test_external_corpora_and_insufficient_metrics_are_rendered_as_such():
+    data = numbers()
+    reason = "insufficient: 2 posts < min_posts 10"
+    data["corpora"] = ["finetuned", "untuned", "llama3_ft"]
+    data["per_community"]["keto"]["corpora"]["llama3_ft"] = corpus_metrics(0.3)
+    data["per_community"]["run<ning>"]["corpora"]["llama3_ft"] = {
+        "n": 2, "insufficient": reason,
+        **{k: {"value": None, "low": None, "high": None, "reason": reason}
+           for k in ("attribution", "auc", "fid", "emotion_alignment")},
+        "toxicity": {"toxicity": {"wasserstein": {"value": None, "low": None, "high": None, "reason": reason}}}}
+    data["summary"] |= {"min_posts": 10, "methods": {"fid": "FID at one common size", "intervals": "percentile"}}
+    data["cross_community"]["llama3_ft"] = {"rows": [], "columns": ["keto"], "fid": [], "size": None,
+                                            "diagonal_share": None, "reason": "no community has enough posts"}
+    html = page(data)
+    assert html.count("<td>llama3_ft</td>") == 2
+    assert html.count(f"<span class='insufficient' title='{escape(reason)}'>insufficient</span>") == 5
+    assert "fewer than 10 posts in a community (evaluate.min_posts) is marked insufficient" in html
+    assert "llama3_ft: no community has enough posts" in html and "FID at one common size" in html

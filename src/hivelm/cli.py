@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
     render = commands.add_parser("dvc-yaml", help="render dvc.yaml from the stage contracts (or --check it)",
-                                 description="Write dvc.yaml from src/hivelm/contracts.py and the stages' imports; "
-                                             "--check exits 1 when the committed file differs.")
+                                 description="Write dvc.yaml from src/hivelm/contracts.py, the stages' imports and "
+                                             "the params (external corpus files; with only external corpora, no "
+                                             "model stages); --check exits 1 when the committed file differs.")
     render.add_argument("--check", action="store_true", help="compare instead of writing")
     check = commands.add_parser("check-metrics", help="fail if the pipeline's metrics regressed against BASE",
                                 description="Compare the pipeline's metrics file with BASE (a git revision or a "
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
 
-            return dvcfile.main(args.check)
+            return dvcfile.main(args.check, cfg=load_config(args.params))
         cfg = load_config(args.params, args.overrides)
         if not STAGES[args.command].per_community:
             return run_stage(args.command, cfg, None)

@@ -416,11 +416,77 @@ class ScorersConfig:
         _check(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 
+CORPUS_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # names files, MLflow metrics (`fid/<name>`), table rows
+COMMUNITY_SLOT = "{community}"
+
+
+@dataclass
+class ExternalColumnsConfig:
+    """Which column (or JSON field) of an external corpus file holds what."""
+
+    text: str = "text"
+    """Column holding the generated post."""
+    community: str | None = None
+    """Column naming each post's community (a communities.<key> key or its label); null = one file per
+    community, named by a `{community}` slot in `path`."""
+
+
+@dataclass
+class ExternalCorpusConfig:
+    """A corpus generated elsewhere (another model, an API, a paper's release), evaluated like ours."""
+
+    name: str = "???"
+    """Names the corpus everywhere: tables, plots, MLflow metrics (`fid/<name>`), the gate's rules."""
+    path: str = "???"
+    """File relative to the project root; with `{community}` in it, one file per community key
+    (e.g. data/external/llama3/{community}.jsonl). DVC tracks every file as a dependency of evaluate."""
+    format: str = "auto"
+    """csv | jsonl | json (one array of objects) | parquet | auto (from the file extension)."""
+    columns: ExternalColumnsConfig = field(default_factory=ExternalColumnsConfig)
+    provenance: str = "???"
+    """Free text for the report: which model made it, how (prompting, tuning), where it comes from."""
+    filter: bool = False
+    """Run generate's post-filters on it first (generate.filters: duplicates, refusals, leakage against the
+    community's real training posts, sample size)."""
+
+    def validate(self) -> None:
+        _check(bool(CORPUS_NAME.fullmatch(self.name)), "name",
+               f"must be lowercase letters, digits, '_' or '-' (it names files and MLflow metrics; got {self.name!r})")
+        _check(self.name not in CORPORA, "name", f"{self.name!r} is a built-in corpus; pick another name")
+        _check(self.format in {"auto", "csv", "jsonl", "json", "parquet"}, "format",
+               f"must be one of auto, csv, jsonl, json, parquet (got {self.format!r})")
+        _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
+        per_file = COMMUNITY_SLOT in self.path
+        _check(per_file != (self.columns.community is not None), "path",
+               "needs either a {community} slot (one file per community) or columns.community (one file), "
+               "not both" if per_file else "needs a {community} slot (one file per community) or "
+               "columns.community naming the community column")
+        _check(bool(self.provenance.strip()), "provenance", "say where the corpus comes from (model, method, source)")
+
+    def files(self, communities) -> dict[str | None, str]:
+        """{community: file} with one file per community, or {None: file} for a file with a community column."""
+        if COMMUNITY_SLOT in self.path:
+            return {c: self.path.replace(COMMUNITY_SLOT, c) for c in communities}
+        return {None: self.path}
+
+
 @dataclass
 class EvaluateConfig:
     """Fidelity of each corpus against its community's real held-out posts (paper section 5.2)."""
 
     corpora: list[str] = field(default_factory=lambda: list(CORPORA))
+    """Built-in corpora to evaluate (finetuned, untuned, in_context); [] with only external corpora needs no
+    base model, tuning, generation or survey (`hivelm dvc-yaml` then renders prepare -> evaluate -> report)."""
+    external: list[ExternalCorpusConfig] = field(default_factory=list)
+    """Corpora generated elsewhere, each evaluated like the built-in ones (README: "Evaluate generations you
+    already have")."""
+    min_posts: int = 10
+    """A corpus (or real held-out set) with fewer posts than this in a community gets no metrics there, only
+    `insufficient` with the reason."""
+    fid_subsample_fraction: float = 0.5
+    """FID is computed at one common size per community: this share of its smallest compared set (held-out
+    posts and every sufficient corpus), drawn without replacement bootstrap_resamples times (median, percentile
+    interval)."""
     fid_dimensions: int = 32
     """PCA dimensions (fitted on real held-out posts) before FID: few posts cannot fill a 384-d covariance."""
     discriminator_folds: int = 5
@@ -431,9 +497,22 @@ class EvaluateConfig:
 
     def validate(self) -> None:
         bad = sorted(set(self.corpora) - set(CORPORA))
-        _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
+        _check(not bad, "corpora", f"must be a subset of {list(CORPORA)} (got {bad}); declare other corpora "
+                                   f"under evaluate.external")
+        _check(bool(self.corpora) or bool(self.external), "corpora",
+               "name a built-in corpus or declare one under evaluate.external")
+        names = [e.name for e in self.external]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _check(not dupes, "external", f"corpus name(s) {dupes} declared more than once")
+        _check(self.min_posts >= 2, "min_posts", f"must be >= 2 (got {self.min_posts})")
+        _check(0.0 < self.fid_subsample_fraction <= 1.0, "fid_subsample_fraction",
+               f"must be in (0, 1] (got {self.fid_subsample_fraction})")
         _check(self.fid_dimensions >= 2, "fid_dimensions", "must be >= 2")
         _check(self.discriminator_folds >= 2, "discriminator_folds", "must be >= 2")
+
+    def corpus_names(self) -> list[str]:
+        """Every corpus evaluated, in table order: the built-in ones, then the external ones."""
+        return [*self.corpora, *(external.name for external in self.external)]
 
 
 @dataclass
@@ -737,7 +816,8 @@ def reference_markdown() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, DataConfig, PrepareConfig, InstructConfig,
+NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, ExternalColumnsConfig,
+                                        ExternalCorpusConfig, DataConfig, PrepareConfig, InstructConfig,
                                         BaseModelConfig, TuneConfig, DecodingConfig, InContextConfig,
                                         StatisticsConfig, FilterConfig, GenerateConfig, ScorersConfig,
                                         EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}

@@ -8,7 +8,9 @@ Everything else follows from this table:
   differs from the render, so a code change always reruns the stages that import it, and only those.
 
 Paths come from `hivelm.paths`; fanned-out stages are declared with DVC's `${key}` for the community.
-To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
+The params in force shape the render in two ways: every external corpus file (evaluate.external) is a dep of
+evaluate, and with only external corpora the model stages (MODEL_STAGES) are left out, with the
+deps other stages had on their outputs. To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
 declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
 """
 
@@ -77,7 +79,8 @@ CONTRACTS = (
                    "${survey.instrument}", "${survey.personas}"),
              outs=(str(paths.survey_raw(KEY)),), reports=(str(paths.survey_report(KEY)),)),
     Contract("evaluate", "fidelity metrics of every corpus against real held-out posts", False,
-             params=("communities", "evaluate"),
+             # generate.filters: the post-filters external corpora go through with `filter: true`
+             params=("communities", "evaluate", "generate.filters"),
              deps=(str(paths.PREPARED), str(paths.GENERATED)),
              reports=(str(paths.METRICS_DIR), str(paths.PLOTS_DIR))),
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
@@ -93,3 +96,24 @@ CONTRACTS = (
              outs=(str(paths.REPORT),)),
 )
 STAGES = {contract.name: contract for contract in CONTRACTS}
+
+MODEL_STAGES = ("base_model", "instruct", "tune", "generate", "survey")
+"""Stages that exist to make and question our own models: dvc.yaml leaves them out when evaluate compares
+only external corpora (evaluate.corpora: [], evaluate.external: [...]), unless prepare needs the base model
+(prepare.cap_strategy: lowest_perplexity)."""
+EXTERNAL_READERS = ("evaluate",)
+"""Stages that read the external corpus files (evaluate.external): each file is a DVC dependency of them
+(report takes each file's provenance and hash from evaluate's summary)."""
+
+
+def left_out_stages(cfg) -> tuple[str, ...]:
+    """Names of the stages dvc.yaml leaves out under `cfg`: none while a built-in corpus is evaluated."""
+    if cfg.evaluate.corpora:
+        return ()
+    keep_base = cfg.prepare.cap_strategy == "lowest_perplexity"
+    return tuple(name for name in MODEL_STAGES if not (keep_base and name == "base_model"))
+
+
+def external_files(cfg) -> list[str]:
+    """Every external corpus file the params name, one per community where the path has a {community} slot."""
+    return [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]

@@ -1,7 +1,10 @@
 """dvc.yaml, rendered from the stage contracts (hivelm.contracts) and the stages' import closures.
 
-    hivelm dvc-yaml            # rewrite dvc.yaml
+    hivelm dvc-yaml            # rewrite dvc.yaml (from the contracts and params.yaml, or --params FILE)
     hivelm dvc-yaml --check    # exit 1 if the committed dvc.yaml differs from the render (CI runs a test of it)
+
+The params decide which stages are rendered and which external corpus files evaluate depends on
+(hivelm.contracts.left_out_stages, external_files); the shipped params.yaml renders every stage.
 
 A stage's code deps are every module its stage module imports, directly or through other hivelm modules
 (function-level imports included, since heavy imports live inside functions), found by reading the source
@@ -15,7 +18,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from hivelm.contracts import CONTRACTS, KEY, Contract
+from hivelm.contracts import CONTRACTS, EXTERNAL_READERS, KEY, Contract, external_files, left_out_stages
 
 PACKAGE = Path(__file__).resolve().parent  # src/hivelm
 DVC_YAML = Path("dvc.yaml")
@@ -90,12 +93,29 @@ def code_deps(contract: Contract) -> list[str]:
     return [_relative(p) for p in import_closure(contract.module)]
 
 
-def stage_entry(contract: Contract) -> dict:
+def _produced(contract: Contract) -> tuple[str, ...]:
+    return (*contract.outs, *contract.reports, *contract.metrics)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """Whether one path is the other or lies inside it (`${key}` matches any community)."""
+    a, b = a.replace(KEY, "*"), b.replace(KEY, "*")
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(x, y) or fnmatch.fnmatchcase(x, y + "/*") for x, y in ((a, b), (b, a)))
+
+
+def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), external: tuple[str, ...] = ()) -> dict:
+    """One stage of dvc.yaml: deps on outputs of `left_out` stages are dropped (they will not exist), and the
+    `external` corpus files are deps of the stages that read them."""
     def persisted(items, **extra):
         return [{item: {**extra, "persist": True}} for item in items]
 
+    missing = [out for other in left_out for out in _produced(other)]
+    declared = [dep for dep in contract.deps if not any(_overlaps(dep, out) for out in missing)]
+    extra = list(external) if contract.name in EXTERNAL_READERS else []
     body: dict = {"cmd": f"hivelm {contract.name}" + (f" --community {KEY}" if contract.per_community else ""),
-                  "deps": [*contract.deps, *code_deps(contract)],
+                  "deps": [*declared, *extra, *code_deps(contract)],
                   "params": list(contract.params)}
     outs = persisted(contract.outs) + persisted(contract.reports, cache=False)
     if outs:
@@ -105,13 +125,23 @@ def stage_entry(contract: Contract) -> dict:
     return {"foreach": "${communities}", "do": body} if contract.per_community else body
 
 
-def render() -> str:
+def rendered_stages(cfg=None) -> tuple[tuple[Contract, ...], tuple[Contract, ...]]:
+    """(stages dvc.yaml runs, stages it leaves out) under `cfg` (None: every stage)."""
+    stages = [c for c in CONTRACTS if c.in_dvc]
+    left_out = left_out_stages(cfg) if cfg is not None else ()
+    return tuple(c for c in stages if c.name not in left_out), tuple(c for c in stages if c.name in left_out)
+
+
+def render(cfg=None) -> str:
+    """dvc.yaml for the params `cfg` (a HiveConfig; None renders every stage and no external corpus)."""
     import yaml
 
     from hivelm import paths
 
+    stages, left_out = rendered_stages(cfg)
+    external = tuple(external_files(cfg)) if cfg is not None else ()
     document = {
-        "stages": {c.name: stage_entry(c) for c in CONTRACTS if c.in_dvc},
+        "stages": {c.name: stage_entry(c, left_out, external) for c in stages},
         "plots": [{str(paths.plot(name)): {"template": template, "x": x, "y": y, "title": title}}
                   for name, template, x, y, title in PLOTS]
                  + [{str(paths.SURVEY_PLOT): {"template": "bar_horizontal", "x": "value", "y": "model",
@@ -121,8 +151,8 @@ def render() -> str:
     return HEADER + body
 
 
-def main(check: bool, path: Path = DVC_YAML) -> int:
-    rendered = render()
+def main(check: bool, path: Path = DVC_YAML, cfg=None) -> int:
+    rendered = render(cfg)
     if check:
         current = path.read_text(encoding="utf-8") if path.is_file() else ""
         if current != rendered:
@@ -131,5 +161,5 @@ def main(check: bool, path: Path = DVC_YAML) -> int:
         print(f"{path} matches the stage contracts")
         return 0
     path.write_text(rendered, encoding="utf-8")
-    print(f"wrote {path} ({sum(c.in_dvc for c in CONTRACTS)} stages)")
+    print(f"wrote {path} ({len(rendered_stages(cfg)[0])} stages)")
     return 0

@@ -1,4 +1,5 @@
-"""Duplicate filters shared by `prepare` (real posts) and `generate` (synthetic posts)."""
+"""Duplicate filters shared by `prepare` (real posts) and `generate` (synthetic posts), and the post-filter chain
+that generate and evaluate (external corpora with `filter: true`) run on generated posts."""
 
 from __future__ import annotations
 
@@ -59,11 +60,16 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, shingle_chars:
 # --- Refusals: generated "posts" that are the model declining to write one ------------------------------
 
 _APOSTROPHE = "['\u2019]"
-_I_CANT = (rf"I(?: cannot| can ?not| can{_APOSTROPHE}t|(?: am|{_APOSTROPHE}m) (?:unable|not able) to"
-           rf"| won{_APOSTROPHE}t be able to| will not be able to)")
+_I_CANT = (rf"I(?: cannot| can ?not| can{_APOSTROPHE}t| will not| won{_APOSTROPHE}t| am not going to"
+           rf"|(?: am|{_APOSTROPHE}m) (?:unable|not able) to| won{_APOSTROPHE}t be able to| will not be able to)"
+           r"(?: (?:in good conscience|ethically|responsibly|really|personally|actually))?")
 # Verbs of writing/helping: a bare "I cannot" or "I can't help" would flag "I cannot believe this cake" and
-# "I can't help but smile", so the refused act (and "help you/with") is part of every pattern.
-_REFUSED = (r"(?:assist|comply|provide|create|write|generate|fulfil|fulfill|produce|engage"
+# "I can't help but smile", so the refused act (and "help you/with") is part of every pattern. Instruct models
+# refuse in the words of the request: "I cannot tweet about ...", "I can't draft a tweet ...".
+_REFUSED = (r"(?:assist|comply|provide|create|write|generate|fulfil|fulfill|produce|engage|draft|compose|craft"
+            r"|promote|encourage|endorse|condone|glorify"
+            r"|tweet (?:about|that|this|on|something|content)|post (?:that|this|content|something like)"
+            r"|share (?:that|this|content|information)|make (?:that|this|a post|a tweet|content)"
             r"|support (?:that|this|your)|help (?:you|with)|do (?:that|this)|answer (?:that|this)"
             r"|continue with)")
 
@@ -71,19 +77,24 @@ _SORRY = rf"I(?: am|{_APOSTROPHE}m) sorry,? but"
 _NOT_APPROPRIATE = (rf"(?:is not|isn{_APOSTROPHE}t|would not be|wouldn{_APOSTROPHE}t be)"
                     r" (?:appropriate|something I can)")
 _WRITING = (r"(?:writing|creating|generating|providing|producing|helping|assisting|responding|engaging"
-            r"|sharing)")
-_MAKE = r"(?:create|write|generate|provide|produce|share)"
+            r"|sharing|drafting|composing|tweeting|posting)")
+_MAKE = r"(?:create|write|generate|provide|produce|share|draft|compose|tweet|post)"
+_AI = r"(?:AI|artificial intelligence|assistant|language model|large language model|chatbot)"
 
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     rf"\b{_I_CANT} {_REFUSED}\b",
     rf"\b{_SORRY} (?:that|this) {_NOT_APPROPRIATE}",
     rf"\bI(?: am|{_APOSTROPHE}m) (?:just |only )?an AI(?: language model| model| assistant| chatbot|[,.])",
-    # "As an AI, ..." / "As an AI language model I ..." but not "as an AI researcher, I ...".
-    r"\bas an (?:AI|artificial intelligence)(?: language model| model| assistant| chatbot)?(?:,|\s+I\b)",
+    # "As an AI, ..." / "As an AI language model I ..." / "As an AI model designed to ..." but not "as an AI
+    # researcher, I ..." nor "as an aid to recovery".
+    rf"\bas an? (?:helpful |responsible |ethical )?{_AI}\b(?: language model| model| assistant| chatbot)?"
+    r"(?:,|\s+(?:I|designed|developed|created|trained|built|programmed|committed)\b)",
     r"\bas a (?:large )?language model\b",
     rf"\bit(?: is|{_APOSTROPHE}s) not appropriate (?:for me )?to {_MAKE}\b",
     rf"\bI (?:do not|don{_APOSTROPHE}t) feel comfortable {_WRITING}\b",
     r"\bI must (?:respectfully )?decline\b",
+    rf"\bI apologi[sz]e,? but I(?: cannot| can ?not| can{_APOSTROPHE}t| won{_APOSTROPHE}t| will not"
+    rf"|(?: am|{_APOSTROPHE}m) (?:unable|not able) to)\b",
 )
 
 
@@ -116,3 +127,42 @@ def sample_up_to(items: Sequence[T], n: int, seed: int) -> list[T]:
         return list(items)
     chosen = np.sort(np.random.default_rng(seed).choice(len(items), size=n, replace=False))
     return [items[i] for i in chosen.tolist()]
+
+
+def post_filter(records: list[dict], cfg, references: Sequence[str], seed: int,
+                perplexity=None) -> tuple[list[dict], dict]:
+    """The post-filters on generated posts, in order (paper section 5.1): empty, exact and near duplicates,
+    refusals, perplexity (only with `perplexity`, a scorer under the base model), leakage (ROUGE-L against
+    the community's real training posts `references`), then a seeded sample. `cfg` is a FilterConfig.
+
+    Marks each record's `filter` (the step that dropped it, or 'kept') and returns (kept, counts)."""
+    counts = {"generated": len(records)}
+    alive = list(records)
+
+    def apply(step: str, flags: list[bool]) -> None:
+        nonlocal alive
+        for record, drop in zip(alive, flags):
+            if drop:
+                record["filter"] = step
+        alive = [r for r, drop in zip(alive, flags) if not drop]
+        counts[f"after_{step}"] = len(alive)
+
+    apply("empty", [not r["text"].strip() for r in alive])
+    apply("exact_duplicate", exact_duplicates([r["text"] for r in alive]))
+    apply("near_duplicate", near_duplicates([r["text"] for r in alive], cfg.near_duplicate_threshold))
+    refusal_flags = refusals([r["text"] for r in alive], cfg.refusal_patterns or DEFAULT_REFUSAL_PATTERNS)
+    counts["refusal_rate"] = sum(refusal_flags) / max(1, len(records))
+    apply("refusal", refusal_flags)
+    if cfg.max_perplexity is not None and alive and perplexity is not None:
+        scores = perplexity([r["text"] for r in alive])
+        for record, score in zip(alive, scores):
+            record["perplexity"] = score
+        apply("perplexity", [s > cfg.max_perplexity for s in scores])
+    apply("leakage", leaked([r["text"] for r in alive], list(references), cfg.leakage_threshold))
+    kept = sample_up_to(alive, cfg.sample_size, seed)
+    kept_ids = {id(r) for r in kept}
+    for record in alive:
+        record["filter"] = "kept" if id(record) in kept_ids else "sample"
+    counts["kept"] = len(kept)
+    counts["kept_rate"] = len(kept) / max(1, len(records))
+    return kept, counts

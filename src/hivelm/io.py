@@ -214,9 +214,31 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
             handle.write(line + "\n")
 
 
+def finite(payload: Any) -> Any:
+    """`payload` as strict JSON can hold it: every NaN or infinity becomes null, and an estimate (a mapping
+    with a `value`) that held one gains a `reason` (unless it already gives one), so a reader sees why a number
+    is missing; other mappings (a profile keyed by label) are not given keys they never had. Stages give
+    their own, specific reasons where they can. Python's json would otherwise write a bare `NaN`, which no
+    strict parser accepts."""
+    import math
+
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return None
+    if isinstance(payload, dict):
+        cleaned = {key: finite(value) for key, value in payload.items()}
+        undefined = [str(key) for key, value in payload.items() if isinstance(value, float) and not math.isfinite(value)]
+        if undefined and "value" in payload and "reason" not in payload:
+            cleaned["reason"] = f"undefined (not a finite number): {', '.join(undefined)}"
+        return cleaned
+    if isinstance(payload, (list, tuple)):
+        return [finite(value) for value in payload]
+    return payload
+
+
 def write_json(path: str | Path, payload: Any) -> None:
+    """Write `payload` as strict JSON (NaN and infinity as null with a reason: `finite`), atomically."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
+        Path(tmp).write_text(json.dumps(finite(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
                              encoding="utf-8")
 
 

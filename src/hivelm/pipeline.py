@@ -25,6 +25,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     left running, and the parent run ends KILLED.
     """
     dvc_args = [a for a in dvc_args if a != "--"]
+    render_dvc_yaml(cfg)
     bin_dir = str(Path(sys.executable).parent)
     # A tracker that goes away mid-pipeline fails the stage that was logging (exit 2, naming the URI); the
     # parent run's closing calls then meet the same dead server: one line again, not a traceback.
@@ -44,6 +45,21 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
     return 0
+
+
+def render_dvc_yaml(cfg: HiveConfig) -> None:
+    """dvc.yaml follows the params (external corpus files, evaluate-only runs): re-render it when they changed
+    what it should say, so `dvc repro` tracks exactly the files evaluate reads. A dvc.yaml written by hand
+    (one without the render's header) is left alone."""
+    from hivelm import dvcfile
+
+    current = dvcfile.DVC_YAML.read_text(encoding="utf-8") if dvcfile.DVC_YAML.is_file() else ""
+    if not current.startswith(dvcfile.HEADER):
+        return
+    rendered = dvcfile.render(cfg)
+    if current != rendered:
+        dvcfile.DVC_YAML.write_text(rendered, encoding="utf-8")
+        log.info("rewrote %s for the params in force (stages, external corpus files)", dvcfile.DVC_YAML)
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:

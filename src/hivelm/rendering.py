@@ -29,9 +29,8 @@ def svg(figure) -> str:
 
 
 def error_bar(estimate: dict | None) -> list[float]:
-    """[below, above] for matplotlib. An interval need not contain the point estimate (FID's basic bootstrap
-    interval corrects the plug-in value's upward bias and can lie below it), so each side is clipped at zero;
-    missing or NaN bounds draw no bar."""
+    """[below, above] for matplotlib. Evaluate's intervals hold their estimate; each side is still clipped at
+    zero for intervals from elsewhere; missing or NaN bounds draw no bar."""
     import math
 
     if not estimate or estimate.get("low") is None or estimate.get("value") is None:
@@ -40,7 +39,7 @@ def error_bar(estimate: dict | None) -> list[float]:
     return [max(0.0, below) if math.isfinite(below) else 0.0, max(0.0, above) if math.isfinite(above) else 0.0]
 
 
-def fidelity_bars(per_community: dict, key: str) -> str:
+def fidelity_bars(per_community: dict, key: str, corpora=CORPORA_ORDER) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,10 +48,10 @@ def fidelity_bars(per_community: dict, key: str) -> str:
 
     communities = list(per_community)
     figure, axis = plt.subplots(figsize=(7, 2.8))
-    width = 0.8 / len(CORPORA_ORDER)
-    for index, corpus in enumerate(CORPORA_ORDER):
+    width = 0.8 / len(corpora)
+    for index, corpus in enumerate(corpora):
         values = [per_community[c]["corpora"].get(corpus, {}).get(key) for c in communities]
-        points = [v["value"] if v else np.nan for v in values]
+        points = [v["value"] if v and v.get("value") is not None else np.nan for v in values]
         errors = np.array([error_bar(v) for v in values]).T
         axis.bar(np.arange(len(communities)) + index * width, points, width, yerr=errors, capsize=3, label=corpus)
     axis.set_xticks(np.arange(len(communities)) + width, communities)
@@ -79,7 +78,8 @@ def heatmap(matrix: dict, title: str) -> str:
     for (i, j), value in np.ndenumerate(values):
         axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white")
     figure.colorbar(image, ax=axis, shrink=0.8)
-    axis.set_title(f"{title}: diagonal minimum in {matrix['diagonal_share']:.0%} of rows", fontsize=9)
+    size = f", n={matrix['size']}" if matrix.get("size") else ""
+    axis.set_title(f"{title}{size}: diagonal minimum in {matrix['diagonal_share']:.0%} of rows", fontsize=9)
     return svg(figure)
 
 
@@ -94,7 +94,7 @@ def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
     figure, axis = plt.subplots(figsize=(5.5, 2.4))
     for name, profile in profiles.items():
         if kind == "emotion":
-            keys = list(profile["emotion"])
+            keys = list(profile["emotion"])  # empty when the posts carry no emotion signal
             axis.plot(keys, [profile["emotion"][k] for k in keys], marker="o", label=name)
         else:
             counts = np.array(profile["toxicity_histogram"][label], dtype=float)
@@ -116,6 +116,8 @@ def table(headers: list[str], rows: list[list]) -> str:
 
 
 def interval(metric: dict | None) -> str:
+    if metric and metric.get("value") is None and str(metric.get("reason", "")).startswith("insufficient"):
+        return f"<span class='insufficient' title='{html.escape(metric['reason'])}'>insufficient</span>"
     if not metric or metric.get("value") is None:
         return "-"
     if metric.get("low") is None or metric["low"] != metric["low"]:
@@ -198,28 +200,39 @@ def page(data: dict) -> str:
              "communities that may discuss eating disorders, dieting and body image. Numbers only, unless "
              "samples were requested.</p>",
              "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]])]
+    corpora = list(data.get("corpora") or CORPORA_ORDER)
+    methods = (summary or {}).get("methods") or {}
     parts.append("<h2>Fidelity per community</h2><p>Each metric against the community's own real held-out "
-                 "posts, with bootstrap intervals.</p>")
+                 "posts, with its interval: " + html.escape(methods.get("intervals", "bootstrap intervals")) + ". "
+                 + (f"FID: {html.escape(methods['fid'])} (the FID n column); FIDs of different communities are "
+                    "at different sizes. " if "fid" in methods else "")
+                 + (f"A corpus with fewer than {summary['min_posts']} posts in a community (evaluate.min_posts) "
+                    "is marked insufficient." if (summary or {}).get("min_posts") else "") + "</p>")
     rows = []
     for community, result in per_community.items():
-        for corpus in CORPORA_ORDER:
+        for corpus in corpora:
             m = result["corpora"].get(corpus)
             if m:
-                rows.append([html.escape(community), corpus, m["n"], *[interval(m[k]) for k in METRIC_LABELS],
+                fid_size = (m["fid"] or {}).get("size") or "-"
+                rows.append([html.escape(community), html.escape(corpus), m["n"], fid_size,
+                             *[interval(m[k]) for k in METRIC_LABELS],
                              interval(m["toxicity"].get("toxicity", {}).get("wasserstein"))])
-    parts.append(table(["community", "corpus", "posts", *[v[0] for v in METRIC_LABELS.values()],
+    parts.append(table(["community", "corpus", "posts", "FID n", *[v[0] for v in METRIC_LABELS.values()],
                         "toxicity Wasserstein"], rows))
     if per_community:
-        parts += [fidelity_bars(per_community, key) for key in METRIC_LABELS]
+        parts += [fidelity_bars(per_community, key, corpora) for key in METRIC_LABELS]
     if summary:
         classifier = summary.get("classifier", {})
         parts.append("<p>Community classifier on real held-out posts: accuracy "
                      f"{interval(classifier.get('heldout_accuracy'))}, macro-F1 "
                      f"{interval(classifier.get('heldout_macro_f1'))}. Macro-F1 on generated posts: " +
-                     ", ".join(f"{c} {interval(v['macro_f1'])}" for c, v in summary.get("corpora", {}).items()) +
+                     ", ".join(f"{html.escape(c)} {interval(v['macro_f1'])}"
+                               for c, v in summary.get("corpora", {}).items()) +
                      " (paper: 0.53 finetuned, 0.40 in-context).</p>")
     parts.append("<h2>Cross-community distance</h2><div class='row'>" +
-                 "".join(heatmap(m, name) for name, m in cross.items()) + "</div>")
+                 "".join(heatmap(m, name) if m.get("rows") else
+                         f"<p>{html.escape(name)}: {html.escape(m.get('reason', 'no rows'))}</p>"
+                         for name, m in cross.items()) + "</div>")
     parts.append("<h2>Emotion profiles and toxicity</h2>")
     for community, result in per_community.items():
         profiles = result.get("profiles", {})
@@ -234,6 +247,10 @@ def page(data: dict) -> str:
     gen_rows = [[html.escape(c), corpus, counts.get("generated"), counts.get("after_near_duplicate"),
                  f"{counts.get('refusal_rate', 0):.1%}", counts.get("after_leakage"), counts.get("kept")]
                 for c, stats in generated.items() if stats for corpus, counts in stats.items()]
+    for name, source in ((summary or {}).get("sources") or {}).items():  # external corpora filtered in evaluate
+        gen_rows += [[html.escape(c), html.escape(name), counts.get("generated"), counts.get("after_near_duplicate"),
+                      f"{counts.get('refusal_rate', 0):.1%}", counts.get("after_leakage"), counts.get("kept")]
+                     for c, counts in (source.get("filter_counts") or {}).items()]
     parts.append(table(["community", "corpus", "generated", "after dedupe", "refusals", "after leakage", "kept"],
                        gen_rows))
     if data["samples"]:
@@ -251,6 +268,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child {{ text-align: left; }}
+.insufficient {{ color: #a05a00; font-style: italic; }}
 .warning {{ background: #fff4e5; border-left: 4px solid #e69500; padding: 0.6em; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 1em; }} svg {{ max-width: 100%; height: auto; }}
 </style></head><body>

@@ -55,40 +55,8 @@ def build_prompts(cfg: GenerateConfig, templates: list[Template], community: str
 
 
 def post_filter(records: list[dict], cfg: GenerateConfig, references: list[str], perplexity=None) -> tuple[list[dict], dict]:
-    """Run the post-filters in order; mark each record's `filter` (the step that dropped it, or 'kept')."""
-    f = cfg.filters
-    counts = {"generated": len(records)}
-    alive = list(records)
-
-    def apply(step: str, flags: list[bool]) -> None:
-        nonlocal alive
-        for record, drop in zip(alive, flags):
-            if drop:
-                record["filter"] = step
-        alive = [r for r, drop in zip(alive, flags) if not drop]
-        counts[f"after_{step}"] = len(alive)
-
-    apply("empty", [not r["text"].strip() for r in alive])
-    apply("exact_duplicate", filters.exact_duplicates([r["text"] for r in alive]))
-    apply("near_duplicate", filters.near_duplicates([r["text"] for r in alive], f.near_duplicate_threshold))
-    refusal_flags = filters.refusals([r["text"] for r in alive],
-                                     f.refusal_patterns or filters.DEFAULT_REFUSAL_PATTERNS)
-    counts["refusal_rate"] = sum(refusal_flags) / max(1, len(records))
-    apply("refusal", refusal_flags)
-    if f.max_perplexity is not None and alive:
-        scores = perplexity([r["text"] for r in alive])
-        for record, score in zip(alive, scores):
-            record["perplexity"] = score
-        apply("perplexity", [s > f.max_perplexity for s in scores])
-    leaks = filters.leaked([r["text"] for r in alive], references, f.leakage_threshold)
-    apply("leakage", leaks)
-    kept = filters.sample_up_to(alive, f.sample_size, cfg.seed)
-    kept_ids = {id(r) for r in kept}
-    for record in alive:
-        record["filter"] = "kept" if id(record) in kept_ids else "sample"
-    counts["kept"] = len(kept)
-    counts["kept_rate"] = len(kept) / max(1, len(records))
-    return kept, counts
+    """Run the post-filters in order (filters.post_filter); mark each record's `filter`."""
+    return filters.post_filter(records, cfg.filters, references, cfg.seed, perplexity)
 
 
 def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progress=None) -> dict:

@@ -24,20 +24,32 @@ def read_json(path: Path):
 
 
 def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
-    """[label, value] rows (plain text): the commit, params, base model, adapters and scorers behind the numbers."""
+    """[label, value] rows (plain text): the commit, params, and where each corpus came from: the base model and
+    adapters for the built-in corpora, the declared provenance and file hashes for external ones; the scorers."""
     from hivelm.tracking import git_state
 
     commit, dirty = git_state()
     params = Path("params.yaml")
     rows = [["git commit", f"{commit}{' (dirty)' if dirty else ''}"],
             ["params.yaml sha256", hashlib.sha256(params.read_bytes()).hexdigest()[:16] if params.is_file() else "-"]]
-    base = read_json(paths.base_provenance()) or {}
-    rows.append(["base model", f"{base.get('source', cfg.base_model.source)} "
-                               f"({base.get('architecture', '?')}, {base.get('parameters', 0):,} parameters)"])
-    for community in cfg.communities:
-        weights = paths.adapter_weights(community)
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else "missing"
-        rows.append([f"adapter {community}", f"sha256 {digest}"])
+    sources = (summary or {}).get("sources") or {}
+    built_in = [name for name, source in sources.items() if source.get("kind") == "built-in"]
+    if built_in:  # only our own corpora come from the base model (and the adapters)
+        base = read_json(paths.base_provenance()) or {}
+        rows.append(["base model", f"{base.get('source', cfg.base_model.source)} "
+                                   f"({base.get('architecture', '?')}, {base.get('parameters', 0):,} parameters)"])
+    if "finetuned" in built_in:
+        for community in cfg.communities:
+            weights = paths.adapter_weights(community)
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else "missing"
+            rows.append([f"adapter {community}", f"sha256 {digest}"])
+    for name, source in sources.items():
+        described = source.get("provenance", "?")
+        if source.get("kind") == "external":
+            files = ", ".join(f"{path} (sha256 {digest})" for path, digest in source.get("files", {}).items())
+            described = (f"external: {described}; files: {files}; "
+                         + ("post-filtered like generate's corpora" if source.get("filtered") else "not filtered"))
+        rows.append([f"corpus {name}", described])
     for name, info in ((summary or {}).get("scorers") or {}).items():
         rows.append([f"scorer {name}", ", ".join(f"{k}={v}" for k, v in info.items())])
     return rows
@@ -59,12 +71,14 @@ def load(cfg: HiveConfig) -> dict:
     per_community = {c: read_json(paths.community_metrics(c)) for c in communities}
     surveys = {c: read_json(paths.survey_report(c)) for c in communities}
     summary = read_json(paths.fidelity_summary())
+    corpora = list((summary or {}).get("sources") or {}) or list(CORPORA_ORDER)
     samples = {}
-    if cfg.report.show_samples:
+    if cfg.report.show_samples:  # our own generations only: an external corpus's text stays in its file
         samples = {(c, corpus): found for c in communities for corpus in CORPORA_ORDER
                    if (found := redacted_samples(c, corpus, cfg.report.max_samples))}
     return {
         "experiment": cfg.tracking.experiment,
+        "corpora": corpora,
         "provenance": provenance(cfg, summary),
         "per_community": {c: m for c, m in per_community.items() if m},
         "summary": summary,

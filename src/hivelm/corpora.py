@@ -1,0 +1,187 @@
+"""The corpora evaluate compares, read and validated before any model loads.
+
+A corpus is a built-in one (finetuned, untuned, in_context: generate's filtered files) or an external one
+declared in `evaluate.external` (a file with a community column, or one file per community). `load` reads the
+prepared real posts and every corpus file, checks every record, and raises one HiveError listing every problem
+at once (`file:line: missing field 'text'`), so a bad input costs seconds, not a scoring run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hivelm import filters, paths
+from hivelm.errors import HiveError
+
+log = logging.getLogger(__name__)
+
+BUILT_IN_PROVENANCE = {
+    "finetuned": "generate: the base model with the community's LoRA adapter (tune), prompted with persona + topic",
+    "untuned": "generate: the base model without adapter, prompted with persona + topic",
+    "in_context": "generate: the base model without adapter, k real training posts of the community in the prompt",
+}
+
+
+class InputError(HiveError):
+    """evaluate's inputs have problems; the message lists every one, one per line."""
+
+
+@dataclass
+class Inputs:
+    """Real posts and every corpus, as texts per community, plus where each corpus comes from."""
+
+    train: dict[str, list[str]]
+    heldout: dict[str, list[str]]
+    corpora: dict[str, dict[str, list[str]]]
+    """{corpus: {community: posts}}; a community without posts in an external file is absent."""
+    sources: dict[str, dict] = field(default_factory=dict)
+    """{corpus: {kind, provenance, files: {path: sha256}, filtered, filter_counts}} for the report."""
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def _jsonl_records(path: Path, text_field: str, problems: list[str], missing_hint: str) -> list[dict] | None:
+    """Records of a JSONL file whose `text_field` is a string; every bad line is a problem `file:line: ...`."""
+    if not path.is_file():
+        problems.append(f"{path}: file not found ({missing_hint})")
+        return None
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        problems.append(f"{path}: not valid utf-8 (byte {err.start})")
+        return None
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            problems.append(f"{path}:{number}: not valid JSON ({err.msg})")
+            continue
+        if not isinstance(record, dict):
+            problems.append(f"{path}:{number}: not a JSON object")
+        elif text_field not in record or record[text_field] is None:
+            problems.append(f"{path}:{number}: missing field {text_field!r}")
+        elif not isinstance(record[text_field], str):
+            problems.append(f"{path}:{number}: field {text_field!r} holds {type(record[text_field]).__name__}, not text")
+        else:
+            records.append(record | {"_where": f"{path}:{number}"})
+    return records
+
+
+def _table_records(path: Path, spec, key: str, problems: list[str]) -> list[dict] | None:
+    """Records of an external CSV / JSON / Parquet / JSONL file, with `text` (and `community`) as named by
+    spec.columns; every bad row is a problem `file:line:` (JSONL) or `file:row N:` (other formats)."""
+    from hivelm.io import CorpusError, detect_format, read_table
+
+    wanted = {"text": spec.columns.text}
+    if spec.columns.community is not None:
+        wanted["community"] = spec.columns.community
+    try:
+        fmt = detect_format(path, spec.format)
+    except CorpusError as err:
+        problems.append(f"{err} ({key}.format)")
+        return None
+    if fmt == "jsonl":
+        records = _jsonl_records(path, wanted["text"], problems, f"{key}.path")
+        if records is None:
+            return None
+        rows = [(r["_where"], r) for r in records]
+    else:
+        if not path.is_file():
+            problems.append(f"{path}: file not found ({key}.path)")
+            return None
+        try:
+            frame = read_table(path, fmt)
+        except CorpusError as err:
+            problems.append(str(err))
+            return None
+        absent = [f"{column!r} ({key}.columns.{name})" for name, column in wanted.items() if column not in frame]
+        if absent:
+            problems.append(f"{path}: no column {', '.join(absent)}; the file has columns "
+                            f"{list(map(str, frame.columns))}")
+            return None
+        rows = [(f"{path}:row {number}", row) for number, row in enumerate(frame.to_dict("records"), start=1)]
+    out = []
+    for where, row in rows:
+        record = {}
+        for name, column in wanted.items():
+            value = row.get(column)
+            if value is None or (isinstance(value, float) and value != value) or (name == "community" and value == ""):
+                problems.append(f"{where}: missing field {column!r}")
+                break
+            if name == "text" and not isinstance(value, str):
+                problems.append(f"{where}: field {column!r} holds {type(value).__name__}, not text")
+                break
+            record[name] = value if name == "text" else str(value)
+        else:
+            out.append(record | {"_where": where})
+    return out
+
+
+def load(cfg, root: Path = Path(".")) -> Inputs:
+    """Read and check every input of evaluate (cfg: the config evaluate may read); InputError lists all
+    problems. External corpora with `filter: true` go through generate's post-filters here."""
+    ev, communities = cfg.evaluate, list(cfg.communities)
+    problems: list[str] = []
+    real = {}
+    for split, where in (("train", paths.train_posts), ("heldout", paths.heldout_posts)):
+        real[split] = {}
+        for c in communities:
+            records = _jsonl_records(root / where(c), "text", problems, "run `hivelm prepare` first")
+            real[split][c] = [r["text"] for r in records or []]
+    corpora: dict[str, dict[str, list[str]]] = {}
+    sources: dict[str, dict] = {}
+    for name in ev.corpora:
+        corpora[name] = {}
+        for c in communities:
+            records = _jsonl_records(root / paths.corpus(c, name), "text", problems,
+                                     f"run `hivelm generate --community {c}`, or drop {name!r} from evaluate.corpora")
+            corpora[name][c] = [r["text"] for r in records or []]
+        sources[name] = {"kind": "built-in", "provenance": BUILT_IN_PROVENANCE[name]}
+    labels = {cfg.communities[c].label.strip(): c for c in communities} | {c: c for c in communities}
+    for index, spec in enumerate(ev.external):
+        key = f"evaluate.external[{index}]"
+        by_community: dict[str, list[dict]] = {c: [] for c in communities}
+        files = {}
+        for community, relative in spec.files(communities).items():
+            path = root / relative
+            records = _table_records(path, spec, key, problems)
+            if records is None:
+                continue
+            files[relative] = sha256(path)
+            if community is not None:
+                by_community[community] += records
+                continue
+            unknown: dict[str, int] = {}
+            for record in records:
+                if record["community"].strip() in labels:
+                    by_community[labels[record["community"].strip()]].append(record)
+                else:
+                    unknown[record["community"]] = unknown.get(record["community"], 0) + 1
+            if unknown:
+                log.warning("%s: %d posts of communities not in params.yaml skipped: %s", path,
+                            sum(unknown.values()), ", ".join(f"{k!r} ({n})" for k, n in sorted(unknown.items())))
+        source = {"kind": "external", "provenance": spec.provenance.strip(), "files": files, "filtered": spec.filter}
+        if spec.filter and not problems:
+            source["filter_counts"] = {}
+            for c, records in by_community.items():
+                kept, counts = filters.post_filter(records, cfg.generate.filters, real["train"][c],
+                                                   ev.statistics.seed)
+                by_community[c] = kept
+                source["filter_counts"][c] = counts
+        corpora[spec.name] = {c: [r["text"] for r in records if r["text"].strip()]
+                              for c, records in by_community.items()}
+        sources[spec.name] = source
+    if problems:
+        shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
+        raise InputError(f"{len(problems)} problem(s) in evaluate's inputs (nothing was computed):\n"
+                         + "\n".join(shown))
+    return Inputs(real["train"], real["heldout"], corpora, sources)
