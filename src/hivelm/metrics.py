@@ -199,9 +199,10 @@ def bootstrap_column_means(values: np.ndarray, resamples: int = 1000, confidence
 
 def classification_scores(truth: Sequence[str], predicted: Sequence[str], labels: Sequence[str],
                           resamples: int = 1000, confidence: float = 0.95, seed=0) -> dict:
-    """Accuracy and macro-F1 (over every label in `labels`, so a class never predicted counts as F1 0) with
-    percentile bootstrap intervals over (truth, prediction) pairs, and the confusion matrix (rows = truth,
-    columns = prediction, in `labels` order). `seed`: an int or a numpy Generator."""
+    """Accuracy and macro-F1 with percentile bootstrap intervals over (truth, prediction) pairs, and the
+    confusion matrix (rows = truth, columns = prediction, in `labels` order). Macro-F1 averages over the
+    labels present in the truth or the predictions (a class never predicted counts as F1 0; a class a
+    resample happens to leave out entirely is not averaged in as 0). `seed`: an int or a numpy Generator."""
     from sklearn.metrics import confusion_matrix, f1_score
 
     pairs = np.column_stack([np.asarray(truth, dtype=object), np.asarray(predicted, dtype=object)])
@@ -212,7 +213,7 @@ def classification_scores(truth: Sequence[str], predicted: Sequence[str], labels
         return float(np.mean(p[:, 0] == p[:, 1]))
 
     def macro_f1(p):
-        return float(f1_score(list(p[:, 0]), list(p[:, 1]), labels=labels, average="macro", zero_division=0))
+        return float(f1_score(list(p[:, 0]), list(p[:, 1]), average="macro", zero_division=0))
 
     return {"accuracy": enclosing(bootstrap(accuracy, [pairs], resamples, confidence, rng)),
             "macro_f1": enclosing(bootstrap(macro_f1, [pairs], resamples, confidence, rng)),
