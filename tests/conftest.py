@@ -130,6 +130,7 @@ TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
                  "decoding": {"max_new_tokens": 8, "batch_size": 8}, "in_context": {"k": 3}},
     "survey": {"in_context": {"k": 3}, "statistics": {"bootstrap_resamples": 50, "permutations": 50}},
     "evaluate": {"statistics": {"bootstrap_resamples": 20}},
+    "attribute": {"statistics": {"bootstrap_resamples": 20}},
 }
 
 

@@ -91,7 +91,7 @@ CONTRACTS = (
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
              params=("communities", "survey.statistics"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
-                   str(paths.SURVEY_REPORTS), str(paths.attribute_summary())),
+                   str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
              reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
     Contract("report", "write the self-contained HTML report", False,
              params=("communities", "base_model.source", "report", "tracking.experiment"),
