@@ -217,3 +217,28 @@ def test_report_shows_the_gain_heatmap_and_both_confusion_matrices_byte_stably()
     assert "run<ning>" not in html.replace("<svg", "")  # labels escaped inside the SVG text
     assert html == likelihood_section(likelihood_numbers())  # dvc.lock's hash of the page stays put
     assert "has not run" in likelihood_section({"matrix": None, "attribution": None})
+
+
+def test_gate_checks_the_likelihood_metrics_and_passes_a_baseline_that_lacks_them(tmp_path):
+    """The committed CI baseline predates the attribute stage: its new metrics show as new, never as a failure;
+    once in a baseline, a drop beyond the tolerance fails."""
+    from hivelm import gate
+
+    repo = Path(__file__).resolve().parents[1]
+    baseline = json.loads((repo / "reports/ci-baseline/metrics.json").read_text())
+    assert "likelihood" not in baseline
+    section = {"diagonal_share": {"value": 1.0, "low": 0.5, "high": 1.0},
+               "attribution": {"likelihood": {"macro_f1": {"value": 0.8, "low": 0.6, "high": 0.9}}}}
+    current = tmp_path / "metrics.json"
+    current.write_text(json.dumps(baseline | {"likelihood": section}))
+    rules = repo / "configs/metric_rules.yaml"
+    assert gate.main(str(repo / "reports/ci-baseline/metrics.json"), rules, current) == 0
+    checks = {c.metric: c for c in gate.compare(baseline, json.loads(current.read_text()), gate.load_rules(rules))}
+    for name in ("likelihood.diagonal_share.value", "likelihood.attribution.likelihood.macro_f1.value"):
+        assert checks[name].base is None and not checks[name].regressed
+    worse = json.loads(json.dumps(section))
+    worse["attribution"]["likelihood"]["macro_f1"]["value"] = 0.5
+    old = tmp_path / "baseline.json"
+    old.write_text(json.dumps(baseline | {"likelihood": section}))
+    current.write_text(json.dumps(baseline | {"likelihood": worse}))
+    assert gate.main(str(old), rules, current) == 1
