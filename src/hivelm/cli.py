@@ -33,9 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
             target.add_argument("--all", action="store_true", help="every community in turn")
         sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a params.yaml key")
     attribute = commands.choices["attribute"]  # also `hivelm attribute FILE`: any posts, not the stage
+    attribute.usage = "hivelm attribute [FILE] [--out PATH] [KEY=VALUE ...]"
     attribute.epilog = ("hivelm attribute FILE [--out PATH] [KEY=VALUE ...]: each post of FILE (CSV / JSONL, "
                         "columns as data.columns) -> its distribution over communities, written beside FILE")
-    attribute.add_argument("--out", help="with FILE: where the distributions go (default: FILE.attribution.jsonl)")
+    attribute.add_argument("--out", metavar="PATH",
+                           help="with FILE: where the distributions go (default: beside FILE, NAME.attribution.jsonl)")
     run = commands.add_parser("run", help="run the whole pipeline (dvc repro) under one parent MLflow run",
                               description="Run `dvc repro` under one parent MLflow run; extra arguments "
                                           "after -- go to dvc repro (e.g. hivelm run -- --force).")
