@@ -152,6 +152,13 @@ def test_stage_writes_matrix_attribution_plots_and_the_likelihood_section(attrib
         rows = json.loads((out / f"confusion_{name}.json").read_text())
         assert len(rows) == 8 and set(rows[0]) == {"actual", "predicted"}
     assert "text" not in (out / "matrix.json").read_text()  # numbers only
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'attribute'",
+                              output_format="list")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    assert {"diagonal_share", "diagonal_share/low", "likelihood/macro_f1", "tfidf/accuracy"} <= set(runs[0].data.metrics)
+    assert runs[0].data.params["attribute.max_length"] == "256" and runs[0].data.tags["template_id"] == "t01"
     assert main(["summarize"]) == 0
     likelihood = json.loads((attribute_project / "reports/metrics.json").read_text())["likelihood"]
     share = likelihood["diagonal_share"]

@@ -161,14 +161,16 @@ def load_scorer(cfg: HiveConfig, communities: list[str]):
     return models.load_with_adapters(cfg.base_model, {c: paths.adapter(c) for c in communities})
 
 
-def score_texts(cfg: HiveConfig, model, tokenizer, texts: list[str], description: str) -> dict[str, np.ndarray]:
+def score_texts(cfg: HiveConfig, model, tokenizer, texts: list[str], description: str) -> dict:
+    """`score` with the prompt and sizes the config declares; also returns the template's id under "template_id"."""
     from hivelm.progress import progress_bar
 
     communities = {c: cfg.community(c).name for c in cfg.communities}
     template = scoring_template(cfg.instruct.templates, cfg.attribute.template_id)
     with progress_bar(len(communities), description, unit="adapter") as advance:
-        return score(model, tokenizer, texts, communities, cfg.instruct.system_prompt, template,
-                     cfg.attribute.max_length, cfg.attribute.batch_size, advance)
+        scored = score(model, tokenizer, texts, communities, cfg.instruct.system_prompt, template,
+                       cfg.attribute.max_length, cfg.attribute.batch_size, advance)
+    return scored | {"template_id": template.id}
 
 
 def tfidf_predictions(train: dict[str, list[str]], heldout: dict[str, list[str]]) -> dict[str, list[str]] | None:
@@ -194,7 +196,7 @@ def main(cfg: HiveConfig, run) -> dict:
                                             for i in range(len(communities))],
                          "base_loglik": [scored["base"][bounds[i]:bounds[i + 1]].mean(0).tolist()
                                          for i in range(len(communities))],
-                         "template_id": scoring_template(cfg.instruct.templates, cfg.attribute.template_id).id}
+                         "template_id": scored["template_id"]}
     with staged_outputs() as out:  # every output and the MLflow record change together or not at all
         out.dir(paths.ATTRIBUTE_DIR)
         write_json(out.path(paths.attribute_matrix()), strict(result["matrix"]))
@@ -203,6 +205,7 @@ def main(cfg: HiveConfig, run) -> dict:
         for name, rows in result["confusion_rows"].items():
             write_json(out.path(paths.attribute_confusion(name)), rows)
         run.log_metrics(mlflow_metrics(result["summary"]))
+        run.set_tags({"template_id": scored["template_id"]})
     share = result["summary"]["diagonal_share"]["value"]
     log.info("likelihood matrix: own adapter gains most for %.0f%% of communities", 100 * share)
     return result["summary"]
