@@ -249,3 +249,16 @@ def test_gate_checks_the_likelihood_metrics_and_passes_a_baseline_that_lacks_the
     old.write_text(json.dumps(baseline | {"likelihood": section}))
     current.write_text(json.dumps(baseline | {"likelihood": worse}))
     assert gate.main(str(old), rules, current) == 1
+
+
+def test_column_mean_intervals_are_paired_seeded_and_enclose_the_mean():
+    from hivelm import metrics
+    from hivelm.rng import keyed_rng
+
+    values = np.column_stack([np.arange(20.0), np.arange(20.0), np.arange(20.0) ** 2])
+    first = metrics.bootstrap_column_means(values, 200, 0.9, keyed_rng(0, "gain", "keto"))
+    again = metrics.bootstrap_column_means(values, 200, 0.9, keyed_rng(0, "gain", "keto"))
+    assert first == again and first["value"][:2] == [9.5, 9.5]
+    assert first["low"][0] == first["low"][1] and first["high"][0] == first["high"][1]  # rows drawn together
+    assert all(lo < v < hi for v, lo, hi in zip(first["value"], first["low"], first["high"]))
+    assert metrics.enclosing({"value": 0.75, "low": 0.8, "high": 1.0}) == {"value": 0.75, "low": 0.75, "high": 1.0}
