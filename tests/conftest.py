@@ -131,6 +131,7 @@ TINY_RUN = {  # a few steps and generations: the real code paths, in seconds
     "survey": {"in_context": {"k": 3}, "statistics": {"bootstrap_resamples": 50, "permutations": 50}},
     # a few generations per corpus: measured anyway (evaluate.min_posts would call them insufficient)
     "evaluate": {"statistics": {"bootstrap_resamples": 20}, "min_posts": 2},
+    "attribute": {"statistics": {"bootstrap_resamples": 20}},
 }
 
 

@@ -106,8 +106,8 @@ def committed_pipeline(tmp_path):
 @pytest.mark.integration
 @pytest.mark.parametrize(("module", "stages"), [
     ("generation.py", ["generate", "survey"]),
-    ("metrics.py", ["survey", "evaluate", "summarize", "report"]),
-    ("models.py", ["base_model", "prepare", "tune", "generate", "survey"]),
+    ("metrics.py", ["survey", "evaluate", "attribute", "summarize", "report"]),
+    ("models.py", ["base_model", "prepare", "tune", "generate", "survey", "attribute"]),
 ])
 def test_editing_a_module_makes_exactly_the_stages_that_import_it_stale(committed_pipeline, module, stages):
     repo, communities = committed_pipeline

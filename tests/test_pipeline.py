@@ -40,7 +40,7 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     communities = list(yaml.safe_load((repo / "params.yaml").read_text())["communities"])
     first = run([str(BIN / "hivelm"), "run"], repo)
     per_community = ["instruct", "tune", "generate", "survey"]
-    downstream = ["evaluate", "summarize", "report"]
+    downstream = ["evaluate", "attribute", "summarize", "report"]
     assert sorted(ran_stages(first.stdout)) == sorted(
         ["base_model", "prepare", *[f"{s}@{c}" for s in per_community for c in communities], *downstream])
     for community in communities:
@@ -66,11 +66,13 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     assert not_blank(repo / "report.png")
     dom = subprocess.run([*flags, "--dump-dom", report_url], check=True, capture_output=True, text=True,
                          timeout=120).stdout
-    for heading in ("Provenance", "Fidelity per community", "Cross-community distance", "Emotion profiles",
-                    "Survey", "Data counts"):
+    for heading in ("Provenance", "Fidelity per community", "Cross-community distance", "Which community would",
+                    "Emotion profiles", "Survey", "Data counts"):
         assert f"<h2>{heading}" in dom, heading
     summary = json.loads((repo / "reports/metrics.json").read_text())
-    assert {"prepare", "generate", "fidelity", "survey"} <= set(summary)
+    assert {"prepare", "generate", "fidelity", "survey", "likelihood"} <= set(summary)
+    assert {"value", "low", "high"} <= set(summary["likelihood"]["attribution"]["likelihood"]["macro_f1"])
+    assert json.loads((repo / "reports/attribute/matrix.json").read_text())["rows"] == communities
     assert_strict_reports(repo / "reports")  # strict JSON everywhere, every estimate inside its interval
     assert set(summary["fidelity"]["communities"][communities[0]]) == {"finetuned", "untuned", "in_context"}
 
@@ -78,7 +80,8 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     kids = children[parents[0].info.run_id]
     assert sorted((r.data.tags["stage"], r.data.tags["community"]) for r in kids) == sorted(
-        [("base_model", "all"), ("prepare", "all"), ("evaluate", "all"), ("summarize", "all"), ("report", "all")]
+        [("base_model", "all"), ("prepare", "all"), ("evaluate", "all"), ("attribute", "all"), ("summarize", "all"),
+         ("report", "all")]
         + [(s, c) for s in per_community for c in communities])
     evaluate_run = next(k for k in kids if k.data.tags["stage"] == "evaluate")
     nested = client.search_runs([evaluate_run.info.experiment_id],
@@ -156,9 +159,9 @@ def test_rerun_cache_rule_and_a_failed_stage_keeps_previous_outputs(pipeline_rep
         assert sorted(ran_stages(run([str(BIN / "hivelm"), "run"], repo).stdout)) == [
             "evaluate", "generate@keto", "report", "summarize"]
     _, _, children = runs_by_parent(repo)
-    # base_model, prepare, instruct, tune, generate, survey, evaluate, summarize, report; then generate,
-    # evaluate, summarize, report, each time (evaluate@keto nests under its evaluate run).
-    assert [len(kids) for kids in children.values()] == [9, 4, 4]
+    # base_model, prepare, instruct, tune, generate, survey, evaluate, attribute, summarize, report; then
+    # generate, evaluate, summarize, report, each time (evaluate@keto nests under its evaluate run).
+    assert [len(kids) for kids in children.values()] == [10, 4, 4]
 
     # The README's experiment command, as a user types it in the activated venv (`hivelm` on PATH, as
     # `source .venv/bin/activate` puts it): only the stages that read the key rerun, and their runs say which

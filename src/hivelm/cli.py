@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
             target.add_argument("--community", help="community key from params.yaml")
             target.add_argument("--all", action="store_true", help="every community in turn")
         sub.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override a params.yaml key")
+    attribute = commands.choices["attribute"]  # also `hivelm attribute FILE`: any posts, not the stage
+    attribute.usage = "hivelm attribute [FILE] [--out PATH] [KEY=VALUE ...]"
+    attribute.epilog = ("hivelm attribute FILE [--out PATH] [KEY=VALUE ...]: each post of FILE (CSV / JSONL, "
+                        "columns as data.columns) -> its distribution over communities, written beside FILE")
+    attribute.add_argument("--out", metavar="PATH",
+                           help="with FILE: where the distributions go (default: beside FILE, NAME.attribution.jsonl)")
     run = commands.add_parser("run", help="run the whole pipeline (dvc repro) under one parent MLflow run",
                               description="Run `dvc repro` under one parent MLflow run; extra arguments "
                                           "after -- go to dvc repro (e.g. hivelm run -- --force).")
@@ -167,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import dvcfile
 
             return dvcfile.main(args.check, cfg=load_config(args.params))
+        if args.command == "attribute" and any("=" not in arg for arg in args.overrides):
+            from hivelm.stages.attribute import cli_main
+
+            return cli_main(args.params, args.overrides, args.out)
+        if getattr(args, "out", None):
+            raise HiveError("--out goes with a FILE of posts: hivelm attribute FILE --out PATH")
         cfg = load_config(args.params, args.overrides)
         if not STAGES[args.command].per_community:
             return run_stage(args.command, cfg, None)

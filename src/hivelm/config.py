@@ -516,6 +516,31 @@ class EvaluateConfig:
 
 
 @dataclass
+class AttributeConfig:
+    """Attribution by adapter likelihood: how much each community's adapter raises a post's log-likelihood over
+    the base model (the `attribute` stage on real held-out posts; `hivelm attribute FILE` on any posts)."""
+
+    template_id: str | None = None
+    """Persona instruction (an id in instruct.templates) a post is scored after; null = the file's first. With
+    adapter k the prompt names community k, as in its tuning; the base is scored after the same prompt."""
+    max_length: int = 256
+    """Tokens per prompt + post; a longer post is scored on its first tokens only."""
+    batch_size: int = 16
+    """Sequences per forward pass (results do not depend on it)."""
+    temperature: float = 1.0
+    """`hivelm attribute FILE`: a post's distribution over communities is softmax(gain / temperature), the gain
+    being the mean per-token log-likelihood gain in nats (1.0: one nat per token more is e:1 odds; lower
+    sharpens). Not used by the stage, whose attribution is the argmax."""
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
+    """Bootstrap intervals over posts (mean gains, diagonal share, accuracy, macro-F1)."""
+
+    def validate(self) -> None:
+        _check(self.max_length >= 8, "max_length", f"must be >= 8 (got {self.max_length})")
+        _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
+        _check(self.temperature > 0, "temperature", f"must be > 0 (got {self.temperature})")
+
+
+@dataclass
 class SurveyConfig:
     """Psychometric surveys of each community model (paper section 6)."""
 
@@ -628,6 +653,7 @@ class HiveConfig:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     survey: SurveyConfig = field(default_factory=SurveyConfig)
+    attribute: AttributeConfig = field(default_factory=AttributeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -820,7 +846,8 @@ NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, Extern
                                         ExternalCorpusConfig, DataConfig, PrepareConfig, InstructConfig,
                                         BaseModelConfig, TuneConfig, DecodingConfig, InContextConfig,
                                         StatisticsConfig, FilterConfig, GenerateConfig, ScorersConfig,
-                                        EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig)}
+                                        EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig,
+                                        AttributeConfig)}
 
 
 # -------------------------------------------------------------------------------- declared params per stage

@@ -83,21 +83,29 @@ CONTRACTS = (
              params=("communities", "evaluate", "generate.filters"),
              deps=(str(paths.PREPARED), str(paths.GENERATED)),
              reports=(str(paths.METRICS_DIR), str(paths.PLOTS_DIR))),
+    Contract("attribute", "score real held-out posts under every adapter and the base: likelihood matrix, "
+                          "attribution (also `hivelm attribute FILE` for any posts)", False,
+             params=("communities", "instruct.templates", "instruct.system_prompt", "base_model.device",
+                     "base_model.dtype", "base_model.attn_implementation", "base_model.num_threads",
+                     "attribute.template_id", "attribute.max_length", "attribute.batch_size",
+                     "attribute.statistics"),  # not attribute.temperature: only `hivelm attribute FILE` reads it
+             deps=(str(paths.PREPARED), str(paths.BASE_MODEL), str(paths.ADAPTERS), "${instruct.templates}"),
+             reports=(str(paths.ATTRIBUTE_DIR),)),
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
              params=("communities", "survey.statistics"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
-                   str(paths.SURVEY_REPORTS)),
+                   str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
              reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
     Contract("report", "write the self-contained HTML report", False,
              params=("communities", "base_model.source", "report", "tracking.experiment"),
              deps=(str(paths.METRICS), str(paths.METRICS_DIR), str(paths.SURVEY_REPORTS),
                    str(paths.GENERATE_STATS), str(paths.PREPARE_STATS), str(paths.BASE_MODEL),
-                   str(paths.ADAPTERS), str(paths.GENERATED)),
+                   str(paths.ADAPTERS), str(paths.GENERATED), str(paths.ATTRIBUTE_DIR)),
              outs=(str(paths.REPORT),)),
 )
 STAGES = {contract.name: contract for contract in CONTRACTS}
 
-MODEL_STAGES = ("base_model", "instruct", "tune", "generate", "survey")
+MODEL_STAGES = ("base_model", "instruct", "tune", "generate", "survey", "attribute")
 """Stages that exist to make and question our own models: dvc.yaml leaves them out when evaluate compares
 only external corpora (evaluate.corpora: [], evaluate.external: [...]), unless prepare needs the base model
 (prepare.cap_strategy: lowest_perplexity)."""

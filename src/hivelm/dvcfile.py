@@ -44,6 +44,13 @@ PLOTS = (
 )
 
 
+# The attribute stage's confusion matrices on real held-out posts (rows: actual, predicted community).
+CONFUSION_PLOTS = (
+    ("likelihood", "Held-out posts attributed by argmax adapter likelihood gain"),
+    ("tfidf", "Held-out posts attributed by the TF-IDF origin classifier"),
+)
+
+
 def module_file(name: str) -> Path | None:
     """src/hivelm/... file of module `name` (a package's __init__.py), or None outside the package."""
     parts = name.split(".")
@@ -145,7 +152,9 @@ def render(cfg=None) -> str:
         "plots": [{str(paths.plot(name)): {"template": template, "x": x, "y": y, "title": title}}
                   for name, template, x, y, title in PLOTS]
                  + [{str(paths.SURVEY_PLOT): {"template": "bar_horizontal", "x": "value", "y": "model",
-                                              "title": "Survey primary score per community and model (e.g. SWED WCS)"}}],
+                                              "title": "Survey primary score per community and model (e.g. SWED WCS)"}}]
+                 + [{str(paths.attribute_confusion(name)): {"template": "confusion", "x": "actual", "y": "predicted",
+                                                            "title": title}} for name, title in CONFUSION_PLOTS],
     }
     body = yaml.safe_dump(document, sort_keys=False, width=110, default_flow_style=False)
     return HEADER + body

@@ -154,3 +154,55 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
         mean_nll = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)
         scores.extend(math.exp(v) for v in mean_nll.tolist())
     return scores
+
+
+def load_with_adapters(cfg, adapters: dict[str, str | Path], path: str | Path = paths.BASE_MODEL):
+    """The base model once, with every adapter of `adapters` ({name: folder}) attached as a peft named adapter:
+    `model.set_adapter(name)` switches between them, `base_only(model)` runs the bare base. Memory grows by
+    the adapters' size only (LoRA weights), not by one base model per adapter."""
+    from peft import PeftModel
+
+    if not adapters:
+        raise ModelError("no adapter to load")
+    for name, folder in adapters.items():
+        if not (Path(folder) / "adapter_config.json").is_file():
+            raise ModelError(f"adapter {name!r}: {folder} holds no adapter (run `hivelm tune --community {name}`)")
+    model, tokenizer = load_base(cfg, path)
+    (first, folder), *rest = adapters.items()
+    model = PeftModel.from_pretrained(model, str(folder), adapter_name=first)
+    for name, folder in rest:
+        model.load_adapter(str(folder), adapter_name=name)
+    return model.eval(), tokenizer
+
+
+def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int) -> list[float]:
+    """Per sequence, the mean log-probability of its labelled tokens given everything before them.
+
+    `sequences` are {"input_ids", "labels"} with label -100 where nothing is scored (the prompt), as
+    `hivelm.stages.tune.encode` builds them for training, so a text is scored exactly as it was learned.
+    Batched with right padding (the attention mask hides it; causal attention never looks right), sequences
+    sorted by length so a batch pads little; results come back in input order."""
+    import torch
+
+    order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]["input_ids"]))
+    scores = [0.0] * len(sequences)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        width = max(len(sequences[i]["input_ids"]) for i in chunk)
+        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+        labels = torch.full((len(chunk), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, i in enumerate(chunk):
+            n = len(sequences[i]["input_ids"])
+            ids[row, :n] = torch.tensor(sequences[i]["input_ids"])
+            labels[row, :n] = torch.tensor(sequences[i]["labels"])
+            mask[row, :n] = 1
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits[:, :-1]
+        targets = labels[:, 1:].to(logits.device)
+        scored = targets != -100
+        logprobs = logits.float().log_softmax(-1).gather(2, targets.clamp(min=0)[..., None]).squeeze(2)
+        means = (logprobs * scored).sum(1) / scored.sum(1).clamp(min=1)
+        for row, i in enumerate(chunk):
+            scores[i] = float(means[row])
+    return scores

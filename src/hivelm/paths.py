@@ -29,6 +29,7 @@ DETECT_SUMMARY = Path("reports/detect/summary.json")
 HARM_DIR = Path("data/harm")
 HARM_REPORT = Path("reports/harm/harm.json")
 HARM_KEY = HARM_DIR / "key.csv"
+ATTRIBUTE_DIR = Path("reports/attribute")
 
 
 def train_posts(community: str) -> Path:
@@ -107,3 +108,29 @@ def plot(name: str) -> Path:
 def harm_key(out_dir: str | Path = HARM_DIR) -> Path:
     """The harm sample's private key (item -> community, corpus, generation) beside its packet."""
     return Path(out_dir) / HARM_KEY.name
+
+
+def attribute_matrix() -> Path:
+    """The community x adapter matrix of mean log-likelihood gain, with intervals (attribute -> report)."""
+    return ATTRIBUTE_DIR / "matrix.json"
+
+
+def attribute_summary() -> Path:
+    """attribute's headline numbers, merged into reports/metrics.json by summarize as `likelihood`."""
+    return ATTRIBUTE_DIR / "summary.json"
+
+
+def attribute_attribution() -> Path:
+    """Attribution of held-out posts by argmax gain and by the TF-IDF classifier: scores and confusion matrices."""
+    return ATTRIBUTE_DIR / "attribution.json"
+
+
+def attribute_confusion(classifier: str) -> Path:
+    """One row per held-out post (actual, predicted community) for `dvc plots`' confusion template."""
+    return ATTRIBUTE_DIR / f"confusion_{classifier}.json"
+
+
+def attribution_out(posts: str | Path) -> Path:
+    """Where `hivelm attribute FILE` writes FILE's distributions by default: beside it."""
+    posts = Path(posts)
+    return posts.with_name(f"{posts.stem}.attribution.jsonl")

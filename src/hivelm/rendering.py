@@ -83,6 +83,63 @@ def heatmap(matrix: dict, title: str) -> str:
     return svg(figure)
 
 
+def matrix_plot(values, rows: list[str], columns: list[str], title: str, xlabel: str, ylabel: str,
+                cmap: str = "viridis", fmt: str = "{:.2f}", diverging: bool = False) -> str:
+    """Any rows x columns matrix as an annotated heatmap (byte-stable SVG, like `heatmap`); `diverging`
+    centres the colour scale on 0 (for signed numbers such as log-likelihood gains)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.array(values, dtype=float)
+    figure, axis = plt.subplots(figsize=(4.2, 3.4))
+    scale = {}
+    if diverging:
+        bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        scale = {"vmin": -bound or -1.0, "vmax": bound or 1.0}
+    image = axis.imshow(values, cmap=cmap, **scale)
+    axis.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
+    axis.set_yticks(range(len(rows)), rows, fontsize=8)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    for (i, j), value in np.ndenumerate(values):
+        axis.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7,
+                  color="black" if diverging else "white")
+    figure.colorbar(image, ax=axis, shrink=0.8)
+    axis.set_title(title, fontsize=9)
+    return svg(figure)
+
+
+def likelihood_section(likelihood: dict | None) -> str:
+    """The attribute stage: the community x adapter gain matrix, and attribution of held-out posts by argmax
+    gain beside the TF-IDF classifier (scores and confusion matrices). `likelihood`: {"matrix", "attribution"}
+    as the stage wrote them."""
+    if not likelihood or not likelihood.get("matrix"):
+        return "<p>No likelihood results (the attribute stage has not run).</p>"
+    matrix, attribution = likelihood["matrix"], likelihood.get("attribution") or {}
+    share = matrix["diagonal_share"]
+    parts = ["<p>Mean per-token log-likelihood gain of each adapter over the base model on each community's "
+             "real held-out posts (same prompt, no generation). The own adapter gains most in "
+             f"{interval(share)} of communities (diagonal share, bootstrap interval over posts).</p>",
+             "<div class='row'>" + matrix_plot(matrix["gain"], matrix["rows"], matrix["columns"],
+                                               "mean log-likelihood gain (nats per token)", "adapter of",
+                                               "held-out posts of", cmap="RdBu", fmt="{:+.3f}", diverging=True)]
+    rows = []
+    for name, label in (("likelihood", "argmax adapter gain"), ("tfidf", "TF-IDF origin classifier")):
+        scores = attribution.get(name)
+        if scores:
+            rows.append([label, interval(scores["accuracy"]), interval(scores["macro_f1"])])
+            parts.append(matrix_plot(scores["confusion"], attribution["labels"], attribution["labels"],
+                                     f"attributed by {label}", "attributed to", "posts of", cmap="Blues",
+                                     fmt="{:.0f}"))
+    parts.append("</div>")
+    if rows:
+        parts.append(table(["attribution of held-out posts by", "accuracy", "macro-F1"], rows))
+    return "\n".join(parts)
+
+
 def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
     """Emotion profiles (kind='emotion') or one toxicity label's histogram, real vs each corpus."""
     import matplotlib
@@ -233,6 +290,8 @@ def page(data: dict) -> str:
                  "".join(heatmap(m, name) if m.get("rows") else
                          f"<p>{html.escape(name)}: {html.escape(m.get('reason', 'no rows'))}</p>"
                          for name, m in cross.items()) + "</div>")
+    parts.append("<h2>Which community would have written this post (adapter likelihood)</h2>"
+                 + likelihood_section(data.get("likelihood")))
     parts.append("<h2>Emotion profiles and toxicity</h2>")
     for community, result in per_community.items():
         profiles = result.get("profiles", {})

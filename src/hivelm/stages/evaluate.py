@@ -65,18 +65,11 @@ class Fitted:
 
     def __init__(self, cfg: EvaluateConfig, train: dict[str, list[str]], heldout: dict[str, list[str]], scorers):
         from sklearn.decomposition import PCA
-        from sklearn.feature_extraction.text import TfidfVectorizer
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
 
         self.cfg, self.communities = cfg, list(train)
         self.classifier = None  # attribution needs at least two communities to choose between
         if len(train) >= 2:
-            # Balanced class weights: real communities differ in size by 30x or more (the paper's sample: 1,722
-            # vs 50 training posts), and an unweighted classifier then never names the small ones, so their
-            # attribution would be 0 for every corpus. The paper balanced by sampling 3,000 posts each.
-            self.classifier = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
-                                            LogisticRegression(max_iter=2000, C=10.0, class_weight="balanced"))
+            self.classifier = metrics.origin_classifier()  # shared with the attribute stage's comparison
             self.classifier.fit([t for c in train for t in train[c]], [c for c in train for _ in train[c]])
         else:
             log.warning("one community: attribution and macro-F1 are undefined (NaN)")

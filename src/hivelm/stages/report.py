@@ -88,6 +88,8 @@ def load(cfg: HiveConfig) -> dict:
         "surveys": {c: r for c, r in surveys.items() if r},
         "contrasts": ((read_json(paths.METRICS) or {}).get("survey") or {}).get("contrasts", {}),
         "samples": samples,
+        "likelihood": {"matrix": read_json(paths.attribute_matrix()),
+                       "attribution": read_json(paths.attribute_attribution())},
     }
 
 

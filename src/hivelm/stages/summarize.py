@@ -4,8 +4,10 @@
     hivelm summarize
 
 Sections: `prepare` (data counts), `generate` (post-filter counts per community and corpus), `fidelity`
-(evaluate) and `survey` (criteria per community and model, and pairwise community contrasts of the primary
-score with intervals and permutation p-values); a stage that is switched off simply has no section.
+(evaluate), `survey` (criteria per community and model, and pairwise community contrasts of the primary
+score with intervals and permutation p-values) and `likelihood` (attribute: the likelihood matrix's diagonal
+share, attribution by adapter likelihood beside the TF-IDF classifier); a stage that is switched off simply
+has no section.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.io import staged_outputs, write_json
 
-SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary()}
+SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
+           "likelihood": paths.attribute_summary()}
 
 
 def read_surveys(communities: list[str], root: Path = Path(".")) -> dict:
