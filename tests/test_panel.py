@@ -127,7 +127,7 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
                 expect(answers.locator("li")).to_have_count(2)
             expect(page.locator(f"#column-{WITHOUT_ADAPTER} .block.panel-answers li")).to_have_count(0)
 
-            page.get_by_label("Instrument item").click()
+            page.get_by_role("combobox", name="Instrument item").click()
             page.get_by_role("option", name=f"{ITEM}:").first.click()
             expect(page.get_by_label("Max new tokens").first).to_have_value("4")  # survey.decoding's default
             page.locator("#ask").click()

@@ -254,9 +254,7 @@ def load_panel(cfg) -> Panel:
 
 def answers_markdown(answer: ModelAnswer) -> str:
     """Sampled answers as a numbered list, model text escaped (it is shown, never interpreted)."""
-    if answer.note:
-        return f"**{html.escape(answer.note)}**"
-    if not answer.answers:
+    if not answer.answers:  # a missing adapter: its column already says so
         return ""
     lines = [f"{i}. *{persona}*: {html.escape(text) or '(empty answer)'}"
              for i, (persona, text) in enumerate(answer.answers, start=1)]
@@ -289,7 +287,8 @@ def build_page(panel: Panel):
                         elem_id="missing-adapters")
         with gr.Row():
             with gr.Column(scale=3):
-                question = gr.Textbox(label="Question", lines=2, placeholder="What do you eat on a hard day?")
+                question = gr.Textbox(label="Question", lines=2, placeholder="What do you eat on a hard day?",
+                                      info="asked when no instrument item is picked below")
                 item = gr.Dropdown(items, value=FREE_QUESTION, label="Instrument item",
                                    info=f"or ask an item of {panel.instrument.name} ({panel.instrument.path})")
                 item_view = gr.Markdown()
@@ -313,7 +312,7 @@ def build_page(panel: Panel):
                     if column != BASE and column in panel.missing:
                         gr.Markdown(f"**{html.escape(missing_adapter_message(column))}**",
                                     elem_classes=["panel-missing"])
-                    bars.append(gr.Label(label="option probabilities (loglik)", visible=False,
+                    bars.append(gr.Label(label="option probabilities (loglik)", visible=False, show_heading=False,
                                          elem_classes=["panel-probabilities"]))
                     texts.append(gr.Markdown(elem_classes=["panel-answers"]))
 
