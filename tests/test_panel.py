@@ -148,3 +148,53 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
                and urlparse(u).hostname != "127.0.0.1"}
     assert not outside, f"the page reached outside this machine: {sorted(outside)}"
     assert "Traceback" not in log.read_text()
+
+
+def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tiny_model_dir, monkeypatch):
+    """The panel's columns (named adapters on one base) match the pipeline's own path (one community's adapter
+    loaded by models.load_for_corpora, switched by for_corpus): option probabilities equal the survey stage's
+    loglik distributions averaged over personas, and sampled answers equal generation.sample_texts on the
+    persona prompts."""
+    from dataclasses import replace
+
+    from hivelm import models, panel
+    from hivelm.config import load_config
+    from hivelm.generation import sample_texts
+    from hivelm.survey.answers import administer
+    from hivelm.survey.instrument import select_items
+
+    monkeypatch.chdir(panel_project(tmp_path / "project", tiny_model_dir))
+    cfg = load_config("params.yaml")
+    board = panel.load_panel(cfg)
+    assert board.columns == [*WITH_ADAPTER, WITHOUT_ADAPTER, "untuned"]
+    on_item = {r.column: r for r in board.ask("", ITEM, board.defaults(ITEM))}
+    question = "What do you eat for breakfast?"
+    settings = replace(board.defaults(""), samples=3)
+    on_question = {r.column: r for r in board.ask(question, "", settings, base_as="running")}
+    assert on_question[WITHOUT_ADAPTER].answers == [] and on_question[WITHOUT_ADAPTER].note.startswith(
+        f"no adapter for {WITHOUT_ADAPTER}")
+
+    one_item = select_items(board.instrument, [ITEM])
+    loglik = replace(cfg.survey, mode="loglik")
+    for community in WITH_ADAPTER:
+        model, tokenizer = models.load_for_corpora(cfg.base_model, community, ["finetuned"])
+        name = cfg.community(community).name
+        for corpus, column in (("finetuned", community), ("untuned", "untuned")):
+            if column == "untuned" and community != WITH_ADAPTER[0]:
+                continue  # the base answers items as the first community (the page's default)
+            with models.for_corpus(model, corpus):
+                surveyed = administer(model, tokenizer, one_item, board.personas, name, loglik)["distributions"]
+            expected = [sum(d[ITEM][o.letter] for d in surveyed.values()) / len(surveyed)
+                        for o in one_item.items[ITEM].options]
+            assert list(on_item[column].probabilities.values()) == pytest.approx(expected, abs=1e-5)
+            assert sum(expected) == pytest.approx(1.0)
+        prompts = [{"system": cfg.generate.system_prompt, "prompt": f"{p.render(community=name)}\n\n{question}"}
+                   for p in board.personas[:3]]
+        with models.for_corpus(model, "finetuned"):
+            texts, _ = sample_texts(model, tokenizer, prompts, cfg.generate.decoding, cfg.generate.seed)
+        assert on_question[community].answers == list(zip(["p01", "p02", "p03"], texts))
+        if community == "running":  # the base spoke as running: its answers are the adapter-off ones
+            with models.for_corpus(model, "untuned"):
+                texts, _ = sample_texts(model, tokenizer, prompts, cfg.generate.decoding, cfg.generate.seed)
+            assert on_question["untuned"].answers == list(zip(["p01", "p02", "p03"], texts))
+    assert on_question["keto"].answers != on_question["running"].answers != on_question["untuned"].answers
