@@ -18,8 +18,6 @@ import pytest
 
 from conftest import REPO, not_blank
 
-pytestmark = pytest.mark.integration
-
 WITH_ADAPTER = ("keto", "running")
 WITHOUT_ADAPTER = "body_positivity"
 ITEM = "Q5"
@@ -99,6 +97,7 @@ def panel_server(tmp_path, tiny_model_dir):
         ui.stop(process)  # the whole process group, also when the test failed
 
 
+@pytest.mark.integration
 def test_panel_asks_every_community_and_shows_option_probabilities(panel_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -119,6 +118,8 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
             expect(page.locator(f"#column-{WITHOUT_ADAPTER}")).to_contain_text(missing)
             expect(page.locator(f"#column-{WITHOUT_ADAPTER}")).to_contain_text(f"hivelm tune --community {WITHOUT_ADAPTER}")
 
+            page.locator("#ask").click()  # nothing asked yet: a message, not a stack trace
+            expect(page.get_by_text("type a question or pick an instrument item")).to_be_visible()
             page.get_by_label("Question").fill("What do you eat for breakfast?")
             page.locator("#ask").click()
             for column in (*WITH_ADAPTER, "untuned"):  # two samples each (generate.samples_per_topic)
@@ -150,6 +151,7 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
     assert "Traceback" not in log.read_text()
 
 
+@pytest.mark.integration
 def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tiny_model_dir, monkeypatch):
     """The panel's columns (named adapters on one base) match the pipeline's own path (one community's adapter
     loaded by models.load_for_corpora, switched by for_corpus): option probabilities equal the survey stage's
@@ -198,3 +200,14 @@ def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tin
                 texts, _ = sample_texts(model, tokenizer, prompts, cfg.generate.decoding, cfg.generate.seed)
             assert on_question["untuned"].answers == list(zip(["p01", "p02", "p03"], texts))
     assert on_question["keto"].answers != on_question["running"].answers != on_question["untuned"].answers
+
+
+def test_panel_without_a_base_model_says_what_to_run(tmp_path):
+    """A fresh checkout: one line naming the missing model and the command that makes it, exit 2."""
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-m", "hivelm", "panel", "--port", str(free_port())], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("hivelm panel: error: no base model at models/base: run `hivelm base_model` "
+                                     "(or `hivelm run`)")

@@ -217,13 +217,17 @@ class Panel:
 
 # ------------------------------------------------------------------------------------------------ loading
 
+def require_base_model() -> None:
+    if not (paths.BASE_MODEL / "config.json").is_file():
+        raise HiveError(f"no base model at {paths.BASE_MODEL}: run `hivelm base_model` (or `hivelm run`)")
+
+
 def load_models(cfg, communities: list[str]):
     """(model, tokenizer, present, missing): the base loaded once with every community's adapter that
     exists attached as a peft named adapter (named by the community key); missing ones are listed."""
     from hivelm import models
 
-    if not (paths.BASE_MODEL / "config.json").is_file():
-        raise HiveError(f"no base model at {paths.BASE_MODEL}: run `hivelm base_model` (or `hivelm run`)")
+    require_base_model()
     present = [c for c in communities if adapter_present(c)]
     missing = [c for c in communities if c not in present]
     model, tokenizer = models.load_base(cfg.base_model)
@@ -332,7 +336,7 @@ def build_page(panel: Panel):
             try:
                 results = panel.ask(question_text, item_id, settings, report, base_key)
             except HiveError as err:
-                raise gr.Error(str(err)) from None
+                raise gr.Error(str(err), print_exception=False) from None  # a user mistake, not a bug
             labels = [gr.Label(value=r.probabilities, visible=r.probabilities is not None,
                                num_top_classes=len(r.probabilities or {}) or None) for r in results]
             return [*labels, *[answers_markdown(r) for r in results]]
@@ -349,6 +353,7 @@ def main(cfg, host: str = "127.0.0.1", port: int = 7860) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hivelm.ui import is_loopback, port_in_use
 
+    require_base_model()  # before the slow imports: a fresh checkout learns what to run first at once
     try:
         import gradio  # noqa: F401
     except ImportError:
