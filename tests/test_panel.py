@@ -211,3 +211,22 @@ def test_panel_without_a_base_model_says_what_to_run(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == ("hivelm panel: error: no base model at models/base: run `hivelm base_model` "
                                      "(or `hivelm run`)")
+
+
+def test_answers_are_shown_verbatim_and_fetch_nothing():
+    """Model text is data: Markdown images or HTML in an answer must not render (the browser would fetch
+    them from outside the machine), and what the reader sees is the text itself."""
+    import html
+    import re
+
+    import markdown_it
+
+    from hivelm.panel import ModelAnswer, answers_markdown
+
+    text = ("![x](http://example.com/a.png) <img src=http://example.com/b.png> **bold** # 1. it's \\ not a list"
+            "\nline two & more")
+    rendered = markdown_it.MarkdownIt().render(answers_markdown(ModelAnswer("keto", [("p01", text)])))
+    assert "<img" not in rendered and "<strong>" not in rendered and "<a " not in rendered
+    assert rendered.count("<li>") == 1 and "<br />" in rendered
+    visible = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert text.splitlines()[0] in visible and text.splitlines()[1] in visible

@@ -28,6 +28,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass, field, replace
@@ -256,13 +257,21 @@ def load_panel(cfg) -> Panel:
 
 # ------------------------------------------------------------------------------------------------ page
 
+MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def literal(text: str) -> str:
+    """Model text as Markdown that shows it verbatim: HTML and Markdown syntax escaped, so an answer can
+    neither style the page nor make the browser fetch anything (an image link would leave the machine)."""
+    return "  \n   ".join(MARKDOWN_PUNCTUATION.sub(r"\\\1", html.escape(line, quote=False)) for line in text.splitlines())
+
+
 def answers_markdown(answer: ModelAnswer) -> str:
-    """Sampled answers as a numbered list, model text escaped (it is shown, never interpreted)."""
+    """Sampled answers as a numbered list (the persona that asked, then the answer shown verbatim)."""
     if not answer.answers:  # a missing adapter: its column already says so
         return ""
-    lines = [f"{i}. *{persona}*: {html.escape(text) or '(empty answer)'}"
-             for i, (persona, text) in enumerate(answer.answers, start=1)]
-    return "\n".join(lines)
+    return "\n".join(f"{i}. *{persona}*: {literal(text) or '(empty answer)'}"
+                     for i, (persona, text) in enumerate(answer.answers, start=1))
 
 
 def item_markdown(panel: Panel, item_id: str) -> str:
@@ -300,9 +309,13 @@ def build_page(panel: Panel):
                                       value=next(iter(panel.cfg.communities)), label="The untuned base speaks as",
                                       info="the community named in the base model's persona prompt")
             with gr.Column(scale=2):
-                temperature = gr.Slider(0.05, 2.0, value=start.temperature, step=0.05, label="Temperature")
-                max_new_tokens = gr.Slider(1, 512, value=start.max_new_tokens, step=1, label="Max new tokens")
-                samples = gr.Slider(1, 32, value=start.samples, step=1, label="Samples per model")
+                item_start = panel.defaults(next(iter(panel.instrument.items), FREE_QUESTION))
+                temperature = gr.Slider(0.05, max(2.0, start.temperature, item_start.temperature), step=0.05,
+                                        value=start.temperature, label="Temperature")
+                max_new_tokens = gr.Slider(1, max(512, start.max_new_tokens, item_start.max_new_tokens), step=1,
+                                           value=start.max_new_tokens, label="Max new tokens")
+                samples = gr.Slider(1, max(32, start.samples, item_start.samples), step=1, value=start.samples,
+                                    label="Samples per model")
                 seed = gr.Number(value=start.seed, precision=0, label="Seed")
                 gr.Markdown(f"From params: top_p {g.top_p}, top_k {g.top_k}, repetition penalty "
                             f"{g.repetition_penalty} (generate.decoding; an item uses survey.decoding: top_p "
@@ -353,6 +366,7 @@ def main(cfg, host: str = "127.0.0.1", port: int = 7860) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from hivelm.ui import is_loopback, port_in_use
 
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio pinging its own local server, per start
     require_base_model()  # before the slow imports: a fresh checkout learns what to run first at once
     try:
         import gradio  # noqa: F401
