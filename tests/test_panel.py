@@ -190,6 +190,7 @@ def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tin
                         for o in one_item.items[ITEM].options]
             assert list(on_item[column].probabilities.values()) == pytest.approx(expected, abs=1e-5)
             assert sum(expected) == pytest.approx(1.0)
+        assert all(p == "UNPARSEABLE" or p in "abcde" for p in on_item[community].parsed)
         prompts = [{"system": cfg.generate.system_prompt, "prompt": f"{p.render(community=name)}\n\n{question}"}
                    for p in board.personas[:3]]
         with models.for_corpus(model, "finetuned"):

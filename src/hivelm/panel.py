@@ -61,11 +61,13 @@ def adapter_present(community: str) -> bool:
 @dataclass
 class ModelAnswer:
     """One column's result: sampled answers as (persona id, text), and for an item the option probabilities
-    {"a. option text": p} (mean over personas of the survey's loglik distribution)."""
+    {"a. option text": p} (mean over personas of the survey's loglik distribution) and each sampled answer
+    as the survey's generate mode reads it (survey.parse: a letter, a number, letters, or UNPARSEABLE)."""
 
     column: str
     answers: list[tuple[str, str]] = field(default_factory=list)
     probabilities: dict[str, float] | None = None
+    parsed: list | None = None
     note: str | None = None
 
 
@@ -212,6 +214,10 @@ class Panel:
 
                     texts, _ = sample_texts(self.model, self.tokenizer, prompts, decoding, int(settings.seed), advance)
                 answer.answers = [(p["persona_id"], t) for p, t in zip(prompts, texts)]
+                if item_id:
+                    from hivelm.survey.parse import parse_answer
+
+                    answer.parsed = [parse_answer(self.instrument.items[item_id], t) for t in texts]
                 results.append(answer)
         return results
 
@@ -267,11 +273,13 @@ def literal(text: str) -> str:
 
 
 def answers_markdown(answer: ModelAnswer) -> str:
-    """Sampled answers as a numbered list (the persona that asked, then the answer shown verbatim)."""
+    """Sampled answers as a numbered list: the persona that asked, the answer shown verbatim, and for an item
+    what the survey reads in it."""
     if not answer.answers:  # a missing adapter: its column already says so
         return ""
-    return "\n".join(f"{i}. *{persona}*: {literal(text) or '(empty answer)'}"
-                     for i, (persona, text) in enumerate(answer.answers, start=1))
+    readings = [f" → **{literal(str(p))}**" for p in answer.parsed] if answer.parsed else [""] * len(answer.answers)
+    return "\n".join(f"{i}. *{persona}*: {literal(text) or '(empty answer)'}{reading}"
+                     for i, ((persona, text), reading) in enumerate(zip(answer.answers, readings), start=1))
 
 
 def item_markdown(panel: Panel, item_id: str) -> str:
