@@ -4,6 +4,7 @@ without an adapter, driven in headless Chromium (playwright on the system's Debi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -127,6 +128,7 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
                 expect(answers).to_contain_text("p02", timeout=60_000)
                 expect(answers.locator("li")).to_have_count(2)
             expect(page.locator(f"#column-{WITHOUT_ADAPTER} .block.panel-answers li")).to_have_count(0)
+            expect(page.get_by_label("Status")).to_have_value(re.compile(r"^3 models answered the question in "))
 
             page.get_by_role("combobox", name="Instrument item").click()
             page.get_by_role("option", name=f"{ITEM}:").first.click()

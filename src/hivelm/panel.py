@@ -31,6 +31,7 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 
 from hivelm import paths
@@ -329,6 +330,8 @@ def build_page(panel: Panel):
                             f"{g.repetition_penalty} (generate.decoding; an item uses survey.decoding: top_p "
                             f"{s.top_p}, top_k {s.top_k}, repetition penalty {s.repetition_penalty}).")
         ask = gr.Button("Ask every community", variant="primary", elem_id="ask")
+        # The progress bar of a long generation shows here (gradio draws it over an event's outputs).
+        status = gr.Textbox(label="Status", interactive=False, elem_id="status", max_lines=1)
         bars, texts = [], []
         with gr.Row(equal_height=False):
             for column in panel.columns:
@@ -354,17 +357,22 @@ def build_page(panel: Panel):
             def report(done, total, description):
                 progress((done, total), desc=description, unit="answers")
 
+            started = time.perf_counter()
             try:
                 results = panel.ask(question_text, item_id, settings, report, base_key)
             except HiveError as err:
                 raise gr.Error(str(err), print_exception=False) from None  # a user mistake, not a bug
+            answered = sum(1 for r in results if r.answers)
+            done = (f"{answered} models answered {item_id or 'the question'} in "
+                    f"{time.perf_counter() - started:.1f} s (seed {settings.seed})")
             labels = [gr.Label(value=r.probabilities, visible=r.probabilities is not None,
                                num_top_classes=len(r.probabilities or {}) or None) for r in results]
-            return [*labels, *[answers_markdown(r) for r in results]]
+            return [done, *labels, *[answers_markdown(r) for r in results]]
 
         inputs = [question, item, temperature, max_new_tokens, samples, seed, base_as]
-        ask.click(on_ask, inputs, [*bars, *texts])
-        question.submit(on_ask, inputs, [*bars, *texts])
+        outputs = [status, *bars, *texts]
+        ask.click(on_ask, inputs, outputs, show_progress="full")
+        question.submit(on_ask, inputs, outputs, show_progress="full")
     return page
 
 
