@@ -145,7 +145,7 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
         finally:
             browser.close()
     assert not_blank(screenshot)
-    if os.environ.get("HIVELM_PANEL_SCREENSHOT"):  # how docs/img/panel.png is made
+    if os.environ.get("HIVELM_PANEL_SCREENSHOT"):  # keep the page for a look (README, panel section)
         shutil.copy(screenshot, os.environ["HIVELM_PANEL_SCREENSHOT"])
     outside = {u for u in requested if urlparse(u).scheme in ("http", "https", "ws", "wss")
                and urlparse(u).hostname != "127.0.0.1"}
