@@ -98,52 +98,111 @@ def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[l
     return prefixes, replies
 
 
-def _score_batch(model, prefixes, replies, pad_id: int) -> list[list[float]]:
-    """Mean reply-token log-probabilities for a batch of records, in two forward passes: the left-padded
-    prefixes once (KV cache kept, only the last position's logits), then every record's choices together,
-    right-padded, each attending to its own record's cached prefix (cache rows repeated per choice)."""
+def _extend(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left: bool, logits_to_keep: int = 0):
+    """One forward pass that appends `seqs` to the cached rows `parent` (row indices into `cache`; None for
+    the first pass), padded on the left (so every row ends at the last position) or on the right.
+
+    Rows are repeated from their parent's cache, so one cached prefix serves every continuation of it;
+    positions continue from each parent's real length, and the mask keeps padding (wherever it falls, even
+    between two passes) out of attention. Returns (logits, cache, mask)."""
     import torch
 
     device = model.device
-    width = max(map(len, prefixes))
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prefixes], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prefixes], device=device)
+    width = max(map(len, seqs))
+    pads = [[pad_id] * (width - len(s)) for s in seqs]
+    ids = torch.tensor([p + s if left else s + p for s, p in zip(seqs, pads)], device=device)
+    new = torch.tensor([[0] * len(p) + [1] * len(s) if left else [1] * len(s) + [0] * len(p)
+                        for s, p in zip(seqs, pads)], device=device)
+    start = torch.zeros(len(seqs), 1, dtype=torch.long, device=device)
+    if cache is not None:
+        cache.batch_select_indices(parent)
+        mask = mask[parent]
+        start = mask.sum(1, keepdim=True)
+        new = torch.cat([mask, new], 1)
+    positions = start + (new[:, -width:].cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=new, position_ids=positions, cache=cache, use_cache=True,
+                    logits_to_keep=logits_to_keep)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    return out.logits, cache, new
+
+
+def _score_batch(model, shared, suffixes, parents, replies, pad_id: int) -> list[list[float]]:
+    """Mean reply-token log-probabilities for a batch of records in three forward passes that share what
+    their inputs share: the respondents' common prefixes (system turn, in-context posts, persona) once per
+    respondent, then each record's own rest of the prompt after its respondent's cached prefix, then every
+    choice's reply tokens after its record's cached prompt. `parents[i]` is record i's row in `shared`."""
+    import torch
+
+    device = model.device
+    _, cache, mask = _extend(model, None, None, None, shared, pad_id, left=True, logits_to_keep=1)
+    logits, cache, mask = _extend(model, cache, mask, torch.tensor(parents, device=device), suffixes, pad_id,
+                                  left=True, logits_to_keep=1)
     tokens = [t for choices in replies for t in choices]
     longest = max(map(len, tokens))
     index = torch.tensor([b for b, choices in enumerate(replies) for _ in choices], device=device)
     cont = torch.tensor([t + [pad_id] * (longest - len(t)) for t in tokens], device=device)
     cont_mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in tokens], device=device)
-    first = out.logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
-    total = first
+    total = logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
     if longest > 1:
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        cache.batch_select_indices(index)
-        positions = mask.sum(1)[index][:, None] + torch.arange(longest, device=device)[None]
-        with torch.no_grad():
-            logits = model(input_ids=cont, attention_mask=torch.cat([mask[index], cont_mask], 1),
-                           position_ids=positions, cache=cache, use_cache=True).logits
-        later = logits[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
-        total = first + (later * cont_mask[:, 1:]).sum(1)
+        later, _, _ = _extend(model, cache, mask, index, tokens, pad_id, left=False)
+        later = later[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
+        total = total + (later * cont_mask[:, 1:]).sum(1)
     scores = (total / cont_mask.sum(1)).tolist()
     it = iter(scores)
     return [[next(it) for _ in choices] for choices in replies]
 
 
+def _common_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least one of its own (whose logits score the
+    first reply token)."""
+    first, n = sequences[0], min(map(len, sequences)) - 1
+    for seq in sequences[1:]:
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    return n
+
+
+def respondent_key(record: dict) -> tuple:
+    """Records of one respondent (persona and sample, one system prompt) share their prompt up to the item:
+    the system turn, the in-context posts and the persona's introduction."""
+    return record.get("system"), record.get("persona_id"), record.get("sample")
+
+
 def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int = 16, progress=None) -> list[list[float]]:
     """Per record, the length-normalised log-likelihood of each choice as the assistant's reply.
-    Records are batched by prefix length (less padding); results come back in record order."""
+
+    Records are grouped by respondent (`respondent_key`); their common token prefix is computed once, and
+    each record's prompt and each choice's reply continue from the cached keys and values (the scores equal
+    one full forward pass per choice, to float rounding). A batch holds up to `batch_size` records of whole
+    respondents (a respondent with more records is split into several units). Results come back in
+    record order."""
     from hivelm.models import pad_id
 
     prefixes, replies = _encode(tokenizer, records)
-    order = sorted(range(len(records)), key=lambda i: -len(prefixes[i]))
+    respondents: dict[tuple, list[int]] = {}
+    for i, record in enumerate(records):
+        respondents.setdefault(respondent_key(record), []).append(i)
+    units = []  # (records, tokens they share)
+    for members in respondents.values():
+        for k in range(0, len(members), batch_size):
+            unit = members[k:k + batch_size]
+            shared = _common_length([prefixes[i] for i in unit])
+            # prompts with nothing in common (not ours: a chat template starts them alike) go one by one
+            units += [(unit, shared)] if shared else [([i], len(prefixes[i]) - 1) for i in unit]
+    batches: list[list[tuple[list[int], int]]] = []
+    for unit in units:  # whole units per batch, up to batch_size records
+        if batches and sum(len(u) for u, _ in batches[-1]) + len(unit[0]) <= batch_size:
+            batches[-1].append(unit)
+        else:
+            batches.append([unit])
     results: list[list[float]] = [[] for _ in records]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        for i, scores in zip(chunk, _score_batch(model, [prefixes[i] for i in chunk],
-                                                 [replies[i] for i in chunk], pad_id(tokenizer) or 0)):
+    for batch in batches:
+        chunk = [i for unit, _ in batch for i in unit]
+        parents = [u for u, (unit, _) in enumerate(batch) for _ in unit]
+        shared = [prefixes[unit[0]][:n] for unit, n in batch]
+        suffixes = [prefixes[i][batch[u][1]:] for i, u in zip(chunk, parents)]
+        for i, scores in zip(chunk, _score_batch(model, shared, suffixes, parents, [replies[i] for i in chunk],
+                                                 pad_id(tokenizer) or 0)):
             results[i] = scores
         if progress:
             progress(len(chunk))
