@@ -98,13 +98,15 @@ def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[l
     return prefixes, replies
 
 
-def _extend(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left: bool, logits_to_keep: int = 0):
+def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left: bool, logits_to_keep: int = 0):
     """One forward pass that appends `seqs` to the cached rows `parent` (row indices into `cache`; None for
     the first pass), padded on the left (so every row ends at the last position) or on the right.
 
     Rows are repeated from their parent's cache, so one cached prefix serves every continuation of it;
     positions continue from each parent's real length, and the mask keeps padding (wherever it falls, even
-    between two passes) out of attention. Returns (logits, cache, mask)."""
+    between two passes) out of attention. `cache` itself is left as it was. Returns (logits, cache, mask)."""
+    import copy
+
     import torch
 
     device = model.device
@@ -115,8 +117,12 @@ def _extend(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left
                         for s, p in zip(seqs, pads)], device=device)
     start = torch.zeros(len(seqs), 1, dtype=torch.long, device=device)
     if cache is not None:
-        cache.batch_select_indices(parent)
-        mask = mask[parent]
+        # a shallow copy whose layers pick their rows anew (indexing makes new tensors): the parent cache
+        # stays intact for the next batch of continuations
+        rows = copy.copy(cache)
+        rows.layers = [copy.copy(layer) for layer in cache.layers]
+        rows.batch_select_indices(parent)
+        cache, mask = rows, mask[parent]
         start = mask.sum(1, keepdim=True)
         new = torch.cat([mask, new], 1)
     positions = start + (new[:, -width:].cumsum(1) - 1).clamp(min=0)
@@ -127,17 +133,15 @@ def _extend(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left
     return out.logits, cache, new
 
 
-def _score_batch(model, shared, suffixes, parents, replies, pad_id: int) -> list[list[float]]:
-    """Mean reply-token log-probabilities for a batch of records in three forward passes that share what
-    their inputs share: the respondents' common prefixes (system turn, in-context posts, persona) once per
-    respondent, then each record's own rest of the prompt after its respondent's cached prefix, then every
-    choice's reply tokens after its record's cached prompt. `parents[i]` is record i's row in `shared`."""
+def _score_records(model, shared_cache, shared_mask, parents, suffixes, replies, pad_id: int) -> list[list[float]]:
+    """Mean reply-token log-probabilities of a batch of records whose respondents' shared prefixes are
+    cached (`parents[i]`: record i's row there): each record's own rest of the prompt in one pass, then
+    every choice's reply tokens after its record's cached prompt in another."""
     import torch
 
     device = model.device
-    _, cache, mask = _extend(model, None, None, None, shared, pad_id, left=True, logits_to_keep=1)
-    logits, cache, mask = _extend(model, cache, mask, torch.tensor(parents, device=device), suffixes, pad_id,
-                                  left=True, logits_to_keep=1)
+    logits, cache, mask = _forward(model, shared_cache, shared_mask, torch.tensor(parents, device=device),
+                                   suffixes, pad_id, left=True, logits_to_keep=1)
     tokens = [t for choices in replies for t in choices]
     longest = max(map(len, tokens))
     index = torch.tensor([b for b, choices in enumerate(replies) for _ in choices], device=device)
@@ -145,7 +149,7 @@ def _score_batch(model, shared, suffixes, parents, replies, pad_id: int) -> list
     cont_mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in tokens], device=device)
     total = logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
     if longest > 1:
-        later, _, _ = _extend(model, cache, mask, index, tokens, pad_id, left=False)
+        later, _, _ = _forward(model, cache, mask, index, tokens, pad_id, left=False)
         later = later[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
         total = total + (later * cont_mask[:, 1:]).sum(1)
     scores = (total / cont_mask.sum(1)).tolist()
@@ -171,41 +175,38 @@ def respondent_key(record: dict) -> tuple:
 def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int = 16, progress=None) -> list[list[float]]:
     """Per record, the length-normalised log-likelihood of each choice as the assistant's reply.
 
-    Records are grouped by respondent (`respondent_key`); their common token prefix is computed once, and
-    each record's prompt and each choice's reply continue from the cached keys and values (the scores equal
-    one full forward pass per choice, to float rounding). A batch holds up to `batch_size` records of whole
-    respondents (a respondent with more records is split into several units). Results come back in
-    record order."""
-    from hivelm.models import pad_id
+    Records are grouped by respondent (`respondent_key`); the group's common token prefix (system turn,
+    in-context posts, persona) is encoded once, for `batch_size` respondents together; their records then
+    continue from the cached keys and values in batches of `batch_size` sorted by length (little padding),
+    and each choice's reply continues from its record's. The scores equal one full forward pass per choice,
+    to float rounding. Results come back in record order."""
+    from hivelm.models import pad_id as pad_of
 
+    pad_id = pad_of(tokenizer) or 0
     prefixes, replies = _encode(tokenizer, records)
-    respondents: dict[tuple, list[int]] = {}
+    groups: dict[tuple, list[int]] = {}
     for i, record in enumerate(records):
-        respondents.setdefault(respondent_key(record), []).append(i)
-    units = []  # (records, tokens they share)
-    for members in respondents.values():
-        for k in range(0, len(members), batch_size):
-            unit = members[k:k + batch_size]
-            shared = _common_length([prefixes[i] for i in unit])
-            # prompts with nothing in common (not ours: a chat template starts them alike) go one by one
-            units += [(unit, shared)] if shared else [([i], len(prefixes[i]) - 1) for i in unit]
-    batches: list[list[tuple[list[int], int]]] = []
-    for unit in units:  # whole units per batch, up to batch_size records
-        if batches and sum(len(u) for u, _ in batches[-1]) + len(unit[0]) <= batch_size:
-            batches[-1].append(unit)
-        else:
-            batches.append([unit])
+        groups.setdefault(respondent_key(record), []).append(i)
+    respondents = []  # (records, tokens they share)
+    for members in groups.values():
+        shared = _common_length([prefixes[i] for i in members])
+        # prompts with nothing in common (not ours: a chat template starts them alike) go one by one
+        respondents += [(members, shared)] if shared else [([i], len(prefixes[i]) - 1) for i in members]
     results: list[list[float]] = [[] for _ in records]
-    for batch in batches:
-        chunk = [i for unit, _ in batch for i in unit]
-        parents = [u for u, (unit, _) in enumerate(batch) for _ in unit]
-        shared = [prefixes[unit[0]][:n] for unit, n in batch]
-        suffixes = [prefixes[i][batch[u][1]:] for i, u in zip(chunk, parents)]
-        for i, scores in zip(chunk, _score_batch(model, shared, suffixes, parents, [replies[i] for i in chunk],
-                                                 pad_id(tokenizer) or 0)):
-            results[i] = scores
-        if progress:
-            progress(len(chunk))
+    for first in range(0, len(respondents), batch_size):
+        group = respondents[first:first + batch_size]
+        _, cache, mask = _forward(model, None, None, None, [prefixes[m[0]][:n] for m, n in group], pad_id,
+                                  left=True, logits_to_keep=1)
+        rows = {i: (r, n) for r, (members, n) in enumerate(group) for i in members}
+        order = sorted(rows, key=lambda i: len(prefixes[i]) - rows[i][1], reverse=True)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            scores = _score_records(model, cache, mask, [rows[i][0] for i in chunk],
+                                    [prefixes[i][rows[i][1]:] for i in chunk], [replies[i] for i in chunk], pad_id)
+            for i, score in zip(chunk, scores):
+                results[i] = score
+            if progress:
+                progress(len(chunk))
     return results
 
 
