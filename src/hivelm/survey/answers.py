@@ -133,28 +133,61 @@ def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, lef
     return out.logits, cache, new
 
 
+def _later_token_logprobs(model, cache, mask, replies: list[list[list[int]]]) -> list[list[float]]:
+    """Per record (row r of `cache`, `mask`) and choice, the summed log-probabilities of the choice's reply
+    tokens after the first, in one forward pass that copies no cache: row r holds all of its record's
+    choices one after another, each at the positions right after the record's prompt, and a 4D mask lets a
+    choice's tokens see the cached prompt and the earlier tokens of their own choice only (tree attention)."""
+    import torch
+
+    device = model.device
+    rows = [[t for choice in choices for t in choice] for choices in replies]
+    width, past = max(map(len, rows)), mask.shape[1]
+    lengths = mask.sum(1).tolist()
+    ids = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    positions = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    allow = torch.zeros(len(rows), width, past + width, dtype=torch.bool, device=device)
+    allow[:, :, :past] = mask.bool()[:, None, :]
+    for r, choices in enumerate(replies):
+        start = 0
+        for choice in choices:
+            n = len(choice)
+            ids[r, start:start + n] = torch.tensor(choice, device=device)
+            positions[r, start:start + n] = lengths[r] + torch.arange(n, device=device)
+            allow[r, start:start + n, past + start:past + start + n] = torch.ones(n, n, dtype=torch.bool).tril()
+            start += n
+    dtype = next(model.parameters()).dtype
+    bias = torch.zeros(allow.shape, dtype=dtype, device=device).masked_fill(~allow, torch.finfo(dtype).min)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=bias[:, None], position_ids=positions, cache=cache,
+                       use_cache=True).logits
+    logprobs = logits.float().log_softmax(-1)
+    sums = []
+    for r, choices in enumerate(replies):
+        start, row = 0, []
+        for choice in choices:
+            n = len(choice)
+            targets = torch.tensor(choice[1:], device=device)
+            row.append(float(logprobs[r, start:start + n - 1].gather(1, targets[:, None]).sum()) if n > 1 else 0.0)
+            start += n
+        sums.append(row)
+    return sums
+
+
 def _score_records(model, shared_cache, shared_mask, parents, suffixes, replies, pad_id: int) -> list[list[float]]:
     """Mean reply-token log-probabilities of a batch of records whose respondents' shared prefixes are
-    cached (`parents[i]`: record i's row there): each record's own rest of the prompt in one pass, then
-    every choice's reply tokens after its record's cached prompt in another."""
+    cached (`parents[i]`: record i's row there): each record's own rest of the prompt in one pass (its last
+    logits score every choice's first token), then all choices' later tokens after it in another."""
     import torch
 
     device = model.device
     logits, cache, mask = _forward(model, shared_cache, shared_mask, torch.tensor(parents, device=device),
                                    suffixes, pad_id, left=True, logits_to_keep=1)
-    tokens = [t for choices in replies for t in choices]
-    longest = max(map(len, tokens))
-    index = torch.tensor([b for b, choices in enumerate(replies) for _ in choices], device=device)
-    cont = torch.tensor([t + [pad_id] * (longest - len(t)) for t in tokens], device=device)
-    cont_mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in tokens], device=device)
-    total = logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
-    if longest > 1:
-        later, _, _ = _forward(model, cache, mask, index, tokens, pad_id, left=False)
-        later = later[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
-        total = total + (later * cont_mask[:, 1:]).sum(1)
-    scores = (total / cont_mask.sum(1)).tolist()
-    it = iter(scores)
-    return [[next(it) for _ in choices] for choices in replies]
+    first = logits[:, -1].float().log_softmax(-1)
+    later = (_later_token_logprobs(model, cache, mask, replies) if any(len(t) > 1 for c in replies for t in c)
+             else [[0.0] * len(choices) for choices in replies])
+    return [[(float(first[r, choice[0]]) + rest) / len(choice) for choice, rest in zip(choices, sums)]
+            for r, (choices, sums) in enumerate(zip(replies, later))]
 
 
 def _common_length(sequences: Sequence[Sequence[int]]) -> int:
