@@ -98,9 +98,9 @@ def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[l
     return prefixes, replies
 
 
-def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, left: bool, logits_to_keep: int = 0):
+def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int):
     """One forward pass that appends `seqs` to the cached rows `parent` (row indices into `cache`; None for
-    the first pass), padded on the left (so every row ends at the last position) or on the right.
+    the first pass), padded on the left so every row ends at the last position, whose logits it returns.
 
     Rows are repeated from their parent's cache, so one cached prefix serves every continuation of it;
     positions continue from each parent's real length, and the mask keeps padding (wherever it falls, even
@@ -112,9 +112,8 @@ def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, lef
     device = model.device
     width = max(map(len, seqs))
     pads = [[pad_id] * (width - len(s)) for s in seqs]
-    ids = torch.tensor([p + s if left else s + p for s, p in zip(seqs, pads)], device=device)
-    new = torch.tensor([[0] * len(p) + [1] * len(s) if left else [1] * len(s) + [0] * len(p)
-                        for s, p in zip(seqs, pads)], device=device)
+    ids = torch.tensor([p + s for s, p in zip(seqs, pads)], device=device)
+    new = torch.tensor([[0] * len(p) + [1] * len(s) for s, p in zip(seqs, pads)], device=device)
     start = torch.zeros(len(seqs), 1, dtype=torch.long, device=device)
     if cache is not None:
         # a shallow copy whose layers pick their rows anew (indexing makes new tensors): the parent cache
@@ -128,7 +127,7 @@ def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int, lef
     positions = start + (new[:, -width:].cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
         out = model(input_ids=ids, attention_mask=new, position_ids=positions, cache=cache, use_cache=True,
-                    logits_to_keep=logits_to_keep)
+                    logits_to_keep=1)
     cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     return out.logits, cache, new
 
@@ -182,7 +181,7 @@ def _score_records(model, shared_cache, shared_mask, parents, suffixes, replies,
 
     device = model.device
     logits, cache, mask = _forward(model, shared_cache, shared_mask, torch.tensor(parents, device=device),
-                                   suffixes, pad_id, left=True, logits_to_keep=1)
+                                   suffixes, pad_id)
     first = logits[:, -1].float().log_softmax(-1)
     later = (_later_token_logprobs(model, cache, mask, replies) if any(len(t) > 1 for c in replies for t in c)
              else [[0.0] * len(choices) for choices in replies])
@@ -228,8 +227,7 @@ def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int =
     results: list[list[float]] = [[] for _ in records]
     for first in range(0, len(respondents), batch_size):
         group = respondents[first:first + batch_size]
-        _, cache, mask = _forward(model, None, None, None, [prefixes[m[0]][:n] for m, n in group], pad_id,
-                                  left=True, logits_to_keep=1)
+        _, cache, mask = _forward(model, None, None, None, [prefixes[m[0]][:n] for m, n in group], pad_id)
         rows = {i: (r, n) for r, (members, n) in enumerate(group) for i in members}
         order = sorted(rows, key=lambda i: len(prefixes[i]) - rows[i][1], reverse=True)
         for start in range(0, len(order), batch_size):
