@@ -3,10 +3,13 @@ one process, on the same model, items and personas.
 
     .venv/bin/python bench/survey.py [--model models/base] [--items Q5,Q6,Q7,Q8,Q9,Q10,Q13] [--personas 2]
                                      [--samples 50] [--max-new-tokens 12] [--batch-size 16] [--threads 0]
+                                     [--in-context] [--loglik-only] [--repeats 2]
 
 loglik scores every option once per (item, persona); generate samples `--samples` answers per item per
 persona (the paper: 50) and parses them. loglik is timed before and after generation and the faster run
-kept, since other jobs on shared cores can slow one run several-fold. Prints each mode's wall time, their ratio, each mode's unparseable
+kept (best of `--repeats`), since other jobs on shared cores can slow one run several-fold. `--in-context`
+gives every respondent k=8 real demo posts of 20 words (the in_context baseline's long prompts);
+`--loglik-only` skips the generate mode (the instrument for loglik's own speed). Prints each mode's wall time, their ratio, each mode's unparseable
 rate and how often the two modes' majority answers agree; the last line is JSON. Needs models/base
 (`hivelm base_model`).
 """
@@ -25,9 +28,9 @@ from hivelm.survey.scoring import distribution_majority, majority_answers
 from hivelm.templates import load_templates
 
 
-def timed(model, tokenizer, instrument, personas, cfg) -> tuple[float, dict]:
+def timed(model, tokenizer, instrument, personas, cfg, context=None) -> tuple[float, dict]:
     started = time.perf_counter()
-    result = administer(model, tokenizer, instrument, personas, "keto cooking", cfg)
+    result = administer(model, tokenizer, instrument, personas, "keto cooking", cfg, context, community="keto")
     return time.perf_counter() - started, result
 
 
@@ -42,6 +45,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--in-context", action="store_true", help="k=8 real demo posts in every prompt")
+    parser.add_argument("--loglik-only", action="store_true", help="time loglik only")
+    parser.add_argument("--repeats", type=int, default=2, help="loglik timings; the fastest is kept")
     args = parser.parse_args()
     set_threads(args.threads)
     model, tokenizer = load_causal_lm(args.model)
@@ -52,10 +58,27 @@ def main() -> None:
     decoding = DecodingConfig(repetition_penalty=1.0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     loglik_cfg = SurveyConfig(mode="loglik", decoding=decoding)
     generate_cfg = SurveyConfig(mode="generate", samples_per_item=args.samples, decoding=decoding)
+    context = None
+    if args.in_context:
+        import pandas as pd
+
+        demo = pd.read_csv("data/demo/posts.csv", dtype=str, keep_default_na=False)
+        context = demo.loc[demo["community"] == "keto", "text"].tolist()
     timed(model, tokenizer, select_items(instrument, list(instrument.items)[:1]), personas[:1], loglik_cfg)  # warm-up
-    loglik_s, loglik = timed(model, tokenizer, instrument, personas, loglik_cfg)
-    generate_s, generated = timed(model, tokenizer, instrument, personas, generate_cfg)
-    loglik_s = min(loglik_s, timed(model, tokenizer, instrument, personas, loglik_cfg)[0])  # shared cores: best of 2
+    loglik_s, loglik = timed(model, tokenizer, instrument, personas, loglik_cfg, context)
+    if args.loglik_only:
+        times = [loglik_s] + [timed(model, tokenizer, instrument, personas, loglik_cfg, context)[0]
+                              for _ in range(args.repeats - 1)]
+        result = {"bench": "survey-loglik", "model": args.model, "items": list(instrument.items),
+                  "personas": len(personas), "in_context": args.in_context, "prompts": loglik["prompts"],
+                  "loglik_s": min(times), "loglik_s_all": times, "prompts_per_s": loglik["prompts"] / min(times)}
+        print(f"loglik: {loglik['prompts']} prompts in {min(times):.1f} s (runs: "
+              + ", ".join(f"{t:.1f}" for t in times) + f"), {result['prompts_per_s']:.2f} prompts/s")
+        print(json.dumps(result))
+        return
+    generate_s, generated = timed(model, tokenizer, instrument, personas, generate_cfg, context)
+    loglik_s = min([loglik_s] + [timed(model, tokenizer, instrument, personas, loglik_cfg, context)[0]
+                                 for _ in range(args.repeats - 1)])  # shared cores: best of n
     answers = [r["answer"] for r in generated["responses"]]
     unparseable = sum(a == "UNPARSEABLE" for a in answers) / len(answers)
     by_item = {iid: sum(r["answer"] == "UNPARSEABLE" for r in generated["responses"] if r["item_id"] == iid)

@@ -20,7 +20,8 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # it is marked integration or slow, uses a fixture that loads a model or a tracking store, or is marked heavy
 # itself; in the fast tier a session that still imports one of HEAVY_MODULES fails, naming the module.
 HEAVY_FIXTURES = {"tiny_model_dir", "project", "mlflow_template_db", "small_corpus", "pipeline_repo", "embedder",
-                  "jigsaw", "detoxify_checkpoint", "tiny_judge_parts", "real_project", "committed_pipeline"}
+                  "jigsaw", "detoxify_checkpoint", "tiny_judge_parts", "real_project", "committed_pipeline",
+                  "keto_pipeline"}
 HEAVY_MODULES = ("torch", "transformers", "peft", "mlflow", "dvc", "sentence_transformers")
 
 
@@ -184,6 +185,32 @@ def init_pipeline_repo(repo: Path, params: dict, mlflow_template_db: Path, tiny_
     return repo
 
 
+
+def keto_only(params: dict) -> dict:
+    """The smallest slice that still runs every stage: one community, one corpus (the untuned baseline)."""
+    params["communities"] = {"keto": params["communities"]["keto"]}
+    params["generate"]["corpora"] = params["evaluate"]["corpora"] = params["survey"]["corpora"] = ["untuned"]
+    return params
+
+
+@pytest.fixture(scope="session")
+def keto_pipeline(tmp_path_factory, mlflow_template_db, tiny_model_dir) -> tuple[Path, str]:
+    """(repo, stdout) of one `hivelm run` of the `keto_only` slice, run once per session and committed in its
+    git repo's starting state: tests that need a finished pipeline copy it (`copy_pipeline`) instead of each
+    running the same pipeline again."""
+    import yaml
+
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("keto-pipeline") / "repo", mlflow_template_db, tiny_model_dir)
+    params = keto_only(yaml.safe_load((repo / "params.yaml").read_text()))
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return repo, run([str(BIN / "hivelm"), "run"], repo).stdout
+
+
+def copy_pipeline(source: Path, target: Path) -> Path:
+    """A private copy of a finished pipeline repo (git, DVC cache and state, MLflow store, outputs). Its
+    MLflow runs keep their artifacts where the source logged them; new runs log where the copy's store says."""
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def strict_json(text: str, where: str = "JSON"):

@@ -415,15 +415,22 @@ def naive_logprob(model, tokenizer, record, reply):
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_loglik_matches_one_option_at_a_time_scoring(tiny_model_dir, attention):
+    """The shared-prefix scoring (a respondent's common prompt once, each item's rest once, each choice
+    after it) gives what one full forward pass per choice gives: for plain and in-context respondents,
+    several samples each, with respondents packed into a batch (16), split across batches (4) or alone (1)."""
     from hivelm.models import load_causal_lm
     from hivelm.survey.answers import option_logprobs
 
     model, tokenizer = load_causal_lm(tiny_model_dir, attn_implementation=attention)
-    records = build_item_prompts(FEW, PERSONAS[:3], "keto cooking", mode="loglik")
-    batched = option_logprobs(model, tokenizer, records, batch_size=4)  # mixed prefix lengths, padded
-    for record, scores in zip(records[::3], batched[::3]):
-        expected = [naive_logprob(model, tokenizer, record, reply) for _, reply in record["choices"]]
-        assert scores == pytest.approx(expected, abs=1e-4)
+    posts = [f"post {i} about almond flour and long runs, meal prep and rest days" for i in range(12)]
+    records = build_item_prompts(FEW, PERSONAS[:2], "keto cooking", mode="loglik") + build_item_prompts(
+        FEW, PERSONAS[2:4], "keto cooking", 2, posts, mode="loglik", in_context=InContextConfig(k=3, words=8))
+    expected = [[naive_logprob(model, tokenizer, record, reply) for _, reply in record["choices"]]
+                for record in records]
+    for batch_size in (16, 4, 1):
+        scores = option_logprobs(model, tokenizer, records, batch_size=batch_size)
+        for got, want in zip(scores, expected):
+            assert got == pytest.approx(want, abs=1e-4)
 
 
 def test_loglik_distributions_sum_to_one_and_move_with_a_lora_adapter(tiny_model_dir):

@@ -52,6 +52,14 @@ def test_loglik_survey_on_smollm2(smollm2, survey):
     flat = [(p, i, x) for p in again for i in again[p] for x in again[p][i]]
     assert [again[p][i][x] for p, i, x in flat] == pytest.approx(
         [result["distributions"][p][i][x] for p, i, x in flat], abs=1e-6)  # deterministic
+    # the shared-prefix scoring on the real tokenizer and chat template equals one forward pass per option
+    from hivelm.survey.answers import build_item_prompts, option_logprobs
+    from test_survey import naive_logprob
+
+    records = build_item_prompts(instrument, personas, "keto cooking", mode="loglik")
+    for record, scores in list(zip(records, option_logprobs(model, tokenizer, records)))[::4]:  # a few: slow path
+        assert scores == pytest.approx([naive_logprob(model, tokenizer, record, reply)
+                                        for _, reply in record["choices"]], abs=1e-4)
     summary = summarise(instrument, result, cfg.statistics, draws_per_persona=50)
     json.dumps(summary, allow_nan=False)
     assert summary["respondents"] == 100 and summary["unparseable_rate"] == 0.0

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, make_pipeline_repo, run
+from conftest import BIN, copy_pipeline, make_pipeline_repo, run
 from hivelm import ui
 
 pytestmark = pytest.mark.integration
@@ -163,16 +163,11 @@ def outputs(repo: Path) -> dict[str, bytes]:
             for p in sorted((repo / top).rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
 
 
-def test_dvc_remote_round_trip_needs_no_retraining(tmp_path, mlflow_template_db, tiny_model_dir):
-    import yaml
-
-    repo = make_pipeline_repo(tmp_path / "repo", mlflow_template_db, tiny_model_dir)
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["communities"] = {"keto": params["communities"]["keto"]}  # the smallest slice with every stage
-    params["generate"]["corpora"] = params["evaluate"]["corpora"] = params["survey"]["corpora"] = ["finetuned"]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    first = run([str(BIN / "hivelm"), "run"], repo)
-    assert "tune@keto" in ran_stages(first.stdout) and (repo / "reports/report.html").is_file()
+def test_dvc_remote_round_trip_needs_no_retraining(keto_pipeline, tmp_path, mlflow_template_db):
+    """The session's finished keto-only pipeline (the smallest slice with every stage; conftest.keto_pipeline),
+    pushed to a DVC remote and pulled into a fresh clone, reruns nothing there."""
+    repo = copy_pipeline(keto_pipeline[0], tmp_path / "repo")
+    assert "tune@keto" in ran_stages(keto_pipeline[1]) and (repo / "reports/report.html").is_file()
     remote = tmp_path / "remote"
     run([str(BIN / "dvc"), "remote", "add", "-d", "storage", str(remote)], repo)
     run(["git", "add", "-A"], repo)

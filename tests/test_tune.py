@@ -204,3 +204,45 @@ def test_the_adapter_config_is_the_same_bytes_whatever_the_hash_seed(tiny_model_
         written.append((out / "adapter_config.json").read_bytes())
     assert written[0] == written[1] == written[2]
     assert b'"k_proj",\n    "o_proj",\n    "q_proj",\n    "v_proj"' in written[0]
+
+
+def test_periodic_eval_sample_and_final_eval_reuse_leave_the_results_unchanged(tiny_model_dir, tmp_path):
+    """The final eval_loss is the loss on every held-out demonstration whichever way it is reached: reused
+    from the periodic evaluation at the last step (eval_steps divides max_steps), computed after training
+    (it does not), or computed after periodic evaluations on a capped sample; training is untouched.
+    Dropout off: where evaluations fall (eval_steps) moves the Trainer's dropout RNG, a change of schedule
+    that is not this lever's (with dropout on, the capped run still equals the reused one exactly)."""
+    from transformers import TrainerCallback
+
+    class CountEvaluations(TrainerCallback):
+        def __init__(self):
+            self.steps = []
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            self.steps.append(state.global_step)
+
+    runs = {}
+    for name, tune in {"reused": dict(eval_steps=2, eval_max_examples=0),
+                       "after": dict(eval_steps=3, eval_max_examples=0),
+                       "capped": dict(eval_steps=2, eval_max_examples=2)}.items():
+        counter = CountEvaluations()
+        stats = train_adapter(config(max_steps=4, lora_dropout=0.0, **tune), demonstrations(40), tmp_path / name, tmp_path / f"c-{name}",
+                              tiny_model_dir, "fp", callbacks=[counter])
+        runs[name] = (stats, counter.steps, adapter_tensors(tmp_path / name))
+    assert [runs[n][1] for n in ("reused", "after", "capped")] == [[2, 4], [3, 4], [2, 4, 4]]
+    assert runs["reused"][0]["eval_demonstrations"] == 4 and runs["capped"][0]["periodic_eval_demonstrations"] == 2
+    for name in ("after", "capped"):
+        assert runs[name][0]["eval_loss"] == pytest.approx(runs["reused"][0]["eval_loss"], abs=1e-6)
+        assert runs[name][0]["train_loss"] == pytest.approx(runs["reused"][0]["train_loss"], abs=1e-6)
+        for key, tensor in runs["reused"][2].items():
+            assert (runs[name][2][key] - tensor).abs().max() < 1e-6, key
+
+
+def test_eval_sample_is_seeded_ordered_and_capped():
+    from hivelm.stages.tune import eval_sample
+
+    records = list(range(50))
+    assert eval_sample(records, 0, 0) == records and eval_sample(records, 80, 0) == records
+    sample = eval_sample(records, 10, 3)
+    assert len(sample) == 10 and sample == sorted(sample) and sample == eval_sample(records, 10, 3)
+    assert sample != eval_sample(records, 10, 4)

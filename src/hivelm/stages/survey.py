@@ -83,7 +83,8 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
         write_json(out.path(paths.survey_raw(community)), raw)
         write_json(out.path(paths.survey_report(community)), {"community": community, "corpora": summaries})
         run.log_metrics(mlflow_names(summaries) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
-                                                   for k, v in t.items()})
+                                                   for k, v in t.items()}
+                        | {f"survey/prompts/{corpus}": a["prompts"] for corpus, a in raw.items()})
     for corpus, summary in summaries.items():
         primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
         log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],

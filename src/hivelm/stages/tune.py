@@ -76,6 +76,29 @@ def split_eval(records: list, fraction: float, seed: int) -> tuple[list, list]:
     return [records[i] for i in sorted(order[n_eval:])], [records[i] for i in sorted(order[:n_eval])]
 
 
+def eval_sample(records: list, limit: int, seed: int) -> list:
+    """At most `limit` of `records` (0 = all), a seeded draw kept in their original order: what the periodic
+    evaluations score."""
+    import numpy as np
+
+    if limit <= 0 or len(records) <= limit:
+        return list(records)
+    return [records[i] for i in sorted(np.random.default_rng(seed).choice(len(records), limit, replace=False))]
+
+
+def final_eval_loss(trainer, evaluation, periodic, global_step: int) -> float:
+    """The loss on every held-out demonstration at the end of training. The periodic evaluation at the last
+    step already computed it when it scored them all, on the final weights (no best checkpoint reloaded):
+    reused rather than run twice (every CI run, whose max_steps is a multiple of eval_steps)."""
+    from datasets import Dataset
+
+    last = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+    if (len(periodic) == len(evaluation) and last is not None and last.get("step") == global_step
+            and not trainer.args.load_best_model_at_end):
+        return last["eval_loss"]
+    return trainer.evaluate(Dataset.from_list(evaluation))["eval_loss"]
+
+
 def fingerprint(params: dict, community: str, demonstrations: Path, base_dir: Path) -> str:
     """Identifies a training run's inputs (its declared params, data and base model); checkpoints from other
     inputs are never resumed."""
@@ -175,6 +198,7 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         raise HiveError(f"{out_dir.name}: {len(encoded)} of {len(records)} demonstrations leave room for a reply "
                         f"within tune.max_length={tune.max_length}; at least 2 are needed (raise tune.max_length)")
     train, evaluation = split_eval(encoded, tune.eval_fraction, tune.seed)
+    periodic = eval_sample(evaluation, tune.eval_max_examples, tune.seed)
     set_seed(tune.seed)  # LoRA's random init must not depend on whatever ran before in this process
     model = add_lora(model, tune)
 
@@ -205,11 +229,11 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
     if tune.early_stopping_patience > 0:
         extra.append(EarlyStoppingCallback(early_stopping_patience=tune.early_stopping_patience))
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
-                      eval_dataset=Dataset.from_list(evaluation), data_collator=PadCollator(pad_id(tokenizer)),
+                      eval_dataset=Dataset.from_list(periodic), data_collator=PadCollator(pad_id(tokenizer)),
                       callbacks=extra)
     trainer.remove_callback(PrinterCallback)  # without a terminal it would print a dict per step
     result = trainer.train(resume_from_checkpoint=resume)
-    final_eval = trainer.evaluate()
+    eval_loss = final_eval_loss(trainer, evaluation, periodic, result.global_step)
     if trainer.is_world_process_zero():  # under `accelerate launch` every rank gets here with the same weights
         # written in place: `main` hands in a staged folder, swapped in with the run's record
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -218,8 +242,9 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         _sort_adapter_config(out_dir / "adapter_config.json")
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
-        "train_loss": result.training_loss, "eval_loss": final_eval["eval_loss"],
+        "train_loss": result.training_loss, "eval_loss": eval_loss,
         "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
+        "periodic_eval_demonstrations": len(periodic),
         "skipped_prompt_too_long": len(records) - len(encoded),
         "tokens_seen": trainer.state.num_input_tokens_seen, "resumed": bool(resume),
         "train_runtime_s": result.metrics.get("train_runtime", 0.0),

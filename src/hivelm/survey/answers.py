@@ -98,55 +98,146 @@ def _encode(tokenizer, records: Sequence[dict]) -> tuple[list[list[int]], list[l
     return prefixes, replies
 
 
-def _score_batch(model, prefixes, replies, pad_id: int) -> list[list[float]]:
-    """Mean reply-token log-probabilities for a batch of records, in two forward passes: the left-padded
-    prefixes once (KV cache kept, only the last position's logits), then every record's choices together,
-    right-padded, each attending to its own record's cached prefix (cache rows repeated per choice)."""
+def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int):
+    """One forward pass that appends `seqs` to the cached rows `parent` (row indices into `cache`; None for
+    the first pass), padded on the left so every row ends at the last position, whose logits it returns.
+
+    Rows are repeated from their parent's cache, so one cached prefix serves every continuation of it;
+    positions continue from each parent's real length, and the mask keeps padding (wherever it falls, even
+    between two passes) out of attention. `cache` itself is left as it was. Returns (logits, cache, mask)."""
+    import copy
+
     import torch
 
     device = model.device
-    width = max(map(len, prefixes))
-    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prefixes], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prefixes], device=device)
+    width = max(map(len, seqs))
+    pads = [[pad_id] * (width - len(s)) for s in seqs]
+    ids = torch.tensor([p + s for s, p in zip(seqs, pads)], device=device)
+    new = torch.tensor([[0] * len(p) + [1] * len(s) for s, p in zip(seqs, pads)], device=device)
+    start = torch.zeros(len(seqs), 1, dtype=torch.long, device=device)
+    if cache is not None:
+        # a shallow copy whose layers pick their rows anew (indexing makes new tensors): the parent cache
+        # stays intact for the next batch of continuations
+        rows = copy.copy(cache)
+        rows.layers = [copy.copy(layer) for layer in cache.layers]
+        rows.batch_select_indices(parent)
+        cache, mask = rows, mask[parent]
+        start = mask.sum(1, keepdim=True)
+        new = torch.cat([mask, new], 1)
+    positions = start + (new[:, -width:].cumsum(1) - 1).clamp(min=0)
     with torch.no_grad():
-        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1)
-    tokens = [t for choices in replies for t in choices]
-    longest = max(map(len, tokens))
-    index = torch.tensor([b for b, choices in enumerate(replies) for _ in choices], device=device)
-    cont = torch.tensor([t + [pad_id] * (longest - len(t)) for t in tokens], device=device)
-    cont_mask = torch.tensor([[1] * len(t) + [0] * (longest - len(t)) for t in tokens], device=device)
-    first = out.logits[:, -1].float().log_softmax(-1)[index].gather(1, cont[:, :1]).squeeze(1)
-    total = first
-    if longest > 1:
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        cache.batch_select_indices(index)
-        positions = mask.sum(1)[index][:, None] + torch.arange(longest, device=device)[None]
-        with torch.no_grad():
-            logits = model(input_ids=cont, attention_mask=torch.cat([mask[index], cont_mask], 1),
-                           position_ids=positions, cache=cache, use_cache=True).logits
-        later = logits[:, :-1].float().log_softmax(-1).gather(2, cont[:, 1:, None]).squeeze(2)
-        total = first + (later * cont_mask[:, 1:]).sum(1)
-    scores = (total / cont_mask.sum(1)).tolist()
-    it = iter(scores)
-    return [[next(it) for _ in choices] for choices in replies]
+        out = model(input_ids=ids, attention_mask=new, position_ids=positions, cache=cache, use_cache=True,
+                    logits_to_keep=1)
+    cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+    return out.logits, cache, new
+
+
+def _later_token_logprobs(model, cache, mask, replies: list[list[list[int]]]) -> list[list[float]]:
+    """Per record (row r of `cache`, `mask`) and choice, the summed log-probabilities of the choice's reply
+    tokens after the first, in one forward pass that copies no cache: row r holds all of its record's
+    choices one after another, each at the positions right after the record's prompt, and a 4D mask lets a
+    choice's tokens see the cached prompt and the earlier tokens of their own choice only (tree attention)."""
+    import torch
+
+    device = model.device
+    rows = [[t for choice in choices for t in choice] for choices in replies]
+    width, past = max(map(len, rows)), mask.shape[1]
+    lengths = mask.sum(1).tolist()
+    ids = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    positions = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+    allow = torch.zeros(len(rows), width, past + width, dtype=torch.bool, device=device)
+    allow[:, :, :past] = mask.bool()[:, None, :]
+    for r, choices in enumerate(replies):
+        start = 0
+        for choice in choices:
+            n = len(choice)
+            ids[r, start:start + n] = torch.tensor(choice, device=device)
+            positions[r, start:start + n] = lengths[r] + torch.arange(n, device=device)
+            allow[r, start:start + n, past + start:past + start + n] = torch.ones(n, n, dtype=torch.bool).tril()
+            start += n
+    dtype = next(model.parameters()).dtype
+    bias = torch.zeros(allow.shape, dtype=dtype, device=device).masked_fill(~allow, torch.finfo(dtype).min)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=bias[:, None], position_ids=positions, cache=cache,
+                       use_cache=True).logits
+    logprobs = logits.float().log_softmax(-1)
+    sums = []
+    for r, choices in enumerate(replies):
+        start, row = 0, []
+        for choice in choices:
+            n = len(choice)
+            targets = torch.tensor(choice[1:], device=device)
+            row.append(float(logprobs[r, start:start + n - 1].gather(1, targets[:, None]).sum()) if n > 1 else 0.0)
+            start += n
+        sums.append(row)
+    return sums
+
+
+def _score_records(model, shared_cache, shared_mask, parents, suffixes, replies, pad_id: int) -> list[list[float]]:
+    """Mean reply-token log-probabilities of a batch of records whose respondents' shared prefixes are
+    cached (`parents[i]`: record i's row there): each record's own rest of the prompt in one pass (its last
+    logits score every choice's first token), then all choices' later tokens after it in another."""
+    import torch
+
+    device = model.device
+    logits, cache, mask = _forward(model, shared_cache, shared_mask, torch.tensor(parents, device=device),
+                                   suffixes, pad_id)
+    first = logits[:, -1].float().log_softmax(-1)
+    later = (_later_token_logprobs(model, cache, mask, replies) if any(len(t) > 1 for c in replies for t in c)
+             else [[0.0] * len(choices) for choices in replies])
+    return [[(float(first[r, choice[0]]) + rest) / len(choice) for choice, rest in zip(choices, sums)]
+            for r, (choices, sums) in enumerate(zip(replies, later))]
+
+
+def _common_length(sequences: Sequence[Sequence[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least one of its own (whose logits score the
+    first reply token)."""
+    first, n = sequences[0], min(map(len, sequences)) - 1
+    for seq in sequences[1:]:
+        n = next((i for i in range(n) if seq[i] != first[i]), n)
+    return n
+
+
+def respondent_key(record: dict) -> tuple:
+    """Records of one respondent (persona and sample, one system prompt) share their prompt up to the item:
+    the system turn, the in-context posts and the persona's introduction."""
+    return record.get("system"), record.get("persona_id"), record.get("sample")
 
 
 def option_logprobs(model, tokenizer, records: Sequence[dict], batch_size: int = 16, progress=None) -> list[list[float]]:
     """Per record, the length-normalised log-likelihood of each choice as the assistant's reply.
-    Records are batched by prefix length (less padding); results come back in record order."""
-    from hivelm.models import pad_id
 
+    Records are grouped by respondent (`respondent_key`); the group's common token prefix (system turn,
+    in-context posts, persona) is encoded once, for `batch_size` respondents together; their records then
+    continue from the cached keys and values in batches of `batch_size` sorted by length (little padding),
+    and each choice's reply continues from its record's. The scores equal one full forward pass per choice,
+    to float rounding. Results come back in record order."""
+    from hivelm.models import pad_id as pad_of
+
+    pad_id = pad_of(tokenizer) or 0
     prefixes, replies = _encode(tokenizer, records)
-    order = sorted(range(len(records)), key=lambda i: -len(prefixes[i]))
+    groups: dict[tuple, list[int]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(respondent_key(record), []).append(i)
+    respondents = []  # (records, tokens they share)
+    for members in groups.values():
+        shared = _common_length([prefixes[i] for i in members])
+        # prompts with nothing in common (not ours: a chat template starts them alike) go one by one
+        respondents += [(members, shared)] if shared else [([i], len(prefixes[i]) - 1) for i in members]
     results: list[list[float]] = [[] for _ in records]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        for i, scores in zip(chunk, _score_batch(model, [prefixes[i] for i in chunk],
-                                                 [replies[i] for i in chunk], pad_id(tokenizer) or 0)):
-            results[i] = scores
-        if progress:
-            progress(len(chunk))
+    for first in range(0, len(respondents), batch_size):
+        group = respondents[first:first + batch_size]
+        _, cache, mask = _forward(model, None, None, None, [prefixes[m[0]][:n] for m, n in group], pad_id)
+        rows = {i: (r, n) for r, (members, n) in enumerate(group) for i in members}
+        order = sorted(rows, key=lambda i: len(prefixes[i]) - rows[i][1], reverse=True)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            scores = _score_records(model, cache, mask, [rows[i][0] for i in chunk],
+                                    [prefixes[i][rows[i][1]:] for i in chunk], [replies[i] for i in chunk], pad_id)
+            for i, score in zip(chunk, scores):
+                results[i] = score
+            if progress:
+                progress(len(chunk))
     return results
 
 

@@ -1,0 +1,153 @@
+"""Benchmark: where a cold `hivelm run` of the demo spends its time, stage by stage.
+
+    .venv/bin/python bench/repro.py [--keep DIR]          # cold run in a scratch copy of HEAD, then the table
+    .venv/bin/python bench/repro.py --from-mlflow DIR     # the table for the last `hivelm run` in project DIR
+
+A cold run copies the committed tree (`git archive HEAD`) into a scratch folder, makes it a git repo of its
+own (stages tag their runs with its commit) and runs this interpreter's `hivelm run` there: every stage
+executes, from base_model's conversion on, with a fresh MLflow store. `--keep DIR` runs it in DIR (which must
+not exist) and keeps it. Uncommitted changes are not in the copy: commit first. The stages import `hivelm`
+as this interpreter does (PYTHONPATH included).
+
+Times come from MLflow: the pipeline's parent run spans the whole `dvc repro`; each stage process opens one
+top-level run under it (a fanned-out stage one per community), whose start and end times bound the stage's
+work. A stage's time is the sum of its runs; `startup_gaps_s` is the pipeline's time outside every stage run
+(process start-up and imports, DVC's own checks and hashing). Model stages add a throughput where they log
+one: tune tokens/s (`tokens_seen` / `train_runtime_s`), generate new tokens/s (`*.new_tokens` / `*.seconds`),
+survey prompts/s (`survey/prompts/*` / `survey/seconds/*`). The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+THROUGHPUT = {
+    # stage -> (unit, numerator metric suffix or prefix, denominator ...): summed over the stage's runs
+    "tune": ("tokens/s", lambda k: k == "tokens_seen", lambda k: k == "train_runtime_s"),
+    "generate": ("tokens/s", lambda k: k.endswith(".new_tokens"), lambda k: k.endswith(".seconds")),
+    "survey": ("prompts/s", lambda k: k.startswith("survey/prompts/"), lambda k: k.startswith("survey/seconds/")),
+}
+
+
+def cold_run(keep: str | None) -> tuple[Path, float, int]:
+    """Run the whole pipeline in a scratch copy of HEAD; (project dir, wall seconds, exit code)."""
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="hivelm-repro-"))
+    if keep:
+        work.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "bench/repro.py"]):
+        subprocess.run(cmd, cwd=work, check=True)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "HIVELM_PARENT_RUN_ID", "DVC_ROOT")}
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    hivelm = Path(sys.executable).parent / "hivelm"
+    started = time.perf_counter()
+    code = subprocess.run([str(hivelm), "run"], cwd=work, env=env).returncode
+    return work, time.perf_counter() - started, code
+
+
+def store_uri(project: str | Path) -> str:
+    """A tracking URI as given, or the project's own sqlite store (what `hivelm run` logs to by default)."""
+    text = str(project)
+    if "://" in text:
+        return text
+    db = Path(project) / "mlflow.db"
+    if not db.is_file():
+        raise SystemExit(f"bench/repro.py: {db} does not exist (no `hivelm run` in {project}?)")
+    return f"sqlite:///{db.resolve()}"
+
+
+def stage_times(uri: str, pipeline_run_id: str | None = None) -> dict:
+    """Per-stage wall time, share and throughput for one pipeline run (default: the newest) in store `uri`."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if pipeline_run_id is None:
+        parents = client.search_runs(experiments, "tags.stage = 'pipeline'", order_by=["attributes.start_time DESC"],
+                                     max_results=1)
+        if not parents:
+            raise SystemExit(f"bench/repro.py: no pipeline run (from `hivelm run`) in {uri}")
+        parent = parents[0]
+    else:
+        parent = client.get_run(pipeline_run_id)
+    pid = parent.info.run_id
+    runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{pid}'", max_results=5000)
+    stages: dict[str, dict] = defaultdict(lambda: {"seconds": 0.0, "runs": 0, "metrics": defaultdict(float)})
+    for r in runs:
+        if r.info.end_time is None:
+            continue  # still running, or killed without an end: not a finished stage
+        stage = stages[r.data.tags.get("stage", r.info.run_name)]
+        stage["seconds"] += (r.info.end_time - r.info.start_time) / 1000
+        stage["runs"] += 1
+        for key, value in r.data.metrics.items():
+            stage["metrics"][key] += value
+    end = parent.info.end_time or max((r.info.end_time or 0) for r in runs)
+    total = (end - parent.info.start_time) / 1000
+    table = {}
+    for name, stage in sorted(stages.items(), key=lambda kv: -kv[1]["seconds"]):
+        row = {"seconds": round(stage["seconds"], 1), "share": stage["seconds"] / total, "runs": stage["runs"]}
+        if name in THROUGHPUT:
+            unit, numerator, denominator = THROUGHPUT[name]
+            num = sum(v for k, v in stage["metrics"].items() if numerator(k))
+            den = sum(v for k, v in stage["metrics"].items() if denominator(k))
+            if den > 0:
+                row["throughput"], row["unit"] = num / den, unit
+        table[name] = row
+    staged = sum(s["seconds"] for s in stages.values())
+    return {"pipeline_run_id": pid, "status": parent.info.status, "pipeline_s": round(total, 1),
+            "stages_s": round(staged, 1), "startup_gaps_s": round(total - staged, 1), "stages": table}
+
+
+def render(result: dict) -> str:
+    lines = [f"{'stage':<14}{'seconds':>9}{'share':>8}{'runs':>6}  throughput"]
+    total = result["pipeline_s"]
+    for name, row in result["stages"].items():
+        rate = f"{row['throughput']:.1f} {row['unit']}" if "throughput" in row else ""
+        lines.append(f"{name:<14}{row['seconds']:>9.1f}{row['share']:>8.1%}{row['runs']:>6}  {rate}")
+    lines.append(f"{'(gaps)':<14}{result['startup_gaps_s']:>9.1f}{result['startup_gaps_s'] / total:>8.1%}"
+                 "        process start-ups, DVC checks between stages")
+    lines.append(f"{'pipeline':<14}{total:>9.1f}{1:>8.0%}        status {result['status']}")
+    if "wall_s" in result:
+        lines.append(f"{'wall clock':<14}{result['wall_s']:>9.1f}          `hivelm run` from start to exit")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--from-mlflow", metavar="DIR", help="read the last `hivelm run` of project DIR (or a tracking URI)")
+    parser.add_argument("--keep", metavar="DIR", help="run in DIR (must not exist) and keep it")
+    parser.add_argument("--run-id", help="this pipeline run instead of the newest")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    extra = {}
+    if args.from_mlflow:
+        project = args.from_mlflow
+    else:
+        work, wall, code = cold_run(args.keep)
+        project, extra = work, {"wall_s": round(wall, 1), "exit_code": code, "project": str(work)}
+        print(f"bench/repro.py: `hivelm run` exited {code} after {wall:.0f} s in {work}", file=sys.stderr)
+    result = {"bench": "repro", "cpus": os.cpu_count(), **stage_times(store_uri(project), args.run_id), **extra}
+    print(render(result))
+    print(json.dumps(result))
+    if not args.from_mlflow and not args.keep:
+        import shutil
+
+        shutil.rmtree(project, ignore_errors=True)
+    return int(extra.get("exit_code", 0) != 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""bench/repro.py's reading of a pipeline's MLflow runs: stage times, shares, gaps and throughputs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = pytest.mark.heavy
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_repro", REPO / "bench" / "repro.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stage_times_from_a_pipeline_store(tmp_path, mlflow_template_db, capsys):
+    from mlflow.tracking import MlflowClient
+
+    shutil.copy(mlflow_template_db, tmp_path / "mlflow.db")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("hivelm-demo")
+    t0 = 1_700_000_000_000
+    parent = client.create_run(experiment, start_time=t0, tags={"stage": "pipeline"}).info.run_id
+
+    def stage(name, start_s, end_s, metrics=None, parent_id=parent):
+        run = client.create_run(experiment, start_time=t0 + start_s * 1000,
+                                tags={"stage": name, "mlflow.parentRunId": parent_id}).info.run_id
+        for key, value in (metrics or {}).items():
+            client.log_metric(run, key, value)
+        client.set_terminated(run, end_time=t0 + end_s * 1000)
+        return run
+
+    stage("base_model", 2, 12)
+    stage("tune", 15, 45, {"tokens_seen": 3000, "train_runtime_s": 25})
+    stage("tune", 50, 80, {"tokens_seen": 3000, "train_runtime_s": 35})
+    stage("generate", 82, 91, {"finetuned.new_tokens": 400, "finetuned.seconds": 4,
+                               "untuned.new_tokens": 200, "untuned.seconds": 4})
+    survey = stage("survey", 95, 99, {"survey/prompts/finetuned": 30, "survey/seconds/finetuned": 3})
+    stage("survey", 95, 98, parent_id=survey)  # a nested child run is not a stage process: not counted
+    client.set_terminated(parent, end_time=t0 + 100_000)
+    # an older pipeline run in the same store is ignored
+    client.set_terminated(client.create_run(experiment, start_time=t0 - 500_000, tags={"stage": "pipeline"}).info.run_id,
+                          end_time=t0 - 400_000)
+
+    bench = load_bench()
+    result = bench.stage_times(bench.store_uri(tmp_path))
+    assert result["pipeline_run_id"] == parent
+    assert result["pipeline_s"] == 100
+    assert {k: v["seconds"] for k, v in result["stages"].items()} == {
+        "tune": 60, "base_model": 10, "generate": 9, "survey": 4}
+    assert list(result["stages"]) == ["tune", "base_model", "generate", "survey"]  # slowest first
+    assert result["stages"]["tune"]["runs"] == 2
+    assert result["stages"]["tune"]["share"] == pytest.approx(0.6)
+    assert result["stages"]["tune"]["throughput"] == pytest.approx(6000 / 60)
+    assert result["stages"]["generate"]["throughput"] == pytest.approx(600 / 8)
+    assert result["stages"]["survey"]["throughput"] == pytest.approx(10)
+    assert result["startup_gaps_s"] == 17
+    assert "throughput" not in result["stages"]["base_model"]
+
+    assert bench.main(["--from-mlflow", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(lines[-1])["stages"]["tune"]["seconds"] == 60
+    assert any(line.startswith("(gaps)") and "17.0" in line for line in lines)
+
+
+def test_missing_store_is_one_line(tmp_path):
+    with pytest.raises(SystemExit, match="mlflow.db does not exist"):
+        load_bench().store_uri(tmp_path)
