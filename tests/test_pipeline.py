@@ -9,7 +9,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import BIN, assert_strict_reports, chromium_flags, copy_pipeline, make_pipeline_repo, not_blank, run
+from conftest import (
+    BIN,
+    assert_strict_reports,
+    chromium_flags,
+    copy_pipeline,
+    make_pipeline_repo,
+    not_blank,
+    run,
+)
 
 pytestmark = pytest.mark.integration
 
