@@ -93,3 +93,12 @@ def test_permutation_pvalue():
     assert metrics.permutation_pvalue(a, b, permutations=500) < 0.01
     assert metrics.permutation_pvalue(a, rng.normal(size=50), permutations=500) > 0.05
     assert metrics.permutation_pvalue([1.0], [1.0], permutations=10) == 1.0
+
+
+def test_committed_demo_and_ci_baseline_numbers_are_strict_json_with_estimates_inside_their_intervals():
+    """Issue 13: what the demo pipeline wrote (committed under reports/) parses with a strict JSON parser, and
+    every {value, low, high} estimate lies inside its interval. reports/paper-sample is an archived run of an
+    older commit (its README names it), made before FID moved to a common subsample size."""
+    from conftest import REPO, assert_strict_reports
+
+    assert assert_strict_reports(REPO / "reports", skip=("paper-sample",)) > 100
