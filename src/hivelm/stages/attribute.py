@@ -143,17 +143,6 @@ def analyse(gains: dict[str, np.ndarray], tfidf: dict[str, list[str]] | None, st
             "confusion_rows": confusion_rows}
 
 
-def strict(tree):
-    """NaN / infinity -> None, so the outputs are strict JSON (a statistic undefined on few posts is null)."""
-    if isinstance(tree, dict):
-        return {k: strict(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [strict(v) for v in tree]
-    if isinstance(tree, float) and not math.isfinite(tree):
-        return None
-    return tree
-
-
 def load_scorer(cfg: HiveConfig, communities: list[str]):
     """The base model once, with every community's adapter attached under the community's key."""
     from hivelm import models
@@ -199,9 +188,9 @@ def main(cfg: HiveConfig, run) -> dict:
                          "template_id": scored["template_id"]}
     with staged_outputs() as out:  # every output and the MLflow record change together or not at all
         out.dir(paths.ATTRIBUTE_DIR)
-        write_json(out.path(paths.attribute_matrix()), strict(result["matrix"]))
-        write_json(out.path(paths.attribute_attribution()), strict(result["attribution"]))
-        write_json(out.path(paths.attribute_summary()), strict(result["summary"]))
+        write_json(out.path(paths.attribute_matrix()), result["matrix"])
+        write_json(out.path(paths.attribute_attribution()), result["attribution"])
+        write_json(out.path(paths.attribute_summary()), result["summary"])
         for name, rows in result["confusion_rows"].items():
             write_json(out.path(paths.attribute_confusion(name)), rows)
         run.log_metrics(mlflow_metrics(result["summary"]))
