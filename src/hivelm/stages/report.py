@@ -24,13 +24,12 @@ def read_json(path: Path):
 
 
 def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
-    """[label, value] rows (plain text): the commit, params, and where each corpus came from: the base model and
+    """[label, value] rows (plain text): lineage, params, and where each corpus came from: the base model and
     adapters for the built-in corpora, the declared provenance and file hashes for external ones; the scorers."""
-    from hivelm.tracking import git_state
-
-    commit, dirty = git_state()
     params = Path("params.yaml")
-    rows = [["git commit", f"{commit}{' (dirty)' if dirty else ''}"],
+    # No git commit here: the page is a DVC output, so it must depend on the stage's deps alone (a commit row
+    # made every fresh clone's `make repro` rewrite dvc.lock); each stage's MLflow run carries its commit.
+    rows = [["lineage", "dvc.lock (hashes of each stage's code, params and data); MLflow runs tagged git_commit"],
             ["params.yaml sha256", hashlib.sha256(params.read_bytes()).hexdigest()[:16] if params.is_file() else "-"]]
     sources = (summary or {}).get("sources") or {}
     built_in = [name for name, source in sources.items() if source.get("kind") == "built-in"]
