@@ -128,15 +128,24 @@ def _end_with_dvc() -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, forked: bool = False) -> int:
+    """`forked`: this process is a stage forked by hivelm/forkserver.py, whose client (DVC's child) watches
+    DVC and forwards its signals."""
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
     # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
         signal.signal(signal.SIGTERM, _interrupt)
-    if os.environ.get("DVC_STAGE") and not _end_with_dvc():
-        print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
-        return 130
+    if os.environ.get("DVC_STAGE") and not forked:
+        if not _end_with_dvc():
+            print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
+            return 130
+        if args.command in STAGES:  # under `hivelm run`: fork the stage from the warm server
+            from hivelm import forkserver
+
+            code = forkserver.delegate(sys.argv[1:] if argv is None else argv)
+            if code is not None:
+                return code
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.

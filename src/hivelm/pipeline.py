@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hivelm import tracking
+from hivelm import forkserver, tracking
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 
@@ -35,13 +35,20 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         # Stage commands are `hivelm ...`: make sure they resolve to this interpreter's install.
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
-        # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
-        dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
+        server = forkserver.start(env)  # stages fork from it instead of importing torch & co. each time
+        if server:
+            env[forkserver.ENV] = server[1]
         try:
-            code = dvc.wait()
-        except KeyboardInterrupt:
-            stop_group(dvc)
-            raise
+            # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
+            dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
+            try:
+                code = dvc.wait()
+            except KeyboardInterrupt:
+                stop_group(dvc)
+                raise
+        finally:
+            if server:
+                forkserver.stop(*server)
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
     return 0

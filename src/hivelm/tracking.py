@@ -52,8 +52,11 @@ def ensure_store(uri: str | None = None) -> str:
 
     A server is probed with a short timeout (MLflow itself would retry for minutes); a sqlite store is
     created under a lock beside the file, because two processes migrating one fresh file corrupt it.
-    Raises HiveError naming the URI or file.
+    Raises HiveError naming the URI or file. Every later request of this process gets HTTP_DEFAULTS' bounded
+    retries (stages and the pipeline's parent run alike), unless the user set them.
     """
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     uri = uri or tracking_uri()
     if uri.startswith(("http://", "https://")):
         _probe_server(uri)
@@ -257,8 +260,6 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
         yield _NoRun(None, view, config_hash)
         return
     log.info("stage %s: start", name)
-    for key, value in HTTP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
     uri = ensure_store()
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment(experiment_id=ensure_experiment(cfg.tracking.experiment, uri))

@@ -1,0 +1,233 @@
+"""A warm start for stage processes: under `hivelm run`, each stage that DVC starts forks from one server that
+has already imported torch, transformers, peft, MLflow and scikit-learn, instead of importing them again.
+
+Measured on the 2-core machine: those imports take 5-7 s per process, and the demo pipeline starts 22 stage
+processes (9 in a one-community run), so a cold pipeline spent about a minute and a half importing the same
+modules. DVC still starts and tracks every stage as an ordinary command (`hivelm <stage>`): that process is a
+thin client. It passes its argv, working directory, environment and stdin/stdout/stderr (SCM_RIGHTS) to the
+server, which forks a child that runs the stage exactly as the client would have run it (`hivelm.cli.main`)
+and reports the child's exit status back; the client exits with it. Signals to the client (Ctrl-C, SIGTERM, a
+dying DVC) are forwarded to the child, and a child whose client disappears (SIGKILL) stops itself, so a
+stage never outlives the command DVC is waiting for.
+
+Outside `hivelm run` (plain `dvc repro`, `hivelm <stage>` typed by hand) there is no server and stages start
+as fresh processes; so they do under `hivelm run` with HIVELM_NO_FORKSERVER=1, or when the server cannot be
+reached. The results are the same either way (tests/test_forkserver.py compares them byte for byte).
+
+Forking is safe here because the server only imports: it opens no store, model or thread of its own before it
+forks (the few native helper threads that imports start, OpenBLAS's and jemalloc's, re-create themselves in the
+child), and each child sets its own seeds as a fresh process does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ENV = "HIVELM_FORKSERVER"  # the server's socket path, set by `hivelm run` for the stages DVC starts
+DISABLE_ENV = "HIVELM_NO_FORKSERVER"  # set to 1: every stage starts as a fresh process
+
+# What a stage imports at its slowest. A hint only: a module missing here is imported by the stage itself.
+PRELOAD = (
+    "numpy", "pandas", "scipy.stats", "torch", "transformers", "transformers.trainer",
+    "transformers.models.llama.modeling_llama", "peft", "mlflow", "mlflow.tracking",
+    "mlflow.store.tracking.sqlalchemy_store", "sklearn.linear_model", "sklearn.feature_extraction.text",
+    "sklearn.model_selection", "sklearn.metrics", "sentence_transformers", "datasets", "matplotlib",
+    "hivelm.config", "hivelm.tracking", "hivelm.models", "hivelm.generation", "hivelm.metrics",
+)
+_HEADER = struct.Struct("!I")
+
+
+def start(env: dict[str, str]) -> tuple[subprocess.Popen, str] | None:
+    """Start a server for one pipeline run; (process, socket path), or None when disabled. The server binds
+    its socket before it imports anything, so a stage that connects early waits for the imports instead of
+    repeating them. Its own process group: `stop` ends it and any child still running with it."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return None
+    path = os.path.join(tempfile.mkdtemp(prefix="hivelm-fs-"), "stages.sock")
+    server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path], env=env, process_group=0,
+                              stdin=subprocess.DEVNULL)
+    return server, path
+
+
+def stop(server: subprocess.Popen, path: str) -> None:
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    for leftover in (path, os.path.dirname(path)):
+        try:
+            os.unlink(leftover) if leftover == path else os.rmdir(leftover)
+        except OSError:
+            pass
+
+
+# --- the client: what `hivelm <stage>` does when DVC starts it under `hivelm run` ---------------------------
+
+def delegate(argv: list[str]) -> int | None:
+    """Run `hivelm argv` in a child of the server named by $HIVELM_FORKSERVER and return its exit code; None
+    when no server is there to take it (the caller then runs the stage itself)."""
+    path = os.environ.get(ENV)
+    if not path:
+        return None
+    env = {k: v for k, v in os.environ.items() if k != ENV}
+    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": env}).encode()
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+        socket.send_fds(conn, [_HEADER.pack(len(request)) + request], [0, 1, 2])
+        replies = conn.makefile("r", encoding="utf-8")
+        first = replies.readline()
+    except OSError:
+        conn.close()
+        return None
+    if not first:  # the server went away before it forked: nothing started, run here instead
+        conn.close()
+        return None
+    pid = json.loads(first)["pid"]
+
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    last = replies.readline()  # the handlers above forward and return: the read resumes (PEP 475)
+    if not last:
+        print(f"hivelm {argv[0] if argv else ''}: the stage server exited before the stage did", file=sys.stderr)
+        return 1
+    return json.loads(last)["exit"]
+
+
+# --- the server ---------------------------------------------------------------------------------------------
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
+    if len(data) < _HEADER.size:
+        raise ConnectionError("short request")
+    size = _HEADER.unpack_from(data)[0]
+    body = data[_HEADER.size:]
+    while len(body) < size:
+        chunk = conn.recv(size - len(body))
+        if not chunk:
+            raise ConnectionError("truncated request")
+        body += chunk
+    return json.loads(body), fds
+
+
+def _child(conn: socket.socket, request: dict, fds: list[int], inherited: list[int]) -> None:
+    """In the forked child: become the process `hivelm argv` would have been, run it, exit with its code.
+    `inherited`: the server's other descriptors (its socket, other stages' connections), closed first so
+    that another stage's client going away is seen by that stage alone."""
+    code = 1
+    try:
+        for fd in inherited:
+            os.close(fd)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = ["hivelm", *request["argv"]]
+
+        def end_with_client() -> None:  # the client is gone (killed): stop as DVC's own child would
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=end_with_client, name="end-with-client", daemon=True).start()
+        from hivelm import cli
+
+        try:
+            code = cli.main(request["argv"], forked=True)
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        try:
+            atexit._run_exitfuncs()  # what a normal interpreter exit runs: logging and MLflow flush here
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code if isinstance(code, int) else 1)
+
+
+def serve(path: str) -> None:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional extra not installed: its stage imports what it has
+            pass
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, None)
+    running: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the client's connection)
+    while True:
+        for key, _ in selector.select():
+            if key.data is None:
+                conn, _ = listener.accept()
+                try:
+                    request, fds = _receive(conn)
+                except (OSError, ValueError, ConnectionError):
+                    conn.close()
+                    continue
+                sys.stdout.flush()
+                sys.stderr.flush()
+                inherited = [listener.fileno(), selector.fileno()]
+                inherited += [fd for pidfd, (_, other) in running.items() for fd in (pidfd, other.fileno())]
+                pid = os.fork()
+                if pid == 0:
+                    _child(conn, request, fds, inherited)
+                for fd in fds:
+                    os.close(fd)
+                pidfd = os.pidfd_open(pid)
+                running[pidfd] = (pid, conn)
+                selector.register(pidfd, selectors.EVENT_READ, pidfd)
+                try:
+                    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+                except OSError:  # the client is already gone: the child sees that and stops
+                    pass
+            else:
+                pid, conn = running.pop(key.data)
+                selector.unregister(key.fd)
+                os.close(key.fd)
+                code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+                try:
+                    conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
+                except OSError:
+                    pass
+                conn.close()
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    serve(sys.argv[1])

@@ -1,0 +1,82 @@
+"""Issue 16: under `hivelm run`, stages fork from a warm server (hivelm/forkserver.py) instead of importing
+torch & co. afresh. Its results must equal a fresh process's, and it must not change what signals do: a
+stopped pipeline or a killed stage client leaves no process behind and ends the stage's run KILLED."""
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from conftest import BIN, copy_pipeline, run
+from test_faults import HIVELM, env, gone, runs, started, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def test_stages_forked_from_the_server_write_what_fresh_processes_write(keto_pipeline, tmp_path):
+    """The session's keto pipeline ran under `hivelm run` (so through the server); the model stages rerun here
+    as fresh processes, outside DVC, must write the same bytes: `dvc status` then finds every output as
+    dvc.lock recorded it."""
+    repo = copy_pipeline(keto_pipeline[0], tmp_path / "repo")
+    for stage in ("tune", "generate", "survey"):
+        run([str(BIN / "hivelm"), "-q", stage, "--community", "keto"], repo)
+    for stage in ("evaluate", "attribute"):
+        run([str(BIN / "hivelm"), "-q", stage], repo)
+    status = json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout)
+    assert status == {}, status
+
+
+def tune_forever(project, tiny_model_dir):
+    import shutil
+
+    from hivelm.io import write_jsonl
+    from test_tune import demonstrations
+
+    shutil.copytree(tiny_model_dir, project / "models/base")
+    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
+    (project / "dvc.yaml").write_text("stages:\n  tune:\n    cmd: hivelm tune --community keto tune.max_steps=100000 "
+                                      "tune.eval_steps=1000 tune.max_length=64\n")
+    (project / ".dvc").mkdir()
+    (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
+    subprocess.run(["git", "init", "-q"], check=True)
+
+
+def training(project, process) -> bool:
+    return (project / "models/checkpoints/keto/fingerprint.txt").exists() or process.poll() is not None
+
+
+def test_sigterm_to_hivelm_run_ends_a_forked_stage_and_the_server(project, tiny_model_dir):
+    import psutil
+
+    tune_forever(project, tiny_model_dir)
+    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+        wait_for(lambda: training(project, pipeline), 180, "training to start")
+        tree = psutil.Process(pipeline.pid).children(recursive=True)
+        names = [" ".join(p.cmdline()) for p in tree]
+        assert any("hivelm.forkserver" in name for name in names), names  # the stage forked from the server
+        pipeline.send_signal(signal.SIGTERM)
+        stderr = pipeline.communicate(timeout=90)[1]
+    assert pipeline.returncode == 130, stderr[-3000:]
+    wait_for(lambda: gone(tree), 30, "every process of the pipeline to end")
+    assert [r.info.status for r in runs("tune")] == ["KILLED"]
+    assert [r.info.status for r in runs("pipeline")] == ["KILLED"]
+
+
+def test_a_killed_stage_client_takes_its_forked_stage_with_it(project, tiny_model_dir):
+    """DVC waits for the client (`hivelm tune`, its child); SIGKILL it and the forked stage must not train on."""
+    import psutil
+
+    tune_forever(project, tiny_model_dir)
+    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+        wait_for(lambda: training(project, pipeline), 180, "training to start")
+        tree = psutil.Process(pipeline.pid).children(recursive=True)
+        server = next(p for p in tree if "hivelm.forkserver" in " ".join(p.cmdline()))
+        stage = server.children()
+        client = [p for p in tree if p not in stage and p != server and "tune" in " ".join(p.cmdline())]
+        assert len(stage) == 1 and client, [p.cmdline() for p in tree]
+        client[-1].kill()
+        wait_for(lambda: gone(stage), 60, "the forked stage to end")
+        pipeline.communicate(timeout=90)
+    assert pipeline.returncode != 0
+    assert [r.info.status for r in runs("tune")] == ["KILLED"]
