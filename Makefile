@@ -30,8 +30,10 @@ $(VENV)/.installed: pyproject.toml
 repro: setup
 	$(BIN)/hivelm run
 
+# One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
+# end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile
 
 # The inner loop: unit tests only (no torch, DVC or MLflow import; under a minute on 2 cores).
 test-fast: setup

@@ -4,8 +4,8 @@
     .venv/bin/python bench/repro.py --from-mlflow DIR     # the table for the last `hivelm run` in project DIR
 
 A cold run copies the committed tree (`git archive HEAD`) into a scratch folder, makes it a git repo of its
-own (stages tag their runs with its commit) and runs this interpreter's `hivelm run` there: every stage
-executes, from base_model's conversion on, with a fresh MLflow store. `--keep DIR` runs it in DIR (which must
+own (stages tag their runs with its commit) and runs this interpreter's `hivelm run -- --force` there: every
+stage executes, from base_model's conversion on, with a fresh MLflow store. `--keep DIR` runs it in DIR (which must
 not exist) and keeps it. Uncommitted changes are not in the copy: commit first. The stages import `hivelm`
 as this interpreter does (PYTHONPATH included).
 
@@ -54,7 +54,9 @@ def cold_run(keep: str | None) -> tuple[Path, float, int]:
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     hivelm = Path(sys.executable).parent / "hivelm"
     started = time.perf_counter()
-    code = subprocess.run([str(hivelm), "run"], cwd=work, env=env).returncode
+    # --force: every stage runs. Without it DVC would skip a stage whose inputs came out byte-identical to
+    # dvc.lock's and whose outputs are committed (evaluate's reports, say): a fair first run, but not cold.
+    code = subprocess.run([str(hivelm), "run", "--", "--force"], cwd=work, env=env).returncode
     return work, time.perf_counter() - started, code
 
 

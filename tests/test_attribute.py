@@ -122,6 +122,14 @@ def test_gains_equal_a_direct_per_post_computation_with_merged_adapters(attribut
             assert scored["gain"][row, column] == pytest.approx(adapter_ll - base_ll, abs=1e-5)
     assert np.abs(scored["gain"]).min() > 1e-3  # the adapters really move the likelihoods
     assert not np.allclose(scored["gain"][:, 0], scored["gain"][:, 1])
+    # ... and the fast path really ran: the prompt (system + persona instruction) went through the model once
+    from hivelm.models import _shared_prefix
+    from hivelm.stages.attribute import encode_posts, scoring_records
+
+    records = scoring_records(POSTS, system, template, COMMUNITIES["keto"])
+    prompt = plain_tokenizer.apply_chat_template(records[0]["messages"][:2], tokenize=False, add_generation_prompt=True)
+    assert _shared_prefix(encode_posts(tokenizer, records, cfg.attribute.max_length)) >= len(
+        plain_tokenizer(prompt, add_special_tokens=False)["input_ids"]) - 1
 
 
 def write_prepared(root: Path) -> None:

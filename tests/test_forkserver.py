@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, copy_pipeline, run
-from test_faults import HIVELM, env, gone, runs, started, wait_for
+from test_faults import HIVELM, gone, runs, started, wait_for
 
 pytestmark = pytest.mark.integration
 

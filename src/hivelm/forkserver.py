@@ -22,6 +22,7 @@ child), and each child sets its own seeds as a fresh process does.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -33,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from pathlib import Path
 
 ENV = "HIVELM_FORKSERVER"  # the server's socket path, set by `hivelm run` for the stages DVC starts
 DISABLE_ENV = "HIVELM_NO_FORKSERVER"  # set to 1: every stage starts as a fresh process
@@ -62,20 +62,16 @@ def start(env: dict[str, str]) -> tuple[subprocess.Popen, str] | None:
 
 
 def stop(server: subprocess.Popen, path: str) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(server.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     try:
         server.wait(10)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
-    for leftover in (path, os.path.dirname(path)):
-        try:
-            os.unlink(leftover) if leftover == path else os.rmdir(leftover)
-        except OSError:
-            pass
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
 
 
 # --- the client: what `hivelm <stage>` does when DVC starts it under `hivelm run` ---------------------------
@@ -103,10 +99,8 @@ def delegate(argv: list[str]) -> int | None:
     pid = json.loads(first)["pid"]
 
     def forward(signum, frame):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
@@ -152,10 +146,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int], inherited: list[i
         sys.argv = ["hivelm", *request["argv"]]
 
         def end_with_client() -> None:  # the client is gone (killed): stop as DVC's own child would
-            try:
+            with contextlib.suppress(OSError):
                 conn.recv(1)
-            except OSError:
-                pass
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=end_with_client, name="end-with-client", daemon=True).start()
@@ -184,10 +176,8 @@ def serve(path: str) -> None:
     listener.bind(path)
     listener.listen(64)
     for name in PRELOAD:
-        try:
+        with contextlib.suppress(Exception):  # an optional extra not installed: its stage imports what it has
             importlib.import_module(name)
-        except Exception:  # an optional extra not installed: its stage imports what it has
-            pass
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, None)
     running: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, the client's connection)
@@ -212,19 +202,15 @@ def serve(path: str) -> None:
                 pidfd = os.pidfd_open(pid)
                 running[pidfd] = (pid, conn)
                 selector.register(pidfd, selectors.EVENT_READ, pidfd)
-                try:
+                with contextlib.suppress(OSError):  # the client is already gone: the child sees that and stops
                     conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-                except OSError:  # the client is already gone: the child sees that and stops
-                    pass
             else:
                 pid, conn = running.pop(key.data)
                 selector.unregister(key.fd)
                 os.close(key.fd)
                 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-                try:
+                with contextlib.suppress(OSError):
                     conn.sendall(json.dumps({"exit": code if code >= 0 else 128 - code}).encode() + b"\n")
-                except OSError:
-                    pass
                 conn.close()
 
 

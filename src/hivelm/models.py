@@ -7,6 +7,7 @@ device. `trust_remote_code` is off and weights load as safetensors.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -175,30 +176,49 @@ def load_with_adapters(cfg, adapters: dict[str, str | Path], path: str | Path = 
     return model.eval(), tokenizer
 
 
-def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int) -> list[float]:
+def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, share_prefix: bool = True) -> list[float]:
     """Per sequence, the mean log-probability of its labelled tokens given everything before them.
 
     `sequences` are {"input_ids", "labels"} with label -100 where nothing is scored (the prompt), as
     `hivelm.stages.tune.encode` builds them for training, so a text is scored exactly as it was learned.
     Batched with right padding (the attention mask hides it; causal attention never looks right), sequences
-    sorted by length so a batch pads little; results come back in input order."""
+    sorted by length so a batch pads little; results come back in input order.
+
+    `share_prefix`: the tokens every sequence starts with (up to its first scored token: in attribute, the
+    system prompt and persona instruction) go through the model once, and each batch continues from their
+    cached keys and values, so a batch computes only its own tokens. Equal to the full pass within float
+    rounding (tests/test_attribute.py: 1e-4)."""
     import torch
 
+    prefix = _shared_prefix(sequences) if share_prefix else 0
+    cache = None
+    if prefix:
+        with torch.no_grad():
+            ids = torch.tensor([sequences[0]["input_ids"][:prefix]], device=model.device)
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]["input_ids"]))
     scores = [0.0] * len(sequences)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        width = max(len(sequences[i]["input_ids"]) for i in chunk)
+        width = max(len(sequences[i]["input_ids"]) for i in chunk) - prefix
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         labels = torch.full((len(chunk), width), -100, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        mask = torch.zeros((len(chunk), prefix + width), dtype=torch.long)
         for row, i in enumerate(chunk):
-            n = len(sequences[i]["input_ids"])
-            ids[row, :n] = torch.tensor(sequences[i]["input_ids"])
-            labels[row, :n] = torch.tensor(sequences[i]["labels"])
-            mask[row, :n] = 1
+            n = len(sequences[i]["input_ids"]) - prefix
+            ids[row, :n] = torch.tensor(sequences[i]["input_ids"][prefix:])
+            labels[row, :n] = torch.tensor(sequences[i]["labels"][prefix:])
+            mask[row, :prefix + n] = 1
+        extra = {}
+        if cache is not None:
+            rows = copy.copy(cache)  # the batch's own rows of the prefix; the prefix cache stays as it was
+            rows.layers = [copy.copy(layer) for layer in cache.layers]
+            rows.batch_select_indices(torch.zeros(len(chunk), dtype=torch.long, device=model.device))
+            extra = {"cache": rows, "use_cache": True,
+                     "position_ids": (prefix + torch.arange(width))[None].expand(len(chunk), -1).to(model.device)}
         with torch.no_grad():
-            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits[:, :-1]
+            logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **extra).logits[:, :-1]
         targets = labels[:, 1:].to(logits.device)
         scored = targets != -100
         logprobs = logits.float().log_softmax(-1).gather(2, targets.clamp(min=0)[..., None]).squeeze(2)
@@ -206,3 +226,16 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int) ->
         for row, i in enumerate(chunk):
             scores[i] = float(means[row])
     return scores
+
+
+def _shared_prefix(sequences: Sequence[dict]) -> int:
+    """How many leading tokens every sequence shares, stopping before the token whose logits score the first
+    labelled token of any sequence (that position must be computed in the sequence's own pass)."""
+    if len(sequences) < 2:
+        return 0
+    first = sequences[0]["input_ids"]
+    n = min(next((k for k, label in enumerate(s["labels"]) if label != -100), len(s["labels"])) for s in sequences) - 1
+    for seq in sequences[1:]:
+        ids = seq["input_ids"]
+        n = next((k for k in range(n) if ids[k] != first[k]), n)
+    return max(n, 0)

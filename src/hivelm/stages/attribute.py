@@ -70,11 +70,11 @@ def encode_posts(tokenizer, records: list[dict], max_length: int) -> list[dict]:
 
 
 def score(model, tokenizer, texts: list[str], communities: dict[str, str], system_prompt: str, template: Template,
-          max_length: int, batch_size: int, progress=None) -> dict[str, np.ndarray]:
+          max_length: int, batch_size: int, progress=None, share_prefix: bool = True) -> dict[str, np.ndarray]:
     """Core: every post under every community's adapter and under the base model, after that community's
     prompt. `model` carries one peft named adapter per key of `communities` ({key: name}); returns arrays of
     shape (posts, communities): `adapter` and `base` mean per-token log-likelihoods, and `gain` = their
-    difference."""
+    difference. `share_prefix`: each community's prompt goes through each model once (models.mean_logliks)."""
     from hivelm.models import base_only, mean_logliks, pad_id
 
     pad = pad_id(tokenizer)
@@ -83,9 +83,9 @@ def score(model, tokenizer, texts: list[str], communities: dict[str, str], syste
     for column, (key, name) in enumerate(communities.items()):
         sequences = encode_posts(tokenizer, scoring_records(texts, system_prompt, template, name), max_length)
         model.set_adapter(key)
-        adapter[:, column] = mean_logliks(model, sequences, batch_size, pad)
+        adapter[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
         with base_only(model):
-            base[:, column] = mean_logliks(model, sequences, batch_size, pad)
+            base[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
         if progress:
             progress(1)
     return {"adapter": adapter, "base": base, "gain": adapter - base}
