@@ -80,3 +80,13 @@ def test_a_killed_stage_client_takes_its_forked_stage_with_it(project, tiny_mode
         pipeline.communicate(timeout=90)
     assert pipeline.returncode != 0
     assert [r.info.status for r in runs("tune")] == ["KILLED"]
+
+
+def test_no_server_on_an_accelerator_or_when_switched_off(monkeypatch):
+    """CUDA cannot serve a process forked after it was touched: any configured device other than the CPU, or
+    HIVELM_NO_FORKSERVER=1, and every stage starts fresh."""
+    from hivelm import forkserver
+
+    assert forkserver.start({}, ["cpu", "cuda", "cpu"]) is None
+    monkeypatch.setenv(forkserver.DISABLE_ENV, "1")
+    assert forkserver.start({}, ["cpu"]) is None

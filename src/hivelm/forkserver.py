@@ -11,8 +11,8 @@ dying DVC) are forwarded to the child, and a child whose client disappears (SIGK
 stage never outlives the command DVC is waiting for.
 
 Outside `hivelm run` (plain `dvc repro`, `hivelm <stage>` typed by hand) there is no server and stages start
-as fresh processes; so they do under `hivelm run` with HIVELM_NO_FORKSERVER=1, or when the server cannot be
-reached. The results are the same either way (tests/test_forkserver.py compares them byte for byte).
+as fresh processes; so they do under `hivelm run` with HIVELM_NO_FORKSERVER=1, when a configured device is
+not the CPU (see `start`), or when the server cannot be reached. The results are the same either way (tests/test_forkserver.py compares them byte for byte).
 
 Forking is safe here because the server only imports: it opens no store, model or thread of its own before it
 forks (the few native helper threads that imports start, OpenBLAS's and jemalloc's, re-create themselves in the
@@ -49,11 +49,14 @@ PRELOAD = (
 _HEADER = struct.Struct("!I")
 
 
-def start(env: dict[str, str]) -> tuple[subprocess.Popen, str] | None:
-    """Start a server for one pipeline run; (process, socket path), or None when disabled. The server binds
-    its socket before it imports anything, so a stage that connects early waits for the imports instead of
-    repeating them. Its own process group: `stop` ends it and any child still running with it."""
-    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+def start(env: dict[str, str], devices: list[str]) -> tuple[subprocess.Popen, str] | None:
+    """Start a server for one pipeline run; (process, socket path), or None when disabled or when any of
+    `devices` (the configured ones) is not the CPU: a CUDA process cannot be forked safely once CUDA has been
+    touched, and the imports may touch it, so on an accelerator every stage starts fresh (import time is small
+    beside its work there anyway). The server binds its socket before it imports anything, so a stage that
+    connects early waits for the imports instead of repeating them. Its own process group: `stop` ends it
+    and any child still running with it."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0") or any(d != "cpu" for d in devices):
         return None
     path = os.path.join(tempfile.mkdtemp(prefix="hivelm-fs-"), "stages.sock")
     server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path], env=env, process_group=0,

@@ -35,7 +35,9 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         # Stage commands are `hivelm ...`: make sure they resolve to this interpreter's install.
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
-        server = forkserver.start(env)  # stages fork from it instead of importing torch & co. each time
+        # stages fork from it instead of importing torch & co. each time
+        server = forkserver.start(env, [cfg.base_model.device, cfg.prepare.perplexity_device,
+                                        cfg.evaluate.scorers.device])
         if server:
             env[forkserver.ENV] = server[1]
         try:
