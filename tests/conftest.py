@@ -207,16 +207,30 @@ def keto_only(params: dict) -> dict:
 
 
 @pytest.fixture(scope="session")
-def keto_pipeline(tmp_path_factory, mlflow_template_db, tiny_model_dir) -> tuple[Path, str]:
+def keto_pipeline(tmp_path_factory, worker_id, mlflow_template_db, tiny_model_dir) -> tuple[Path, str]:
     """(repo, stdout) of one `hivelm run` of the `keto_only` slice, run once per session and committed in its
     git repo's starting state: tests that need a finished pipeline copy it (`copy_pipeline`) instead of each
-    running the same pipeline again."""
-    import yaml
+    running the same pipeline again. Under `make test`'s workers (pytest-xdist) the first worker to need it
+    runs it in the folder all workers share, under a lock, and the others wait for it and reuse it (the
+    recipe in pytest-xdist's docs, "Making session-scoped fixtures execute only once")."""
+    import json
 
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("keto-pipeline") / "repo", mlflow_template_db, tiny_model_dir)
-    params = keto_only(yaml.safe_load((repo / "params.yaml").read_text()))
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return repo, run([str(BIN / "hivelm"), "run"], repo).stdout
+    import yaml
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    record = shared / "keto-pipeline.json"
+    with FileLock(shared / "keto-pipeline.lock"):
+        if record.is_file():
+            built = json.loads(record.read_text())
+            return Path(built["repo"]), built["stdout"]
+        repo = make_pipeline_repo(tmp_path_factory.mktemp("keto-pipeline") / "repo", mlflow_template_db,
+                                  tiny_model_dir)
+        params = keto_only(yaml.safe_load((repo / "params.yaml").read_text()))
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        stdout = run([str(BIN / "hivelm"), "run"], repo).stdout
+        record.write_text(json.dumps({"repo": str(repo), "stdout": stdout}))
+        return repo, stdout
 
 
 def copy_pipeline(source: Path, target: Path) -> Path:
