@@ -161,8 +161,7 @@ def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(
     write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
     with started([HIVELM, "tune", "--community", "keto", "tune.max_steps=100000", "tune.eval_steps=1000",
                   "tune.max_length=64"], stderr=subprocess.PIPE) as stage:
-        wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or stage.poll() is not None,
-                 180, "training to start")
+        wait_for(lambda: training(project, stage), 180, "training to start")
         time.sleep(2)
         stage.send_signal(signal.SIGTERM)
         stderr = stage.communicate(timeout=60)[1]
@@ -173,13 +172,9 @@ def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(
         pass  # a rerun may train again
 
 
-@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
-def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
-    """`dvc repro` runs a stage through `$SHELL -c`; killed, it used to leave the trainer running as an orphan.
-    bash execs the stage, dash (/bin/sh here, and $SHELL is unset under make and most CI) stays its parent."""
+def tune_forever(project, tiny_model_dir) -> None:
+    """A one-stage DVC project in `project` (the cwd) whose stage trains keto's adapter for 100,000 steps."""
     import shutil
-
-    import psutil
 
     from hivelm.io import write_jsonl
     from test_tune import demonstrations
@@ -191,9 +186,22 @@ def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
     (project / ".dvc").mkdir()
     (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
     subprocess.run(["git", "init", "-q"], check=True)
+
+
+def training(project, process) -> bool:
+    """The trainer has started (its checkpoint folder is fingerprinted), or `process` ended before it did."""
+    return (project / "models/checkpoints/keto/fingerprint.txt").exists() or process.poll() is not None
+
+
+@pytest.mark.parametrize("shell", ["/bin/sh", "/bin/bash"])
+def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
+    """`dvc repro` runs a stage through `$SHELL -c`; killed, it used to leave the trainer running as an orphan.
+    bash execs the stage, dash (/bin/sh here, and $SHELL is unset under make and most CI) stays its parent."""
+    import psutil
+
+    tune_forever(project, tiny_model_dir)
     with started([str(BIN / "dvc"), "repro"], stderr=subprocess.PIPE, env=env(SHELL=shell)) as repro:
-        wait_for(lambda: (project / "models/checkpoints/keto/fingerprint.txt").exists() or repro.poll() is not None,
-                 180, "training to start")
+        wait_for(lambda: training(project, repro), 180, "training to start")
         tree = psutil.Process(repro.pid).children(recursive=True)
         assert tree, "the stage runs as dvc's child"
         repro.kill()  # SIGKILL: DVC gets no chance to clean up after itself

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, copy_pipeline, run
-from test_faults import HIVELM, gone, runs, started, wait_for
+from test_faults import HIVELM, gone, runs, started, training, tune_forever, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -24,25 +24,6 @@ def test_stages_forked_from_the_server_write_what_fresh_processes_write(keto_pip
     run([str(BIN / "hivelm"), "-q", "attribute"], repo)
     status = json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout)
     assert status == {}, status
-
-
-def tune_forever(project, tiny_model_dir):
-    import shutil
-
-    from hivelm.io import write_jsonl
-    from test_tune import demonstrations
-
-    shutil.copytree(tiny_model_dir, project / "models/base")
-    write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())
-    (project / "dvc.yaml").write_text("stages:\n  tune:\n    cmd: hivelm tune --community keto tune.max_steps=100000 "
-                                      "tune.eval_steps=1000 tune.max_length=64\n")
-    (project / ".dvc").mkdir()
-    (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
-    subprocess.run(["git", "init", "-q"], check=True)
-
-
-def training(project, process) -> bool:
-    return (project / "models/checkpoints/keto/fingerprint.txt").exists() or process.poll() is not None
 
 
 def test_sigterm_to_hivelm_run_ends_a_forked_stage_and_the_server(project, tiny_model_dir):
