@@ -40,9 +40,8 @@ def pytest_collection_modifyitems(config, items):
 
     files: dict[str, int] = {}
     for item in items:
-        files[item.nodeid.split("::")[0]] = min(files.get(item.nodeid.split("::")[0], 2), rank(item))
-    position = {id(item): index for index, item in enumerate(items)}
-    items.sort(key=lambda item: (files[item.nodeid.split("::")[0]], position[id(item)]))
+        files[item.path] = min(files.get(item.path, 2), rank(item))
+    items.sort(key=lambda item: files[item.path])  # stable: each file's tests keep their order
 
 
 def pytest_sessionfinish(session, exitstatus):
