@@ -213,11 +213,21 @@ def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
 SLEEPER = """
 import os, time
 open("stage.pid", "w").write(str(os.getpid()))
-time.sleep(600)
+try:
+    time.sleep(600)
+except KeyboardInterrupt:
+    open("stage.interrupted", "w").close()
+    raise
 """
 
 
-def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_killed(project):
+def ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# A background job of a non-interactive shell (`hivelm run &` in a script, CI) inherits SIGINT ignored.
+@pytest.mark.parametrize("sigint", ["handled", "inherited ignored"])
+def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_killed(project, sigint):
     import psutil
 
     (project / "sleeper.py").write_text(SLEEPER)
@@ -225,7 +235,8 @@ def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_k
     (project / ".dvc").mkdir()
     (project / ".dvc/config").write_text("[core]\n    analytics = false\n")
     subprocess.run(["git", "init", "-q"], check=True)
-    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+    preexec = ignore_sigint if sigint == "inherited ignored" else None
+    with started([HIVELM, "run"], stderr=subprocess.PIPE, preexec_fn=preexec) as pipeline:
         wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
         tree = psutil.Process(pipeline.pid).children(recursive=True)
         assert int((project / "stage.pid").read_text()) in {p.pid for p in tree}
@@ -233,6 +244,7 @@ def test_sigterm_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_k
         stderr = pipeline.communicate(timeout=90)[1]
     assert pipeline.returncode == 130, stderr[-3000:]
     assert gone(tree), [p for p in tree if not gone([p])]
+    assert (project / "stage.interrupted").exists(), "the stage was killed, not interrupted: no chance to clean up"
     assert [r.info.status for r in runs("pipeline")] == ["KILLED"]
 
 
