@@ -295,6 +295,12 @@ def test_item_prompts_hold_persona_stem_options_and_answer_line():
     assert q11[0]["choices"] == [["yes", "a. Yes"], ["no", "b. No"]]
 
 
+def test_in_context_prompts_need_the_community_key_that_keys_their_draw():
+    pool = [f"post number {i}" for i in range(30)]
+    with pytest.raises(ValueError, match="community"):
+        build_item_prompts(SWED, PERSONAS[:1], "keto cooking", context=pool)  # every community: one same draw
+
+
 def test_in_context_prompts_draw_k_posts_per_respondent():
     pool = [f"post number {i} about almond flour and butter" for i in range(30)]
     records = build_item_prompts(SWED, PERSONAS[:2], "keto cooking", samples_per_item=2, context=pool,
@@ -424,7 +430,8 @@ def test_loglik_matches_one_option_at_a_time_scoring(tiny_model_dir, attention):
     model, tokenizer = load_causal_lm(tiny_model_dir, attn_implementation=attention)
     posts = [f"post {i} about almond flour and long runs, meal prep and rest days" for i in range(12)]
     records = build_item_prompts(FEW, PERSONAS[:2], "keto cooking", mode="loglik") + build_item_prompts(
-        FEW, PERSONAS[2:4], "keto cooking", 2, posts, mode="loglik", in_context=InContextConfig(k=3, words=8))
+        FEW, PERSONAS[2:4], "keto cooking", 2, posts, mode="loglik", in_context=InContextConfig(k=3, words=8),
+        community="keto")
     expected = [[naive_logprob(model, tokenizer, record, reply) for _, reply in record["choices"]]
                 for record in records]
     for batch_size in (16, 4, 1):

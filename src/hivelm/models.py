@@ -187,7 +187,7 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
     `share_prefix`: the tokens every sequence starts with (up to its first scored token: in attribute, the
     system prompt and persona instruction) go through the model once, and each batch continues from their
     cached keys and values, so a batch computes only its own tokens. Equal to the full pass within float
-    rounding (tests/test_attribute.py: 1e-4)."""
+    rounding (tests/test_attribute.py: 1e-5)."""
     import torch
 
     prefix = _shared_prefix(sequences) if share_prefix else 0
@@ -212,9 +212,7 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
             mask[row, :prefix + n] = 1
         extra = {}
         if cache is not None:
-            rows = copy.copy(cache)  # the batch's own rows of the prefix; the prefix cache stays as it was
-            rows.layers = [copy.copy(layer) for layer in cache.layers]
-            rows.batch_select_indices(torch.zeros(len(chunk), dtype=torch.long, device=model.device))
+            rows = cache_rows(cache, torch.zeros(len(chunk), dtype=torch.long, device=model.device))
             extra = {"cache": rows, "use_cache": True,
                      "position_ids": (prefix + torch.arange(width))[None].expand(len(chunk), -1).to(model.device)}
         with torch.no_grad():
@@ -226,6 +224,16 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
         for row, i in enumerate(chunk):
             scores[i] = float(means[row])
     return scores
+
+
+def cache_rows(cache, index):
+    """The rows `index` of a KV cache (a row may repeat: one cached prefix serves many continuations) as a new
+    cache. A shallow copy whose layers select their rows anew (indexing makes new tensors), so `cache` stays
+    as it was for the next batch."""
+    rows = copy.copy(cache)
+    rows.layers = [copy.copy(layer) for layer in cache.layers]
+    rows.batch_select_indices(index)
+    return rows
 
 
 def _shared_prefix(sequences: Sequence[dict]) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from hivelm.config import InContextConfig
 from hivelm.generation import in_context_prompt, render_chat, sample_texts
+from hivelm.models import cache_rows
 from hivelm.rng import keyed_rng
 from hivelm.survey.instrument import Instrument, Item, Option
 from hivelm.survey.parse import parse_answer
@@ -59,6 +60,9 @@ def build_item_prompts(instrument: Instrument, personas: Sequence[Template], com
     draw (`generation.in_context_prompt`, keyed by `seed`, the `community` key, persona and sample), the same
     for all its items, so one respondent answers from one view of the community (the paper's code retrieved
     posts per question from a file that was never committed; paper-spec 6.2)."""
+    if context and not community:
+        # the draw is keyed by the community key: without it every community would see the same positions
+        raise ValueError("build_item_prompts: context posts need the `community` key that keys their draw")
     in_context = in_context or InContextConfig()
     records = []
     for persona in personas:
@@ -105,8 +109,6 @@ def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int):
     Rows are repeated from their parent's cache, so one cached prefix serves every continuation of it;
     positions continue from each parent's real length, and the mask keeps padding (wherever it falls, even
     between two passes) out of attention. `cache` itself is left as it was. Returns (logits, cache, mask)."""
-    import copy
-
     import torch
 
     device = model.device
@@ -116,12 +118,7 @@ def _forward(model, cache, mask, parent, seqs: list[list[int]], pad_id: int):
     new = torch.tensor([[0] * len(p) + [1] * len(s) for s, p in zip(seqs, pads)], device=device)
     start = torch.zeros(len(seqs), 1, dtype=torch.long, device=device)
     if cache is not None:
-        # a shallow copy whose layers pick their rows anew (indexing makes new tensors): the parent cache
-        # stays intact for the next batch of continuations
-        rows = copy.copy(cache)
-        rows.layers = [copy.copy(layer) for layer in cache.layers]
-        rows.batch_select_indices(parent)
-        cache, mask = rows, mask[parent]
+        cache, mask = cache_rows(cache, parent), mask[parent]
         start = mask.sum(1, keepdim=True)
         new = torch.cat([mask, new], 1)
     positions = start + (new[:, -width:].cumsum(1) - 1).clamp(min=0)
