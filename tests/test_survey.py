@@ -298,7 +298,7 @@ def test_item_prompts_hold_persona_stem_options_and_answer_line():
 def test_in_context_prompts_need_the_community_key_that_keys_their_draw():
     pool = [f"post number {i}" for i in range(30)]
     with pytest.raises(ValueError, match="community"):
-        build_item_prompts(SWED, PERSONAS[:1], "keto cooking", context=pool)  # every community: one same draw
+        build_item_prompts(SWED, PERSONAS[:1], "keto cooking", context=pool)  # else all communities: one draw
 
 
 def test_in_context_prompts_draw_k_posts_per_respondent():
