@@ -117,3 +117,23 @@ def test_editing_a_module_makes_exactly_the_stages_that_import_it_stale(committe
     expected = {f"{s}@{c}" if STAGES[s].per_community else s for s in stages
                 for c in (communities if STAGES[s].per_community else [None])}
     assert stale == expected
+
+
+@pytest.mark.integration
+def test_editing_a_file_the_params_name_makes_the_stage_that_reads_it_stale(committed_pipeline):
+    """Extra sources (data.extra_sources) are inputs of prepare like data.path: dvc.yaml lists each file."""
+    repo, _ = committed_pipeline
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    label = next(iter(params["communities"].values()))["label"]
+    params["data"]["extra_sources"] = [{"path": "data/more/forum.jsonl", "community": label}]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (repo / "data/more").mkdir(parents=True)
+    (repo / "data/more/forum.jsonl").write_text('{"text": "a post from the forum"}\n')
+    run([str(BIN / "hivelm"), "dvc-yaml"], repo)
+    assert "data/more/forum.jsonl" in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]["prepare"]["deps"]
+    run([str(BIN / "dvc"), "commit", "-f", "-q"], repo)
+    assert json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout) == {}
+
+    with open(repo / "data/more/forum.jsonl", "a") as handle:
+        handle.write('{"text": "an edit in place"}\n')
+    assert set(json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout)) == {"prepare"}

@@ -67,7 +67,7 @@ class ExtraSourceConfig:
     (e.g. the paper's instructions/COMMUNITY.json demonstrations beside its tweets.csv)."""
 
     path: str = "???"
-    """Path to the file, relative to the project root. DVC tracks it by path (a param), not by content."""
+    """Path to the file, relative to the project root. DVC tracks it as a dependency of prepare."""
     community: str = "???"
     """The community label (a communities.*.label) that every post in the file belongs to."""
     text: str = "text"

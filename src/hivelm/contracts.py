@@ -8,8 +8,8 @@ Everything else follows from this table:
   differs from the render, so a code change always reruns the stages that import it, and only those.
 
 Paths come from `hivelm.paths`; fanned-out stages are declared with DVC's `${key}` for the community.
-The params in force shape the render in two ways: every external corpus file (evaluate.external) is a dep of
-evaluate, and with only external corpora the model stages (MODEL_STAGES) are left out, with the
+The params in force shape the render in two ways: every input file they name (prepare's data.extra_sources,
+evaluate's external corpora) is a dep of the stage that reads it, and with only external corpora the model stages (MODEL_STAGES) are left out, with the
 deps other stages had on their outputs. To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
 declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
 """
@@ -109,9 +109,6 @@ MODEL_STAGES = ("base_model", "instruct", "tune", "generate", "survey", "attribu
 """Stages that exist to make and question our own models: dvc.yaml leaves them out when evaluate compares
 only external corpora (evaluate.corpora: [], evaluate.external: [...]), unless prepare needs the base model
 (prepare.cap_strategy: lowest_perplexity)."""
-EXTERNAL_READERS = ("evaluate",)
-"""Stages that read the external corpus files (evaluate.external): each file is a DVC dependency of them
-(report takes each file's provenance and hash from evaluate's summary)."""
 
 
 def left_out_stages(cfg) -> tuple[str, ...]:
@@ -122,6 +119,11 @@ def left_out_stages(cfg) -> tuple[str, ...]:
     return tuple(name for name in MODEL_STAGES if not (keep_base and name == "base_model"))
 
 
-def external_files(cfg) -> list[str]:
-    """Every external corpus file the params name, one per community where the path has a {community} slot."""
-    return [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]
+def named_input_files(cfg) -> dict[str, list[str]]:
+    """Per stage, the input files that the params name (beyond `${data.path}`): each is a DVC dependency of the
+    stage that reads it, so editing one in place makes that stage stale. prepare reads data.extra_sources;
+    evaluate reads the external corpora, one file per community where the path has a {community} slot
+    (report takes each file's provenance and hash from evaluate's summary)."""
+    external = [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]
+    return {"prepare": list(dict.fromkeys(source.path for source in cfg.data.extra_sources)),
+            "evaluate": list(dict.fromkeys(external))}

@@ -3,8 +3,9 @@
     hivelm dvc-yaml            # rewrite dvc.yaml (from the contracts and params.yaml, or --params FILE)
     hivelm dvc-yaml --check    # exit 1 if the committed dvc.yaml differs from the render (CI runs a test of it)
 
-The params decide which stages are rendered and which external corpus files evaluate depends on
-(hivelm.contracts.left_out_stages, external_files); the shipped params.yaml renders every stage.
+The params decide which stages are rendered and which files they name are deps (extra sources of prepare,
+external corpora of evaluate: hivelm.contracts.left_out_stages, named_input_files); the shipped params.yaml
+renders every stage and names no such file.
 
 A stage's code deps are every module its stage module imports, directly or through other hivelm modules
 (function-level imports included, since heavy imports live inside functions), found by reading the source
@@ -18,7 +19,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from hivelm.contracts import CONTRACTS, EXTERNAL_READERS, KEY, Contract, external_files, left_out_stages
+from hivelm.contracts import CONTRACTS, KEY, Contract, left_out_stages, named_input_files
 
 PACKAGE = Path(__file__).resolve().parent  # src/hivelm
 DVC_YAML = Path("dvc.yaml")
@@ -112,17 +113,16 @@ def _overlaps(a: str, b: str) -> bool:
     return any(fnmatch.fnmatchcase(x, y) or fnmatch.fnmatchcase(x, y + "/*") for x, y in ((a, b), (b, a)))
 
 
-def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), external: tuple[str, ...] = ()) -> dict:
+def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), files: tuple[str, ...] = ()) -> dict:
     """One stage of dvc.yaml: deps on outputs of `left_out` stages are dropped (they will not exist), and the
-    `external` corpus files are deps of the stages that read them."""
+    input `files` its params name are deps too."""
     def persisted(items, **extra):
         return [{item: {**extra, "persist": True}} for item in items]
 
     missing = [out for other in left_out for out in _produced(other)]
     declared = [dep for dep in contract.deps if not any(_overlaps(dep, out) for out in missing)]
-    extra = list(external) if contract.name in EXTERNAL_READERS else []
     body: dict = {"cmd": f"hivelm {contract.name}" + (f" --community {KEY}" if contract.per_community else ""),
-                  "deps": [*declared, *extra, *code_deps(contract)],
+                  "deps": [*declared, *files, *code_deps(contract)],
                   "params": list(contract.params)}
     outs = persisted(contract.outs) + persisted(contract.reports, cache=False)
     if outs:
@@ -140,15 +140,15 @@ def rendered_stages(cfg=None) -> tuple[tuple[Contract, ...], tuple[Contract, ...
 
 
 def render(cfg=None) -> str:
-    """dvc.yaml for the params `cfg` (a HiveConfig; None renders every stage and no external corpus)."""
+    """dvc.yaml for the params `cfg` (a HiveConfig; None renders every stage and no file named in params)."""
     import yaml
 
     from hivelm import paths
 
     stages, left_out = rendered_stages(cfg)
-    external = tuple(external_files(cfg)) if cfg is not None else ()
+    files = named_input_files(cfg) if cfg is not None else {}
     document = {
-        "stages": {c.name: stage_entry(c, left_out, external) for c in stages},
+        "stages": {c.name: stage_entry(c, left_out, tuple(files.get(c.name, ()))) for c in stages},
         "plots": [{str(paths.plot(name)): {"template": template, "x": x, "y": y, "title": title}}
                   for name, template, x, y, title in PLOTS]
                  + [{str(paths.SURVEY_PLOT): {"template": "bar_horizontal", "x": "value", "y": "model",
