@@ -9,8 +9,10 @@ Everything else follows from this table:
 
 Paths come from `hivelm.paths`; fanned-out stages are declared with DVC's `${key}` for the community.
 The params in force shape the render in two ways: every input file they name (prepare's data.extra_sources,
-evaluate's external corpora) is a dep of the stage that reads it, and with only external corpora the model stages (MODEL_STAGES) are left out, with the
-deps other stages had on their outputs. To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
+evaluate's external corpora) is a dep of the stage that reads it, and with only external corpora the model
+stages (MODEL_STAGES) are left out, with the deps other stages had on their outputs.
+
+To add a stage: write `hivelm/stages/<name>.py` with `main(cfg, run)` (or `main(cfg, run, community)`),
 declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
 """
 
