@@ -12,7 +12,8 @@ stage never outlives the command DVC is waiting for.
 
 Outside `hivelm run` (plain `dvc repro`, `hivelm <stage>` typed by hand) there is no server and stages start
 as fresh processes; so they do under `hivelm run` with HIVELM_NO_FORKSERVER=1, when a configured device is
-not the CPU (see `start`), or when the server cannot be reached. The results are the same either way (tests/test_forkserver.py compares them byte for byte).
+not the CPU (see `start`), or when the server cannot be reached. The results are the same either way
+(tests/test_forkserver.py compares them byte for byte).
 
 Forking is safe here because the server only imports: it opens no store, model or thread of its own before it
 forks (the few native helper threads that imports start, OpenBLAS's and jemalloc's, re-create themselves in the
