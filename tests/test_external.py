@@ -2,6 +2,7 @@
 (README: "Evaluate generations you already have")."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +47,8 @@ def external_repo(tmp_path, mlflow_template_db):
                {"group": "running", "post": demo_texts("running", 140, 1)[0]},
                {"group": "gardening", "post": "Tomatoes are finally ripening on the balcony."}])
     pd.DataFrame(rows).to_csv(repo / "data/external/api_personas.csv", index=False)
+    # as in a fresh clone: the demo's committed results of the attribute stage, which this pipeline leaves out
+    shutil.copytree(REPO / "reports/attribute", repo / "reports/attribute")
     params = yaml.safe_load((REPO / "configs/external/params.yaml").read_text())  # the shipped example
     params["communities"] = {k: params["communities"][k] for k in COMMUNITIES}
     params["prepare"]["min_posts_per_community"] = 10
@@ -70,6 +73,7 @@ def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):
     ran = [line.split("'")[1] for line in out.stdout.splitlines() if line.startswith("Running stage")]
     assert ran == ["prepare", "evaluate", "summarize", "report"]
 
+    assert "likelihood" not in json.loads((repo / "reports/metrics.json").read_text())  # stale: not read
     metrics = json.loads((repo / "reports/metrics.json").read_text())["fidelity"]
     for community in COMMUNITIES:
         assert set(metrics["communities"][community]) == {"llama3_ft", "api_personas"}
@@ -88,6 +92,7 @@ def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):
     page = (repo / "reports/report.html").read_text()
     assert provenance in page and "an API model prompted with our persona templates" in page
     assert "insufficient" in page
+    assert "Which community would have written" not in page and "reports/attribute/ (attribute)" in page
     assert "base model" not in page.split("<h2>Fidelity")[0]  # no model of ours made these corpora
     assert_strict_reports(repo / "reports")
 

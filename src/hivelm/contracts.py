@@ -18,7 +18,9 @@ declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
+from pathlib import Path
 
 from hivelm import paths
 
@@ -46,6 +48,11 @@ class Contract:
     @property
     def module(self) -> str:
         return f"hivelm.stages.{self.name}"
+
+    @property
+    def produced(self) -> tuple[str, ...]:
+        """Every path the stage writes: outs, reports and metrics."""
+        return (*self.outs, *self.reports, *self.metrics)
 
 
 CONTRACTS = (
@@ -94,12 +101,15 @@ CONTRACTS = (
              deps=(str(paths.PREPARED), str(paths.BASE_MODEL), str(paths.ADAPTERS), "${instruct.templates}"),
              reports=(str(paths.ATTRIBUTE_DIR),)),
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
-             params=("communities", "survey.statistics"),
+             # evaluate.corpora, prepare.cap_strategy: which stages are in the pipeline (left_out_stages), the
+             # only ones whose outputs it reads
+             params=("communities", "survey.statistics", "evaluate.corpora", "prepare.cap_strategy"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
                    str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
              reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
     Contract("report", "write the self-contained HTML report", False,
-             params=("communities", "base_model.source", "report", "tracking.experiment"),
+             params=("communities", "base_model.source", "report", "tracking.experiment", "evaluate.corpora",
+                     "prepare.cap_strategy"),
              deps=(str(paths.METRICS), str(paths.METRICS_DIR), str(paths.SURVEY_REPORTS),
                    str(paths.GENERATE_STATS), str(paths.PREPARE_STATS), str(paths.BASE_MODEL),
                    str(paths.ADAPTERS), str(paths.GENERATED), str(paths.ATTRIBUTE_DIR)),
@@ -129,3 +139,31 @@ def named_input_files(cfg) -> dict[str, list[str]]:
     external = [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]
     return {"prepare": list(dict.fromkeys(source.path for source in cfg.data.extra_sources)),
             "evaluate": list(dict.fromkeys(external))}
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether one path is the other or lies inside it (`${key}` matches any community)."""
+    a, b = a.replace(KEY, "*"), b.replace(KEY, "*")
+    return any(fnmatch.fnmatchcase(x, y) or fnmatch.fnmatchcase(x, y + "/*") for x, y in ((a, b), (b, a)))
+
+
+def left_out_outputs(cfg) -> dict[str, str]:
+    """{path: stage} of every output of the stages dvc.yaml leaves out under `cfg`. Files there come from an
+    earlier pipeline (the demo's committed attribute results, say), so no stage reads or shows them."""
+    left_out = left_out_stages(cfg)
+    return {out: c.name for c in CONTRACTS if c.name in left_out for out in c.produced}
+
+
+def in_pipeline(path: str | Path, left_out: dict[str, str]) -> bool:
+    """Whether `path` (relative to the project root) is not an output of a left-out stage (`left_out_outputs`)."""
+    return not any(overlaps(Path(path).as_posix(), out) for out in left_out)
+
+
+def stale_files(left_out: dict[str, str], root: Path = Path(".")) -> dict[str, str]:
+    """{path: stage} of the left-out stages' outputs that exist under `root` (a folder ends in `/`): stale,
+    reported as such."""
+    found = {}
+    for out, stage in left_out.items():
+        for match in sorted(root.glob(out.replace(KEY, "*"))):
+            found[match.relative_to(root).as_posix() + ("/" if match.is_dir() else "")] = stage
+    return found

@@ -19,7 +19,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from hivelm.contracts import CONTRACTS, KEY, Contract, left_out_stages, named_input_files
+from hivelm.contracts import CONTRACTS, KEY, Contract, left_out_stages, named_input_files, overlaps
 
 PACKAGE = Path(__file__).resolve().parent  # src/hivelm
 DVC_YAML = Path("dvc.yaml")
@@ -101,26 +101,14 @@ def code_deps(contract: Contract) -> list[str]:
     return [_relative(p) for p in import_closure(contract.module)]
 
 
-def _produced(contract: Contract) -> tuple[str, ...]:
-    return (*contract.outs, *contract.reports, *contract.metrics)
-
-
-def _overlaps(a: str, b: str) -> bool:
-    """Whether one path is the other or lies inside it (`${key}` matches any community)."""
-    a, b = a.replace(KEY, "*"), b.replace(KEY, "*")
-    import fnmatch
-
-    return any(fnmatch.fnmatchcase(x, y) or fnmatch.fnmatchcase(x, y + "/*") for x, y in ((a, b), (b, a)))
-
-
 def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), files: tuple[str, ...] = ()) -> dict:
     """One stage of dvc.yaml: deps on outputs of `left_out` stages are dropped (they will not exist), and the
     input `files` its params name are deps too."""
     def persisted(items, **extra):
         return [{item: {**extra, "persist": True}} for item in items]
 
-    missing = [out for other in left_out for out in _produced(other)]
-    declared = [dep for dep in contract.deps if not any(_overlaps(dep, out) for out in missing)]
+    missing = [out for other in left_out for out in other.produced]
+    declared = [dep for dep in contract.deps if not any(overlaps(dep, out) for out in missing)]
     body: dict = {"cmd": f"hivelm {contract.name}" + (f" --community {KEY}" if contract.per_community else ""),
                   "deps": [*declared, *files, *code_deps(contract)],
                   "params": list(contract.params)}

@@ -257,6 +257,12 @@ def page(data: dict) -> str:
              "communities that may discuss eating disorders, dieting and body image. Numbers only, unless "
              "samples were requested.</p>",
              "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]])]
+    left_out = set(data.get("left_out") or ())
+    if data.get("stale"):  # files of stages this pipeline leaves out: from an earlier pipeline, never shown
+        parts.append("<p class='warning'><b>Stale files, not shown.</b> Written by stages this pipeline leaves out "
+                     "(only external corpora are evaluated): " + ", ".join(
+                         f"{html.escape(path)} ({html.escape(stage)})" for path, stage in data["stale"].items())
+                     + ".</p>")
     corpora = list(data.get("corpora") or CORPORA_ORDER)
     methods = (summary or {}).get("methods") or {}
     parts.append("<h2>Fidelity per community</h2><p>Each metric against the community's own real held-out "
@@ -290,14 +296,16 @@ def page(data: dict) -> str:
                  "".join(heatmap(m, name) if m.get("rows") else
                          f"<p>{html.escape(name)}: {html.escape(m.get('reason', 'no rows'))}</p>"
                          for name, m in cross.items()) + "</div>")
-    parts.append("<h2>Which community would have written this post (adapter likelihood)</h2>"
-                 + likelihood_section(data.get("likelihood")))
+    if "attribute" not in left_out:
+        parts.append("<h2>Which community would have written this post (adapter likelihood)</h2>"
+                     + likelihood_section(data.get("likelihood")))
     parts.append("<h2>Emotion profiles and toxicity</h2>")
     for community, result in per_community.items():
         profiles = result.get("profiles", {})
         parts.append(f"<h3>{html.escape(community)}</h3><div class='row'>{profile_plot(profiles, 'emotion')}"
                      f"{profile_plot(profiles, 'toxicity', 'toxicity')}</div>")
-    parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
+    if "survey" not in left_out:
+        parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
     parts.append("<h2>Data counts</h2>")
     steps = list(next(iter(prepare["communities"].values()), {}))
     parts.append(table(["community", *steps], [[html.escape(c), *counts.values()]

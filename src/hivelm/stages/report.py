@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hivelm import paths
 from hivelm.config import HiveConfig
+from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
 from hivelm.rendering import CORPORA_ORDER
 
 
@@ -65,14 +66,21 @@ def redacted_samples(community: str, corpus: str, count: int) -> list[str]:
 
 
 def load(cfg: HiveConfig) -> dict:
-    """Every number the report shows, read from the pipeline's outputs (missing ones are left out)."""
+    """Every number the report shows, read from the outputs of the stages in this pipeline (missing ones are
+    left out). Files of the stages it leaves out (hivelm.contracts.left_out_outputs) are from an earlier
+    pipeline: they are listed as stale, never read."""
+    left_out = left_out_outputs(cfg)
+
+    def read(path: Path):
+        return read_json(path) if in_pipeline(path, left_out) else None
+
     communities = list(cfg.communities)
-    per_community = {c: read_json(paths.community_metrics(c)) for c in communities}
-    surveys = {c: read_json(paths.survey_report(c)) for c in communities}
-    summary = read_json(paths.fidelity_summary())
+    per_community = {c: read(paths.community_metrics(c)) for c in communities}
+    surveys = {c: read(paths.survey_report(c)) for c in communities}
+    summary = read(paths.fidelity_summary())
     corpora = list((summary or {}).get("sources") or {}) or list(CORPORA_ORDER)
     samples = {}
-    if cfg.report.show_samples:  # our own generations only: an external corpus's text stays in its file
+    if cfg.report.show_samples and in_pipeline(paths.GENERATED, left_out):  # our own generations only
         samples = {(c, corpus): found for c in communities for corpus in CORPORA_ORDER
                    if (found := redacted_samples(c, corpus, cfg.report.max_samples))}
     return {
@@ -83,12 +91,14 @@ def load(cfg: HiveConfig) -> dict:
         "summary": summary,
         "cross_community": read_json(paths.cross_community()) or {},
         "prepare": read_json(paths.PREPARE_STATS) or {"communities": {}},
-        "generated": {c: read_json(paths.generate_stats(c)) for c in communities},
+        "generated": {c: read(paths.generate_stats(c)) for c in communities},
         "surveys": {c: r for c, r in surveys.items() if r},
-        "contrasts": ((read_json(paths.METRICS) or {}).get("survey") or {}).get("contrasts", {}),
+        "contrasts": ((read(paths.METRICS) or {}).get("survey") or {}).get("contrasts", {}),
         "samples": samples,
-        "likelihood": {"matrix": read_json(paths.attribute_matrix()),
-                       "attribution": read_json(paths.attribute_attribution())},
+        "likelihood": {"matrix": read(paths.attribute_matrix()),
+                       "attribution": read(paths.attribute_attribution())},
+        "left_out": sorted(set(left_out.values())),
+        "stale": stale_files(left_out),
     }
 
 

@@ -6,38 +6,49 @@
 Sections: `prepare` (data counts), `generate` (post-filter counts per community and corpus), `fidelity`
 (evaluate), `survey` (criteria per community and model, and pairwise community contrasts of the primary
 score with intervals and permutation p-values) and `likelihood` (attribute: the likelihood matrix's diagonal
-share, attribution by adapter likelihood beside the TF-IDF classifier); a stage that is switched off simply
-has no section.
+share, attribution by adapter likelihood beside the TF-IDF classifier); a stage that is not in the rendered
+pipeline (hivelm.contracts.left_out_stages: with only external corpora, every model stage) has no section, and
+its files from an earlier pipeline (the demo's committed attribute results) are neither read nor shown: a
+warning names them as stale.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from hivelm import paths
 from hivelm.config import HiveConfig
+from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
 from hivelm.io import staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
            "likelihood": paths.attribute_summary()}
+log = logging.getLogger(__name__)
 
 
-def read_surveys(communities: list[str], root: Path = Path(".")) -> dict:
-    """{community: its survey report} for the communities whose survey has run."""
-    files = {c: root / paths.survey_report(c) for c in communities}
-    return {c: json.loads(p.read_text()) for c, p in files.items() if p.is_file()}
+def read_surveys(communities: list[str], root: Path = Path("."), left_out: dict[str, str] | None = None) -> dict:
+    """{community: its survey report} for the communities whose survey has run (none if the survey stage is
+    not in the pipeline: `left_out`, from hivelm.contracts.left_out_outputs)."""
+    files = {c: paths.survey_report(c) for c in communities}
+    return {c: json.loads((root / p).read_text()) for c, p in files.items()
+            if in_pipeline(p, left_out or {}) and (root / p).is_file()}
 
 
-def collect(communities: list[str], surveys: dict, statistics=None, root: Path = Path(".")) -> dict:
+def collect(communities: list[str], surveys: dict, statistics=None, root: Path = Path("."),
+            left_out: dict[str, str] | None = None) -> dict:
     """Pure-ish core: read the other stages' summaries and nest them by section with the survey results
-    (`read_surveys`) and their contrasts between communities (`statistics`: survey.statistics)."""
+    (`read_surveys`) and their contrasts between communities (`statistics`: survey.statistics). Outputs of the
+    stages the pipeline leaves out (`left_out`: hivelm.contracts.left_out_outputs) are not read."""
+    left_out = left_out or {}
     summary = {name: json.loads((root / path).read_text()) for name, path in SOURCES.items()
-               if (root / path).is_file()}
+               if in_pipeline(path, left_out) and (root / path).is_file()}
     if "prepare" in summary:
         summary["prepare"] = summary["prepare"]["total"]
-    generated = {c: root / paths.generate_stats(c) for c in communities}
-    summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
+    if in_pipeline(paths.GENERATE_STATS, left_out):
+        generated = {c: root / paths.generate_stats(c) for c in communities}
+        summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
     if surveys and statistics is not None:
         summary["survey"] = survey_section(surveys, statistics)
     return summary
@@ -63,8 +74,12 @@ def survey_section(surveys: dict, statistics) -> dict:
 
 
 def main(cfg: HiveConfig, run) -> dict:
-    surveys = read_surveys(list(cfg.communities))
-    summary = collect(list(cfg.communities), surveys, cfg.survey.statistics)
+    left_out = left_out_outputs(cfg)
+    for path, stage in stale_files(left_out).items():
+        log.warning("%s: written by stage %s, which this pipeline leaves out (evaluate.corpora is empty): stale, "
+                    "not read", path, stage)
+    surveys = read_surveys(list(cfg.communities), left_out=left_out)
+    summary = collect(list(cfg.communities), surveys, cfg.survey.statistics, left_out=left_out)
     with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
         write_json(out.path(paths.METRICS), summary)
         write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))
