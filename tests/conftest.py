@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -284,6 +287,29 @@ def chromium_flags(profile: Path) -> list[str]:
     return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={profile}",
             "--window-size=1400,900", "--virtual-time-budget=20000"]
+
+
+# Measures, in the browser, what a reader at the window size of chromium_flags sees: each table's right edge
+# against the viewport (a table past it has its later columns cut off), and whether the page scrolls sideways.
+MEASURE_TABLES = """<script>
+const width = document.documentElement.clientWidth;
+const wide = [...document.querySelectorAll('table')].filter(t => t.getBoundingClientRect().right > width + 0.5)
+  .map(t => [...t.querySelectorAll('th, td')].map(c => c.textContent).find(x => x) || '(empty)');
+if (document.documentElement.scrollWidth > width) wide.push('page scrolls sideways');
+document.body.setAttribute('data-overflowing', JSON.stringify(wide));
+</script>"""
+
+
+def overflowing_tables(page: Path, profile: Path) -> list[str]:
+    """First header of each table of the HTML file `page` wider than a 1,400 px window (chromium_flags)."""
+    measured = page.with_name(f"{page.stem}.measured.html")
+    measured.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE_TABLES + "</body>"),
+                        encoding="utf-8")
+    dom = subprocess.run([*chromium_flags(profile), "--dump-dom", measured.as_uri()], check=True,
+                         capture_output=True, text=True, timeout=120).stdout
+    found = re.search(r'data-overflowing="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    return json.loads(html.unescape(found.group(1)))
 
 
 def not_blank(png) -> bool:

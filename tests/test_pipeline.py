@@ -15,6 +15,7 @@ from conftest import (
     chromium_flags,
     make_pipeline_repo,
     not_blank,
+    overflowing_tables,
     run,
 )
 
@@ -71,6 +72,7 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     subprocess.run([*flags, f"--screenshot={repo / 'report.png'}", report_url], check=True, capture_output=True,
                    timeout=120)
     assert not_blank(repo / "report.png")
+    assert overflowing_tables(repo / "reports/report.html", repo / ".chrome") == []  # at 1,400 px, as shot
     dom = subprocess.run([*flags, "--dump-dom", report_url], check=True, capture_output=True, text=True,
                          timeout=120).stdout
     for heading in ("Provenance", "Fidelity per community", "Cross-community distance", "Which community would",

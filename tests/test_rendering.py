@@ -4,6 +4,9 @@ import math
 import re
 from html import escape
 
+import pytest
+
+from conftest import overflowing_tables
 from hivelm.rendering import error_bar, interval, page, table
 
 EMOTIONS = {"joy": 0.5, "fear": 0.3, "anger": 0.2}
@@ -111,3 +114,19 @@ def test_external_corpora_and_insufficient_metrics_are_rendered_as_such():
     assert html.count(f"<span class='insufficient' title='{escape(reason)}'>insufficient</span>") == 5
     assert "fewer than 10 posts in a community (evaluate.min_posts) is marked insufficient" in html
     assert "llama3_ft: no community has enough posts" in html and "FID at one common size" in html
+
+
+@pytest.mark.heavy  # starts a browser
+def test_every_table_fits_a_1400_px_window(tmp_path):
+    """Issue 30.12: the data-counts table (13 prepare steps) ran past a 1,400 px window, cutting its later
+    columns; long provenance values must wrap too."""
+    steps = ["input", "after_retweets", "anonymized_email", "anonymized_url", "anonymized_user", "anonymized_phone",
+             "after_length", "after_exact_dedupe", "after_near_dedupe", "after_cap", "train", "heldout",
+             "dropped_blank_text", "dropped_unmatched_label"]
+    data = numbers()
+    data["prepare"] = {"communities": {c: {s: 12345 for s in steps} for c in ("keto", "eating_disorder_recovery")}}
+    data["provenance"].append(["corpus llama3_ft", "external: Llama-3-8B; files: " + "data/external/llama3/"
+                               + "x" * 150 + ".jsonl (sha256 0123456789abcdef)"])
+    path = tmp_path / "report.html"
+    path.write_text(page(data), encoding="utf-8")
+    assert overflowing_tables(path, tmp_path / "chrome") == []

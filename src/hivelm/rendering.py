@@ -166,10 +166,13 @@ def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
     return svg(figure)
 
 
-def table(headers: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+def table(headers: list[str], rows: list[list], text: bool = False) -> str:
+    """Numbers (right-aligned) unless `text`: then cells are left-aligned prose that wraps anywhere (hashes,
+    paths). A header may break after `_` (prepare's step names), so a table of many counts fits the page."""
+    head = "".join(f"<th>{html.escape(str(h)).replace('_', '_<wbr>')}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    kind = " class='text'" if text else ""
+    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def interval(metric: dict | None) -> str:
@@ -256,7 +259,8 @@ def page(data: dict) -> str:
              "<p class='warning'><b>Content warning.</b> This report describes models aligned with online "
              "communities that may discuss eating disorders, dieting and body image. Numbers only, unless "
              "samples were requested.</p>",
-             "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]])]
+             "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]],
+                                          text=True)]
     left_out = set(data.get("left_out") or ())
     if data.get("stale"):  # files of stages this pipeline leaves out: from an earlier pipeline, never shown
         parts.append("<p class='warning'><b>Stale files, not shown.</b> Written by stages this pipeline leaves out "
@@ -307,9 +311,11 @@ def page(data: dict) -> str:
     if "survey" not in left_out:
         parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
     parts.append("<h2>Data counts</h2>")
-    steps = list(next(iter(prepare["communities"].values()), {}))
-    parts.append(table(["community", *steps], [[html.escape(c), *counts.values()]
-                                               for c, counts in prepare["communities"].items()]))
+    # one row per prepare step, one column per community: a dozen steps side by side ran past the window
+    counts = prepare["communities"]
+    steps = list(next(iter(counts.values()), {}))
+    parts.append(table(["prepare step", *counts], [[html.escape(step), *(c.get(step, "-") for c in counts.values())]
+                                                   for step in steps]))
     generated = data["generated"]
     gen_rows = [[html.escape(c), corpus, counts.get("generated"), counts.get("after_near_duplicate"),
                  f"{counts.get('refusal_rate', 0):.1%}", counts.get("after_leakage"), counts.get("kept")]
@@ -335,6 +341,7 @@ body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px;
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
 th {{ background: #f3f3f3; }} td:first-child {{ text-align: left; }}
+table.text td {{ text-align: left; overflow-wrap: anywhere; }} table.text td:first-child {{ white-space: nowrap; }}
 .insufficient {{ color: #a05a00; font-style: italic; }}
 .warning {{ background: #fff4e5; border-left: 4px solid #e69500; padding: 0.6em; }}
 .row {{ display: flex; flex-wrap: wrap; gap: 1em; }} svg {{ max-width: 100%; height: auto; }}
