@@ -612,15 +612,26 @@ class DetectConfig:
 
 @dataclass
 class ReportConfig:
-    """The HTML report (the report stage's one page)."""
+    """The HTML report (the report stage's one page), and the small-sample marks that summarize writes beside
+    each figure of the metrics file and the report shows."""
 
     show_samples: bool = False
     """Include a few redacted generations per corpus. Off by default: the report shows numbers only."""
     max_samples: int = 3
     """At most this many samples per corpus when show_samples is true."""
+    small_rows: int = 10
+    """A diagonal share (cross-community FID, adapter likelihood: one row per community) over fewer rows than
+    this is marked small: one row then moves it by more than 10 points (2 of 6 rows reads as 33%)."""
+    small_posts: int = 30
+    """A figure resting on fewer posts than this is marked small: a corpus's metrics in a community (its posts),
+    FID (its common size: FID is biased at small sizes, and the bias depends on the size, Chong & Forsyth 2020,
+    https://arxiv.org/abs/1911.07023) and an accuracy or macro-F1 (its smallest class: the F1 of a near-empty
+    class swings with one post, Forman & Scholz 2010, https://doi.org/10.1145/1882471.1882479)."""
 
     def validate(self) -> None:
         _check(0 <= self.max_samples <= 20, "max_samples", "must be in [0, 20]")
+        _check(self.small_rows >= 1, "small_rows", f"must be >= 1 (got {self.small_rows})")
+        _check(self.small_posts >= 1, "small_posts", f"must be >= 1 (got {self.small_posts})")
 
 
 @dataclass

@@ -103,7 +103,8 @@ CONTRACTS = (
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
              # evaluate.corpora, prepare.cap_strategy: which stages are in the pipeline (left_out_stages), the
              # only ones whose outputs it reads
-             params=("communities", "survey.statistics", "evaluate.corpora", "prepare.cap_strategy"),
+             params=("communities", "survey.statistics", "evaluate.corpora", "prepare.cap_strategy",
+                    "report.small_rows", "report.small_posts"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
                    str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
              reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),

@@ -79,7 +79,8 @@ def heatmap(matrix: dict, title: str) -> str:
         axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white")
     figure.colorbar(image, ax=axis, shrink=0.8)
     size = f", n={matrix['size']}" if matrix.get("size") else ""
-    axis.set_title(f"{title}{size}: diagonal minimum in {matrix['diagonal_share']:.0%} of rows", fontsize=9)
+    rows = len(matrix.get("rows") or [])
+    axis.set_title(f"{title}{size}: diagonal minimum in {matrix['diagonal_share']:.0%} of {rows} rows", fontsize=9)
     return svg(figure)
 
 
@@ -122,7 +123,8 @@ def likelihood_section(likelihood: dict | None) -> str:
     share = matrix["diagonal_share"]
     parts = ["<p>Mean per-token log-likelihood gain of each adapter over the base model on each community's "
              "real held-out posts (same prompt, no generation). The own adapter gains most in "
-             f"{interval(share)} of communities (diagonal share, bootstrap interval over posts).</p>",
+             f"{interval(share)} of {len(matrix['rows'])} communities (diagonal share, bootstrap interval over "
+             "posts).</p>",
              "<div class='row'>" + matrix_plot(matrix["gain"], matrix["rows"], matrix["columns"],
                                                "mean log-likelihood gain (nats per token)", "adapter of",
                                                "held-out posts of", cmap="RdBu", fmt="{:+.3f}", diverging=True)]
@@ -251,6 +253,16 @@ def survey_section(results: dict, contrasts: dict) -> str:
     return "\n".join(parts)
 
 
+def small_samples_section(flagged: list[dict]) -> str:
+    """summarize's `small_samples`: each figure resting on fewer rows or posts than report.small_rows /
+    report.small_posts, with the count it rests on (the metrics file has the count beside every figure)."""
+    if not flagged:
+        return ""
+    rows = [[html.escape(f["figure"]), f["n"], html.escape(f["unit"]), f["threshold"]] for f in flagged]
+    return ("<p class='insufficient'>Figures on small samples (report.small_rows, report.small_posts): read them "
+            "as rough.</p>" + table(["figure", "rests on", "of", "threshold"], rows))
+
+
 def page(data: dict) -> str:
     """The HTML page from the numbers `hivelm.stages.report.load` collects (pure: no file is read)."""
     per_community, summary, cross, prepare = (data["per_community"], data["summary"], data["cross_community"],
@@ -296,6 +308,7 @@ def page(data: dict) -> str:
                      ", ".join(f"{html.escape(c)} {interval(v['macro_f1'])}"
                                for c, v in summary.get("corpora", {}).items()) +
                      " (paper: 0.53 finetuned, 0.40 in-context).</p>")
+    parts.append(small_samples_section(data.get("small_samples") or []))
     parts.append("<h2>Cross-community distance</h2><div class='row'>" +
                  "".join(heatmap(m, name) if m.get("rows") else
                          f"<p>{html.escape(name)}: {html.escape(m.get('reason', 'no rows'))}</p>"

@@ -6,10 +6,12 @@
 Sections: `prepare` (data counts), `generate` (post-filter counts per community and corpus), `fidelity`
 (evaluate), `survey` (criteria per community and model, and pairwise community contrasts of the primary
 score with intervals and permutation p-values) and `likelihood` (attribute: the likelihood matrix's diagonal
-share, attribution by adapter likelihood beside the TF-IDF classifier); a stage that is not in the rendered
-pipeline (hivelm.contracts.left_out_stages: with only external corpora, every model stage) has no section, and
-its files from an earlier pipeline (the demo's committed attribute results) are neither read nor shown: a
-warning names them as stale.
+share, attribution by adapter likelihood beside the TF-IDF classifier); `small_samples` lists every figure
+resting on fewer rows or posts than report.small_rows / report.small_posts, and each figure carries its count
+(and `small: true`) beside it (`mark_small`). A stage that is not in the rendered pipeline
+(hivelm.contracts.left_out_stages: with only external corpora, every model stage) has no section, and its files
+from an earlier pipeline (the demo's committed attribute results) are neither read nor shown: a warning names
+them as stale.
 """
 
 from __future__ import annotations
@@ -54,6 +56,56 @@ def collect(communities: list[str], surveys: dict, statistics=None, root: Path =
     return summary
 
 
+def mark_small(summary: dict, small_rows: int, small_posts: int, root: Path = Path(".")) -> dict:
+    """Beside each figure, how many rows or posts it rests on, and `small_samples`: every figure under the
+    thresholds (report.small_rows, report.small_posts) as {figure, n, unit, threshold}. Reads the per-community
+    FID sizes and the cross-community rows (evaluate) and the attributed posts per class (attribute)."""
+    flagged = []
+
+    def mark(figure: str, where: dict, n: int | None, unit: str, threshold: int, key: str = "small") -> None:
+        if n is not None and n < threshold:
+            where[key] = True
+            flagged.append({"figure": figure, "n": n, "unit": unit, "threshold": threshold})
+
+    fidelity = summary.get("fidelity") or {}
+    sizes = {c: json.loads(p.read_text()).get("fid_size") for c in fidelity.get("communities", {})
+             if (p := root / paths.community_metrics(c)).is_file()}
+    classes: dict[str, list[int]] = {}
+    for community, corpora in (fidelity.get("communities") or {}).items():
+        for corpus, row in corpora.items():
+            where = f"fidelity.communities.{community}.{corpus}"
+            row["fid_size"] = sizes.get(community) if row.get("fid") is not None else None
+            mark(f"{where}.fid", row, row["fid_size"], "posts (FID size)", small_posts, key="fid_small")
+            if "reason" not in row:  # an insufficient corpus has no figure to mark
+                classes.setdefault(corpus, []).append(row["n"])
+                mark(where, row, row["n"], "posts", small_posts)
+    for corpus, scores in (fidelity.get("corpora") or {}).items():
+        counts = classes.get(corpus, [])
+        scores["macro_f1"] |= {"n": sum(counts), "smallest_class": min(counts, default=0)}
+        mark(f"fidelity.corpora.{corpus}.macro_f1", scores["macro_f1"], min(counts, default=0),
+             "posts (smallest class)", small_posts)
+    cross = root / paths.cross_community()
+    matrices = json.loads(cross.read_text()) if cross.is_file() and fidelity else {}
+    for corpus, share in (fidelity.get("cross_community") or {}).items():
+        share["rows"] = len(matrices.get(corpus, {}).get("rows") or [])
+        mark(f"fidelity.cross_community.{corpus}.diagonal_share", share, share["rows"], "rows", small_rows)
+    likelihood = summary.get("likelihood")
+    if likelihood:
+        likelihood["diagonal_share"]["rows"] = likelihood["communities"]
+        mark("likelihood.diagonal_share", likelihood["diagonal_share"], likelihood["communities"], "rows",
+             small_rows)
+        attribution = root / paths.attribute_attribution()
+        confusion = json.loads(attribution.read_text()) if attribution.is_file() else {}
+        for name, scores in (likelihood.get("attribution") or {}).items():
+            smallest = min((sum(row) for row in confusion.get(name, {}).get("confusion", [])), default=None)
+            for key in ("accuracy", "macro_f1"):
+                scores[key] |= {"n": likelihood["posts"], "smallest_class": smallest}
+                mark(f"likelihood.attribution.{name}.{key}", scores[key], smallest, "posts (smallest class)",
+                     small_posts)
+    summary["small_samples"] = flagged
+    return summary
+
+
 def survey_section(surveys: dict, statistics) -> dict:
     """Per community and model: each criterion's estimate (mean or rate, with interval) and the unparseable
     rate; per model: pairwise community contrasts of the primary score (e.g. WCS)."""
@@ -79,7 +131,8 @@ def main(cfg: HiveConfig, run) -> dict:
         log.warning("%s: written by stage %s, which this pipeline leaves out (evaluate.corpora is empty): stale, "
                     "not read", path, stage)
     surveys = read_surveys(list(cfg.communities), left_out=left_out)
-    summary = collect(list(cfg.communities), surveys, cfg.survey.statistics, left_out=left_out)
+    summary = mark_small(collect(list(cfg.communities), surveys, cfg.survey.statistics, left_out=left_out),
+                         cfg.report.small_rows, cfg.report.small_posts)
     with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
         write_json(out.path(paths.METRICS), summary)
         write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))
