@@ -71,3 +71,14 @@ def test_any_model_device_off_the_cpu_turns_the_stage_server_off(monkeypatch):
         setattr(parent, name, "cuda")
         assert not forkserver.serves(pipeline.model_devices(cfg)), key
     assert len(keys) == len(pipeline.model_devices(HiveConfig())) == 3, keys
+
+
+def test_the_command_docs_scaling_shows_parses():
+    """The one command docs/scaling.md gives for the GPU machine names flags and sizes the script has."""
+    import shlex
+
+    text = (REPO / "docs" / "scaling.md").read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if "bench/gpu_check.py --device" in line)
+    words = shlex.split(line.replace("<gpu>", "h100"))
+    args = load_bench().parse_args(words[words.index("bench/gpu_check.py") + 1:])
+    assert args.device == "cuda" and args.sizes == ["tiny", "1b"] and args.out == "reports/gpu/h100.json"
