@@ -50,14 +50,20 @@ PRELOAD = (
 _HEADER = struct.Struct("!I")
 
 
+def serves(devices: list[str]) -> bool:
+    """Whether `hivelm run` starts a stage server for these configured devices: not when switched off, and not
+    when any of them is not the CPU: a CUDA process cannot be forked safely once CUDA has been touched, and the
+    imports may touch it, so on an accelerator every stage starts fresh (import time is small beside its work
+    there anyway). bench/gpu_check.py asserts it on the GPU machine."""
+    return os.environ.get(DISABLE_ENV, "") in ("", "0") and all(d == "cpu" for d in devices)
+
+
 def start(env: dict[str, str], devices: list[str]) -> tuple[subprocess.Popen, str] | None:
-    """Start a server for one pipeline run; (process, socket path), or None when disabled or when any of
-    `devices` (the configured ones) is not the CPU: a CUDA process cannot be forked safely once CUDA has been
-    touched, and the imports may touch it, so on an accelerator every stage starts fresh (import time is small
-    beside its work there anyway). The server binds its socket before it imports anything, so a stage that
-    connects early waits for the imports instead of repeating them. Its own process group: `stop` ends it
-    and any child still running with it."""
-    if os.environ.get(DISABLE_ENV, "") not in ("", "0") or any(d != "cpu" for d in devices):
+    """Start a server for one pipeline run; (process, socket path), or None when `serves(devices)` says no
+    (`devices`: the configured ones, `pipeline.model_devices`). The server binds its socket before it imports
+    anything, so a stage that connects early waits for the imports instead of repeating them. Its own process
+    group: `stop` ends it and any child still running with it."""
+    if not serves(devices):
         return None
     path = os.path.join(tempfile.mkdtemp(prefix="hivelm-fs-"), "stages.sock")
     server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path], env=env, process_group=0,

@@ -39,8 +39,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
         # stages fork from it instead of importing torch & co. each time
         with interruptible_children():
-            server = forkserver.start(env, [cfg.base_model.device, cfg.prepare.perplexity_device,
-                                            cfg.evaluate.scorers.device])
+            server = forkserver.start(env, model_devices(cfg))
         if server:
             env[forkserver.ENV] = server[1]
         try:
@@ -59,6 +58,11 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
     return 0
+
+
+def model_devices(cfg: HiveConfig) -> list[str]:
+    """Every device a stage may load a model on: the stage server is off unless all are the CPU."""
+    return [cfg.base_model.device, cfg.prepare.perplexity_device, cfg.evaluate.scorers.device]
 
 
 def render_dvc_yaml(cfg: HiveConfig) -> None:
