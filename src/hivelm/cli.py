@@ -80,7 +80,47 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--rule", choices=("all", "half", "any"), default="all",
                         help="when an item counts as harmful: all annotators (paper), at least half, or any")
     ingest.add_argument("--resamples", type=int, default=1000)
+    _manners(parser, commands)
     return parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default in --help, except where there is nothing to show (None, False, [])
+    or the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default:" in text or not _shows(action.default):
+            return text
+        return super()._get_help_string(action)
+
+
+def _shows(default) -> bool:
+    """Whether a default says something in --help (0 does; None, False, [] and SUPPRESS do not)."""
+    return not (default is None or default is False or default == [] or default == argparse.SUPPRESS)
+
+
+def _manners(parser: argparse.ArgumentParser, commands) -> None:
+    """What every subcommand shares: `--params` after the subcommand too (`hivelm run --params FILE`, as
+    before it), a description and the defaults in its --help; and `hivelm --version`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("hivelm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "unknown"
+    parser.add_argument("--version", action="version", version=f"hivelm {installed}")
+    parser.formatter_class = _HelpFormatter
+    helps = {action.dest: action.help for action in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        sub.formatter_class = _HelpFormatter
+        sub.description = sub.description or helps.get(name)
+        for action in sub._actions:  # argparse shows no default for an option without help text
+            if action.help is None and _shows(action.default):
+                action.help = "(default: %(default)s)"
+        if not any("--params" in action.option_strings for action in sub._actions):
+            # SUPPRESS: absent after the subcommand, the value given before it (or params.yaml) stands
+            sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
 
 
 def _interrupt(signum, frame):
