@@ -68,7 +68,8 @@ def load(cfg: HiveConfig) -> dict:
     """Every number the report shows, read from the pipeline's outputs (missing ones are left out)."""
     communities = list(cfg.communities)
     per_community = {c: read_json(paths.community_metrics(c)) for c in communities}
-    surveys = {c: read_json(paths.survey_report(c)) for c in communities}
+    surveyed = cfg.survey.instrument is not None  # else a survey file left from earlier params is not shown
+    surveys = {c: read_json(paths.survey_report(c)) if surveyed else None for c in communities}
     summary = read_json(paths.fidelity_summary())
     corpora = list((summary or {}).get("sources") or {}) or list(CORPORA_ORDER)
     samples = {}
@@ -77,6 +78,9 @@ def load(cfg: HiveConfig) -> dict:
                    if (found := redacted_samples(c, corpus, cfg.report.max_samples))}
     return {
         "experiment": cfg.tracking.experiment,
+        "title": cfg.report.title or f"HiveLM report: {cfg.tracking.experiment}",
+        "content_warning": cfg.report.content_warning,
+        "instrument": cfg.survey.instrument,
         "corpora": corpora,
         "provenance": provenance(cfg, summary),
         "per_community": {c: m for c, m in per_community.items() if m},

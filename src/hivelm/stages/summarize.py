@@ -62,9 +62,16 @@ def survey_section(surveys: dict, statistics) -> dict:
     return section
 
 
+NO_SURVEY = {"administered": False}
+"""The metrics file's survey section when the project declares no instrument (survey.instrument: null)."""
+
+
 def main(cfg: HiveConfig, run) -> dict:
-    surveys = read_surveys(list(cfg.communities))
+    surveyed = cfg.survey.instrument is not None
+    surveys = read_surveys(list(cfg.communities)) if surveyed else {}
     summary = collect(list(cfg.communities), surveys, cfg.survey.statistics)
+    if not surveyed:  # said, not left to be guessed from a missing section
+        summary["survey"] = NO_SURVEY
     with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
         write_json(out.path(paths.METRICS), summary)
         write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))
