@@ -111,3 +111,14 @@ def test_external_corpora_and_insufficient_metrics_are_rendered_as_such():
     assert html.count(f"<span class='insufficient' title='{escape(reason)}'>insufficient</span>") == 5
     assert "fewer than 10 posts in a community (evaluate.min_posts) is marked insufficient" in html
     assert "llama3_ft: no community has enough posts" in html and "FID at one common size" in html
+
+
+def test_title_warning_and_survey_come_from_params():
+    """A project of one's own (hivelm init): its own title, a content warning only when given, and no survey
+    when it declares no instrument (the page says so instead of scoring one)."""
+    own = page(numbers(surveys=False) | {"title": "Birds & bakers", "content_warning": None, "instrument": None})
+    assert "<h1>Birds &amp; bakers</h1>" in own and "<title>Birds &amp; bakers</title>" in own
+    assert "Content warning" not in own and "eating" not in own
+    assert "No survey: this project declares no instrument (survey.instrument: null)" in own
+    warned = page(numbers() | {"content_warning": "Posts discuss <hunting>."})
+    assert "<b>Content warning.</b> Posts discuss &lt;hunting&gt;." in warned

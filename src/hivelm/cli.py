@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run `dvc repro` under one parent MLflow run; extra arguments "
                                           "after -- go to dvc repro (e.g. hivelm run -- --force).")
     run.add_argument("--name", help="MLflow name of the pipeline run")
+    run.add_argument("--no-check", action="store_true", help="skip `hivelm check` (run it first by default)")
     run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
     ui = commands.add_parser("ui", help="start the MLflow UI on this project's runs (Ctrl-C stops it)")
     ui.add_argument("--host", default="127.0.0.1")
@@ -227,7 +228,8 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             from hivelm import check, pipeline
 
             cfg = load_config(args.params)
-            check.require(cfg)  # an early no: before DVC, the tracking store or any model
+            if not args.no_check:
+                check.require(cfg)  # an early no: before DVC, the tracking store or any model
             return pipeline.run(cfg, args.dvc_args, args.name)
         if args.command == "ui":
             from hivelm import ui
