@@ -1,7 +1,11 @@
+import argparse
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from hivelm.cli import STAGES, build_parser
@@ -30,3 +34,45 @@ def test_every_dvc_stage_has_a_subcommand_and_back():
 def test_parser_takes_overrides_and_community():
     args = build_parser().parse_args(["instruct", "--community", "keto", "instruct.seed=3"])
     assert args.community == "keto" and args.overrides == ["instruct.seed=3"]
+
+
+def test_params_may_follow_the_subcommand_too():
+    parser = build_parser()
+    assert parser.parse_args(["run", "--params", "mine.yaml"]).params == "mine.yaml"
+    assert parser.parse_args(["--params", "mine.yaml", "run"]).params == "mine.yaml"
+    assert parser.parse_args(["prepare", "--params", "mine.yaml", "prepare.seed=1"]).params == "mine.yaml"
+    assert parser.parse_args(["instruct", "--all"]).params == "params.yaml"
+    assert parser.parse_args(["run", "--", "--force"]).dvc_args == ["--", "--force"]
+
+
+def test_version_comes_from_the_installed_package(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"hivelm {version('hivelm')}"
+
+
+def test_every_subcommand_help_has_a_description_and_its_defaults():
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        assert sub.description, f"hivelm {name} --help has no description"
+        text = sub.format_help()
+        for action in sub._actions:
+            if action.option_strings and action.default not in (None, False, [], argparse.SUPPRESS) \
+                    and action.dest != "help":
+                assert f"(default: {action.default})" in " ".join(text.split()), (name, action.dest)
+
+
+def test_check_metrics_through_a_pipe_keeps_long_metric_names_whole(tmp_path):
+    long = "a_community_with_a_rather_long_name_indeed"
+    metric = {"fidelity": {"communities": {long: {"finetuned": {"fid": 0.1}}}}}
+    (tmp_path / "base.json").write_text(json.dumps(metric))
+    (tmp_path / "metrics.json").write_text(json.dumps(metric))
+    (tmp_path / "rules.yaml").write_text(
+        'rules:\n  - {metric: "fidelity.communities.*.finetuned.fid", direction: lower, tolerance: 0.05}\n')
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "hivelm", "check-metrics", "base.json", "--rules", "rules.yaml",
+                          "--metrics", "metrics.json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    assert f"fidelity.communities.{long}.finetuned.fid" in out

@@ -130,3 +130,14 @@ def test_every_table_fits_a_1400_px_window(tmp_path):
     path = tmp_path / "report.html"
     path.write_text(page(data), encoding="utf-8")
     assert overflowing_tables(path, tmp_path / "chrome") == []
+
+
+def test_title_warning_and_survey_come_from_params():
+    """A project of one's own (hivelm init): its own title, a content warning only when given, and no survey
+    when it declares no instrument (the page says so instead of scoring one)."""
+    own = page(numbers(surveys=False) | {"title": "Birds & bakers", "content_warning": None, "instrument": None})
+    assert "<h1>Birds &amp; bakers</h1>" in own and "<title>Birds &amp; bakers</title>" in own
+    assert "Content warning" not in own and "eating" not in own
+    assert "No survey: this project declares no instrument (survey.instrument: null)" in own
+    warned = page(numbers() | {"content_warning": "Posts discuss <hunting>."})
+    assert "<b>Content warning.</b> Posts discuss &lt;hunting&gt;." in warned

@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                               description="Run `dvc repro` under one parent MLflow run; extra arguments "
                                           "after -- go to dvc repro (e.g. hivelm run -- --force).")
     run.add_argument("--name", help="MLflow name of the pipeline run")
+    run.add_argument("--no-check", action="store_true", help="skip `hivelm check` (run it first by default)")
     run.add_argument("dvc_args", nargs=argparse.REMAINDER, help="arguments for dvc repro")
     ui = commands.add_parser("ui", help="start the MLflow UI on this project's runs (Ctrl-C stops it)")
     ui.add_argument("--host", default="127.0.0.1")
@@ -80,7 +81,72 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--rule", choices=("all", "half", "any"), default="all",
                         help="when an item counts as harmful: all annotators (paper), at least half, or any")
     ingest.add_argument("--resamples", type=int, default=1000)
+    _project_commands(commands)
+    _manners(parser, commands)
     return parser
+
+
+def _project_commands(commands) -> None:
+    """`hivelm init` (hivelm/project.py) and `hivelm check` (hivelm/check.py)."""
+    init = commands.add_parser("init", help="make a project of your own for your posts (git, DVC, params.yaml)",
+                               description="Make DIR a new project for the posts file: its own git and DVC repo, "
+                                           "params.yaml for the corpus (columns given or inferred from the "
+                                           "header, communities from its community column), its own MLflow "
+                                           "experiment and report title (DIR's name), dvc.yaml rendered for it.")
+    init.add_argument("dir", metavar="DIR", help="the new project folder (outside this checkout)")
+    init.add_argument("--posts", required=True, metavar="FILE", help="your posts (CSV, JSONL, JSON or Parquet)")
+    for field in ("text", "community", "post_id", "author_id", "timestamp"):
+        init.add_argument(f"--{field.replace('_', '-')}-column", metavar="COLUMN",
+                          help=f"column holding the {field.replace('_', ' ')} (default: inferred from the header)")
+    init.add_argument("--content-warning", metavar="TEXT", help="shown above the report's numbers (default: none)")
+    init.add_argument("--instrument", metavar="NAME",
+                      help="a survey instrument of configs/instruments (e.g. swed); default: no survey")
+    init.add_argument("--base-model", metavar="SOURCE",
+                      help="base_model.source: a local folder or a hub id (default: the demo's embedded SmolLM2)")
+    commands.add_parser("check", help="say in seconds, from the params and posts, whether every stage can run",
+                        description="Count what later stages will need (posts per community after cleaning, "
+                                    "held-out posts against evaluate.min_posts, tuning posts, survey items) with "
+                                    "prepare's own functions, no model; exit 2 with one line per problem and the "
+                                    "setting that fixes it. `hivelm run` runs it first.")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default in --help, except where there is nothing to show (None, False, [])
+    or the help text already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default:" in text or not _shows(action.default):
+            return text
+        return super()._get_help_string(action)
+
+
+def _shows(default) -> bool:
+    """Whether a default says something in --help (0 does; None, False, [] and SUPPRESS do not)."""
+    return not (default is None or default is False or default == [] or default == argparse.SUPPRESS)
+
+
+def _manners(parser: argparse.ArgumentParser, commands) -> None:
+    """What every subcommand shares: `--params` after the subcommand too (`hivelm run --params FILE`, as
+    before it), a description and the defaults in its --help; and `hivelm --version`."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("hivelm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        installed = "unknown"
+    parser.add_argument("--version", action="version", version=f"hivelm {installed}")
+    parser.formatter_class = _HelpFormatter
+    helps = {action.dest: action.help for action in commands._choices_actions}
+    for name, sub in commands.choices.items():
+        sub.formatter_class = _HelpFormatter
+        sub.description = sub.description or helps.get(name)
+        for action in sub._actions:  # argparse shows no default for an option without help text
+            if action.help is None and _shows(action.default):
+                action.help = "(default: %(default)s)"
+        if not any("--params" in action.option_strings for action in sub._actions):
+            # SUPPRESS: absent after the subcommand, the value given before it (or params.yaml) stands
+            sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
 
 
 def _interrupt(signum, frame):
@@ -156,10 +222,15 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     from hivelm.errors import HiveError
 
     try:
+        if args.command in ("init", "check"):
+            return _project_main(args)
         if args.command == "run":
-            from hivelm import pipeline
+            from hivelm import check, pipeline
 
-            return pipeline.run(load_config(args.params), args.dvc_args, args.name)
+            cfg = load_config(args.params)
+            if not args.no_check:
+                check.require(cfg)  # an early no: before DVC, the tracking store or any model
+            return pipeline.run(cfg, args.dvc_args, args.name)
         if args.command == "ui":
             from hivelm import ui
 
@@ -209,6 +280,18 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
         return 130
     return 0
+
+
+def _project_main(args) -> int:
+    if args.command == "check":
+        from hivelm import check
+        from hivelm.config import load_config
+
+        return check.main(load_config(args.params))
+    from hivelm import project
+
+    given = {field: getattr(args, f"{field}_column") for field in project.GUESSES}
+    return project.main(args.dir, args.posts, given, args.content_warning, args.instrument, args.base_model)
 
 
 def run_stage(name: str, cfg, communities: list[str] | None) -> int:

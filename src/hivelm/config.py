@@ -550,8 +550,9 @@ class AttributeConfig:
 class SurveyConfig:
     """Psychometric surveys of each community model (paper section 6)."""
 
-    instrument: str = "configs/instruments/swed.yaml"
-    """Instrument file (documented YAML format; swed and edeq ship in configs/instruments/)."""
+    instrument: str | None = "configs/instruments/swed.yaml"
+    """Instrument file (documented YAML format; swed and edeq ship in configs/instruments/); null = no survey
+    (dvc.yaml then has no survey stage, and the report and metrics say that none was administered)."""
     instrument_text: str | None = None
     """Optional file with official item wording that replaces ours item by item."""
     items: list[str] = field(default_factory=list)
@@ -615,6 +616,11 @@ class ReportConfig:
     """The HTML report (the report stage's one page), and the small-sample marks that summarize writes beside
     each figure of the metrics file and the report shows."""
 
+    title: str | None = None
+    """The page's heading; null = "HiveLM report: <tracking.experiment>"."""
+    content_warning: str | None = None
+    """Shown first, above every number, when the communities discuss harmful topics (the demo's eating-disorder
+    communities do); null = no warning."""
     show_samples: bool = False
     """Include a few redacted generations per corpus. Off by default: the report shows numbers only."""
     max_samples: int = 3

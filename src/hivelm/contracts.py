@@ -101,16 +101,16 @@ CONTRACTS = (
              deps=(str(paths.PREPARED), str(paths.BASE_MODEL), str(paths.ADAPTERS), "${instruct.templates}"),
              reports=(str(paths.ATTRIBUTE_DIR),)),
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,
-             # evaluate.corpora, prepare.cap_strategy: which stages are in the pipeline (left_out_stages), the
-             # only ones whose outputs it reads
-             params=("communities", "survey.statistics", "evaluate.corpora", "prepare.cap_strategy",
-                    "report.small_rows", "report.small_posts"),
+             # evaluate.corpora, prepare.cap_strategy, survey.instrument: which stages are in the pipeline
+             # (left_out_stages), the only ones whose outputs it reads
+             params=("communities", "survey.instrument", "survey.statistics", "evaluate.corpora",
+                     "prepare.cap_strategy", "report.small_rows", "report.small_posts"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
                    str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
              reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
     Contract("report", "write the self-contained HTML report", False,
-             params=("communities", "base_model.source", "report", "tracking.experiment", "evaluate.corpora",
-                     "prepare.cap_strategy"),
+             params=("communities", "base_model.source", "report", "survey.instrument", "tracking.experiment",
+                     "evaluate.corpora", "prepare.cap_strategy"),
              deps=(str(paths.METRICS), str(paths.METRICS_DIR), str(paths.SURVEY_REPORTS),
                    str(paths.GENERATE_STATS), str(paths.PREPARE_STATS), str(paths.BASE_MODEL),
                    str(paths.ADAPTERS), str(paths.GENERATED), str(paths.ATTRIBUTE_DIR)),
@@ -125,9 +125,11 @@ only external corpora (evaluate.corpora: [], evaluate.external: [...]), unless p
 
 
 def left_out_stages(cfg) -> tuple[str, ...]:
-    """Names of the stages dvc.yaml leaves out under `cfg`: none while a built-in corpus is evaluated."""
+    """Names of the stages dvc.yaml leaves out under `cfg`: the survey when no instrument is declared
+    (survey.instrument: null), and the model stages when only external corpora are evaluated."""
+    no_survey = ("survey",) if cfg.survey.instrument is None else ()
     if cfg.evaluate.corpora:
-        return ()
+        return no_survey
     keep_base = cfg.prepare.cap_strategy == "lowest_perplexity"
     return tuple(name for name in MODEL_STAGES if not (keep_base and name == "base_model"))
 

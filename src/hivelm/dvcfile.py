@@ -97,6 +97,40 @@ def _relative(path: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+CODE_HASHES = Path("hivelm-code.yaml")
+"""In a project of one's own (`hivelm init`), which holds no copy of src/hivelm, each stage's code dep is its
+key in this params file: the sha256 of the installed hivelm files the stage imports, rewritten by `hivelm run`
+and `hivelm dvc-yaml`, so an upgrade of hivelm reruns exactly the stages whose code changed."""
+
+
+def in_source_tree() -> bool:
+    """Whether the working directory is hivelm's own checkout (or a copy with src/hivelm): code deps are then
+    the files themselves."""
+    return (Path(_relative(PACKAGE)) / "__init__.py").is_file()
+
+
+def code_hashes() -> dict[str, str]:
+    """{stage: sha256 of the source of every hivelm module the stage's code imports}."""
+    import hashlib
+
+    hashes = {}
+    for contract in CONTRACTS:
+        digest = hashlib.sha256()
+        for path in import_closure(contract.module):
+            digest.update(_relative(path).encode() + b"\0" + path.read_bytes())
+        hashes[contract.name] = digest.hexdigest()
+    return hashes
+
+
+def write_code_hashes(path: Path = CODE_HASHES) -> None:
+    import yaml
+
+    text = ("# Written by hivelm (dvcfile.code_hashes): the code each stage runs, for DVC (do not edit).\n"
+            + yaml.safe_dump(code_hashes(), sort_keys=False))
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def code_deps(contract: Contract) -> list[str]:
     return [_relative(p) for p in import_closure(contract.module)]
 
@@ -109,9 +143,10 @@ def stage_entry(contract: Contract, left_out: tuple[Contract, ...] = (), files: 
 
     missing = [out for other in left_out for out in other.produced]
     declared = [dep for dep in contract.deps if not any(overlaps(dep, out) for out in missing)]
+    local = in_source_tree()
     body: dict = {"cmd": f"hivelm {contract.name}" + (f" --community {KEY}" if contract.per_community else ""),
-                  "deps": [*declared, *files, *code_deps(contract)],
-                  "params": list(contract.params)}
+                  "deps": [*declared, *files, *(code_deps(contract) if local else ())],
+                  "params": [*contract.params, *(() if local else ({str(CODE_HASHES): [contract.name]},))]}
     outs = persisted(contract.outs) + persisted(contract.reports, cache=False)
     if outs:
         body["outs"] = outs
@@ -158,5 +193,7 @@ def main(check: bool, path: Path = DVC_YAML, cfg=None) -> int:
         print(f"{path} matches the stage contracts")
         return 0
     path.write_text(rendered, encoding="utf-8")
+    if not in_source_tree():
+        write_code_hashes()
     print(f"wrote {path} ({len(rendered_stages(cfg)[0])} stages)")
     return 0

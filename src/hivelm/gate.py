@@ -119,7 +119,10 @@ def report(checks: list[Check]) -> None:
         change = (check.current - check.base) if None not in (check.current, check.base) else float("nan")
         table.add_row(check.metric, check.rule.direction, f"{check.rule.tolerance:g}", _fmt(check.base),
                       _fmt(check.current), _fmt(change), "[red]REGRESSED" if check.regressed else "ok")
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a CI log or a pipe has no width to fit: rich's 80 columns would cut names
+        console = Console(width=10_000)
+    console.print(table)
 
 
 def _fmt(value: float | None) -> str:

@@ -253,6 +253,11 @@ def load_panel(cfg) -> Panel:
     from hivelm.survey.instrument import load_instrument, resolve_instrument_path
     from hivelm.templates import load_templates
 
+    if cfg.survey.instrument is None:
+        from hivelm.config import ConfigError
+
+        raise ConfigError("hivelm panel asks an instrument's items too: set survey.instrument "
+                          "(e.g. configs/instruments/swed.yaml)")
     instrument = load_instrument(resolve_instrument_path(cfg.survey.instrument), cfg.survey.instrument_text,
                                  cfg.survey.criterion_params)
     personas = load_templates(cfg.survey.personas, slots=("community",), minimum=1)

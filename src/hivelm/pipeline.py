@@ -74,6 +74,8 @@ def render_dvc_yaml(cfg: HiveConfig) -> None:
     current = dvcfile.DVC_YAML.read_text(encoding="utf-8") if dvcfile.DVC_YAML.is_file() else ""
     if not current.startswith(dvcfile.HEADER):
         return
+    if not dvcfile.in_source_tree():  # a project of one's own: the installed code's hashes stand in for it
+        dvcfile.write_code_hashes()
     rendered = dvcfile.render(cfg)
     if current != rendered:
         dvcfile.DVC_YAML.write_text(rendered, encoding="utf-8")

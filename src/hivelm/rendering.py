@@ -267,17 +267,16 @@ def page(data: dict) -> str:
     """The HTML page from the numbers `hivelm.stages.report.load` collects (pure: no file is read)."""
     per_community, summary, cross, prepare = (data["per_community"], data["summary"], data["cross_community"],
                                               data["prepare"])
-    parts = [f"<h1>HiveLM report: {html.escape(data['experiment'])}</h1>",
-             "<p class='warning'><b>Content warning.</b> This report describes models aligned with online "
-             "communities that may discuss eating disorders, dieting and body image. Numbers only, unless "
-             "samples were requested.</p>",
+    title = data.get("title") or f"HiveLM report: {data['experiment']}"
+    warning = data.get("content_warning")
+    parts = [f"<h1>{html.escape(title)}</h1>",
+             *([f"<p class='warning'><b>Content warning.</b> {html.escape(warning)}</p>"] if warning else []),
              "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]],
                                           text=True)]
     left_out = set(data.get("left_out") or ())
     if data.get("stale"):  # files of stages this pipeline leaves out: from an earlier pipeline, never shown
-        parts.append("<p class='warning'><b>Stale files, not shown.</b> Written by stages this pipeline leaves out "
-                     "(only external corpora are evaluated): " + ", ".join(
-                         f"{html.escape(path)} ({html.escape(stage)})" for path, stage in data["stale"].items())
+        parts.append("<p class='warning'><b>Stale files, not shown.</b> Written by stages this pipeline leaves out: "
+                     + ", ".join(f"{html.escape(path)} ({html.escape(stage)})" for path, stage in data["stale"].items())
                      + ".</p>")
     corpora = list(data.get("corpora") or CORPORA_ORDER)
     methods = (summary or {}).get("methods") or {}
@@ -321,7 +320,10 @@ def page(data: dict) -> str:
         profiles = result.get("profiles", {})
         parts.append(f"<h3>{html.escape(community)}</h3><div class='row'>{profile_plot(profiles, 'emotion')}"
                      f"{profile_plot(profiles, 'toxicity', 'toxicity')}</div>")
-    if "survey" not in left_out:
+    if data.get("instrument", "declared") is None:
+        parts.append("<h2>Survey</h2><p>No survey: this project declares no instrument (survey.instrument: null), "
+                     "so none was administered or scored.</p>")
+    elif "survey" not in left_out:
         parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
     parts.append("<h2>Data counts</h2>")
     # one row per prepare step, one column per community: a dozen steps side by side ran past the window
@@ -344,11 +346,11 @@ def page(data: dict) -> str:
         for (community, corpus), samples in data["samples"].items():
             parts.append(f"<h3>{html.escape(community)} / {corpus}</h3><ul>" +
                          "".join(f"<li>{html.escape(s)}</li>" for s in samples) + "</ul>")
-    return PAGE.format(title=html.escape(data["experiment"]), body="\n".join(parts))
+    return PAGE.format(title=html.escape(title), body="\n".join(parts))
 
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>HiveLM report: {title}</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }}

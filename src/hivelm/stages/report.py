@@ -85,6 +85,9 @@ def load(cfg: HiveConfig) -> dict:
                    if (found := redacted_samples(c, corpus, cfg.report.max_samples))}
     return {
         "experiment": cfg.tracking.experiment,
+        "title": cfg.report.title or f"HiveLM report: {cfg.tracking.experiment}",
+        "content_warning": cfg.report.content_warning,
+        "instrument": cfg.survey.instrument,
         "corpora": corpora,
         "provenance": provenance(cfg, summary),
         "per_community": {c: m for c, m in per_community.items() if m},

@@ -125,6 +125,10 @@ def survey_section(surveys: dict, statistics) -> dict:
     return section
 
 
+NO_SURVEY = {"administered": False}
+"""The metrics file's survey section when the project declares no instrument (survey.instrument: null)."""
+
+
 def main(cfg: HiveConfig, run) -> dict:
     left_out = left_out_outputs(cfg)
     for path, stage in stale_files(left_out).items():
@@ -133,6 +137,8 @@ def main(cfg: HiveConfig, run) -> dict:
     surveys = read_surveys(list(cfg.communities), left_out=left_out)
     summary = mark_small(collect(list(cfg.communities), surveys, cfg.survey.statistics, left_out=left_out),
                          cfg.report.small_rows, cfg.report.small_posts)
+    if cfg.survey.instrument is None:  # said, not left to be guessed from a missing section
+        summary["survey"] = NO_SURVEY
     with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
         write_json(out.path(paths.METRICS), summary)
         write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))

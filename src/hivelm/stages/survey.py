@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from hivelm import paths
-from hivelm.config import HiveConfig
+from hivelm.config import ConfigError, HiveConfig
 from hivelm.io import read_jsonl, staged_outputs, write_json
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ def load_survey_inputs(cfg: HiveConfig):
     from hivelm.survey.instrument import load_instrument, resolve_instrument_path, select_items
     from hivelm.templates import load_templates
 
+    if cfg.survey.instrument is None:
+        raise ConfigError("survey.instrument is null: this project declares no instrument, so there is no survey")
     instrument = load_instrument(resolve_instrument_path(cfg.survey.instrument), cfg.survey.instrument_text,
                                  cfg.survey.criterion_params)
     if cfg.survey.items:
