@@ -79,6 +79,15 @@ def wait_serving(url: str, process: subprocess.Popen, log: Path, timeout_s: floa
     raise AssertionError(f"hivelm panel not serving {url} after {timeout_s:.0f} s:\n{log.read_text()}")
 
 
+def http_status(url: str, host: str) -> int:
+    """The status of a GET of `url` sent with a forged Host header (a DNS-rebinding page's request)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"Host": host}), timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 @pytest.fixture
 def panel_server(tmp_path, tiny_model_dir):
     from hivelm import ui
@@ -103,6 +112,7 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
     from playwright.sync_api import expect, sync_playwright
 
     url, log = panel_server
+    assert http_status(url, "evil.example") == 403 and http_status(url, f"localhost:{urlparse(url).port}") == 200
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is missing: `make setup` installs it (Debian package chromium)"
     requested: list[str] = []
@@ -233,3 +243,39 @@ def test_answers_are_shown_verbatim_and_fetch_nothing():
     assert rendered.count("<li>") == 1 and "<br />" in rendered
     visible = html.unescape(re.sub(r"<[^>]+>", "", rendered))
     assert text.splitlines()[0] in visible and text.splitlines()[1] in visible
+
+
+def test_only_hosts_naming_this_machine_are_answered():
+    """DNS rebinding: the panel answered a request with any Host header (evil.example re-pointed at
+    127.0.0.1 would drive it from the user's browser). IP literals and this machine's names pass."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from hivelm.panel import HostCheck, allowed_hosts
+
+    def hello(request):
+        return PlainTextResponse("ok")
+
+    def status(bound: str, host: str) -> int:
+        app = Starlette(routes=[Route("/", hello)],
+                        middleware=[Middleware(HostCheck, allowed=allowed_hosts(bound))])
+        return TestClient(app).get("/", headers={"Host": host}).status_code
+
+    for host in ("localhost:7860", "127.0.0.1:7860", "[::1]:7860", "LOCALHOST", "10.0.0.5:7860"):
+        assert status("127.0.0.1", host) == 200, host
+    for host in ("evil.example", "evil.example:7860", "localhost.evil.example", "", "127.0.0.1.evil.example"):
+        assert status("127.0.0.1", host) == 403, host
+    assert status("panel.lab", "panel.lab:7860") == 200 and status("0.0.0.0", socket.gethostname()) == 200
+
+
+def test_a_question_over_the_limit_is_refused_before_any_model_runs():
+    """A 100,000-word question held the panel's only queue slot for over five minutes."""
+    from hivelm.errors import HiveError
+    from hivelm.panel import MAX_QUESTION_CHARS, Panel, Settings
+
+    board = Panel(cfg=None, model=None, tokenizer=None, present=[], missing=[], instrument=None, personas=[])
+    with pytest.raises(HiveError, match=f"at most {MAX_QUESTION_CHARS:,}"):
+        board.ask("why " * 100_000, "", Settings(1.0, 8, 1, 0))

@@ -142,6 +142,9 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
     """Per-text perplexity exp(mean token NLL), batched with right padding and masked by attention."""
     import torch
 
+    from hivelm.generation import neutralize
+
+    texts = [neutralize(tokenizer, t)[0] for t in texts]  # a post's <|endoftext|> is text, not an end
     scores: list[float] = []
     for start in range(0, len(texts), batch_size):
         with padding(tokenizer, "right"):

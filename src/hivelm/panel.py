@@ -20,15 +20,20 @@ columns differ only in the model.
 
 The page uses gradio (the optional `panel` extra: `pip install -e ".[panel]"`), with its analytics off, no
 share link, no server-side rendering and its bundled fonts: the page loads nothing from outside this machine.
-It binds to 127.0.0.1 unless --host says otherwise.
+It binds to 127.0.0.1 unless --host says otherwise, and answers only requests whose Host header names this
+machine (`HostCheck`: a web page elsewhere cannot reach it through DNS rebinding). A question may have at most
+MAX_QUESTION_CHARS characters: a longer one is refused before any model runs (one question holds the only
+queue slot while it is answered).
 """
 
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 import time
@@ -41,6 +46,9 @@ log = logging.getLogger(__name__)
 
 BASE = "untuned"
 """The column of the base model with every adapter off: the generate and survey stages' `untuned` corpus."""
+MAX_QUESTION_CHARS = 2000
+"""The longest question the panel answers: a page of text. A 100,000-word question held the queue for over
+five minutes at 3 GB of memory."""
 FREE_QUESTION = ""
 """The item dropdown's value for "ask the question typed in the box"."""
 CONTENT_WARNING = (
@@ -180,6 +188,9 @@ class Panel:
         from hivelm.generation import sample_texts
 
         question = (question or "").strip()
+        if len(question) > MAX_QUESTION_CHARS:
+            raise HiveError(f"the question has {len(question):,} characters; the panel answers at most "
+                            f"{MAX_QUESTION_CHARS:,}")
         if not item_id and not question:
             raise HiveError("type a question or pick an instrument item")
         if item_id and item_id not in self.instrument.items:
@@ -315,7 +326,8 @@ def build_page(panel: Panel):
         with gr.Row():
             with gr.Column(scale=3):
                 question = gr.Textbox(label="Question", lines=2, placeholder="What do you eat on a hard day?",
-                                      info="asked when no instrument item is picked below")
+                                      info="asked when no instrument item is picked below",
+                                      max_length=MAX_QUESTION_CHARS)
                 item = gr.Dropdown(items, value=FREE_QUESTION, label="Instrument item",
                                    info=f"or ask an item of {panel.instrument.name} ({panel.instrument.path})")
                 item_view = gr.Markdown()
@@ -381,6 +393,58 @@ def build_page(panel: Panel):
     return page
 
 
+# ------------------------------------------------------------------------------------------------ serving
+
+def host_of(header: str) -> str:
+    """The host name of a Host header, without its port: 'localhost:7860' -> 'localhost', '[::1]:7860' ->
+    '::1' (RFC 9110 section 7.2)."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
+
+
+def allowed_hosts(host: str) -> frozenset[str]:
+    """Host names the panel answers to besides IP literals: localhost, the --host it binds, and for a bind to
+    every interface (0.0.0.0, ::) this machine's own names."""
+    names = {"localhost", host}
+    if host in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname(), socket.getfqdn()}
+    return frozenset(name.lower().rstrip(".") for name in names if name)
+
+
+class HostCheck:
+    """ASGI middleware: 403 for a request whose Host header is neither an IP address nor an allowed name.
+
+    DNS rebinding: a page on another site re-points its own name at 127.0.0.1 and drives the local server
+    from the user's browser, its requests carrying that name as Host (https://en.wikipedia.org/wiki/DNS_rebinding).
+    An IP address cannot be re-pointed, so IP literals pass. The MLflow UI refuses the same way."""
+
+    def __init__(self, app, allowed: frozenset[str]):
+        self.app, self.allowed = app, allowed
+
+    def permits(self, header: str) -> bool:
+        host = host_of(header.strip()).lower().rstrip(".")
+        try:
+            ipaddress.ip_address(host)
+            return True
+        except ValueError:
+            return host in self.allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            header = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+            if not self.permits(header):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                from starlette.responses import PlainTextResponse
+
+                response = PlainTextResponse(f"403 Forbidden: Host {header!r} is not this machine", status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def main(cfg, host: str = "127.0.0.1", port: int = 7860) -> int:
     # Before gradio is imported: its analytics (and the version check that rides on them) stay off.
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -403,8 +467,11 @@ def main(cfg, host: str = "127.0.0.1", port: int = 7860) -> int:
     page.queue(default_concurrency_limit=1)  # one shared model: questions are answered in turn
     print(f"HiveLM panel: http://{host}:{port}  (Ctrl-C to stop)", flush=True)
     try:
+        from starlette.middleware import Middleware
+
         page.launch(server_name=host, server_port=port, share=False, ssr_mode=False, pwa=False, mcp_server=False,
-                    enable_monitoring=False, footer_links=[], quiet=True, show_error=True)
+                    enable_monitoring=False, footer_links=[], quiet=True, show_error=True,
+                    app_kwargs={"middleware": [Middleware(HostCheck, allowed=allowed_hosts(host))]})
     except KeyboardInterrupt:
         pass
     finally:

@@ -15,9 +15,22 @@ from collections import Counter
 # match can start only where a lookbehind allows (the start of a token, not every character inside it),
 # quantifiers are possessive or bounded, and alternatives never overlap, so no attempt rescans a token.
 # Order matters: emails contain '@' and URLs may contain digit runs, so both go before handles and phones.
-URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# A URL: a scheme or www., or a bare domain ending in a known top-level domain (instagram.com/jane.doe,
+# bit.ly/x, youtu.be/x), so words joined by a dot ("e.g.", "lbs.", "16.5", "i.e") are not taken for one. The
+# list holds the TLDs that host most links (https://w3techs.com/technologies/overview/top_level_domain) and
+# the shorteners' (bit.ly, t.co, goo.gl), in lower case (ASP.NET is not a link); two-letter words that follow
+# a dot in text (in, it, is, to) are left out. Labels are bounded and a match starts only at the start of a token, so the pattern stays linear.
+TLDS = ("com|org|net|edu|gov|info|biz|io|co|ly|gl|gg|be|me|tv|uk|us|ca|au|nz|ie|de|fr|es|nl|ru|br|jp|app|"
+        "dev|xyz|site|online|link|page|club|shop|blog")
+URL = re.compile(
+    r"(?:https?://|www\.)\S+"
+    rf"|(?<![\w.@/-])(?:[a-z0-9][a-z0-9-]{{0,62}}\.){{1,8}}(?-i:{TLDS})(?![\w-])(?:/\S*+)?",
+    re.IGNORECASE,
+)
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)++")
-HANDLE = re.compile(r"(?<![\w@])@\w{1,30}")
+# An @handle whole (a handle cut at 30 characters left its tail in the post), or a Reddit mention u/name,
+# /u/name (Reddit names have 3 to 20 characters: https://www.reddit.com/r/help/wiki/faqs/username).
+HANDLE = re.compile(r"(?<![\w@/])(?:@\w++|/?u/[\w-]{3,}+)")
 
 # Phone numbers must look like one: North American 3-3-4 groups (215-943-2221, (215) 943-2221, 215.943.2221,
 # 1-800-555-0142, +1 215 943 2221), '+' and a country code (+44 20 7946 0958, +44 (0)20 7946 0958), a trunk 0
@@ -42,6 +55,14 @@ PHONE = re.compile(
 HASHTAG = re.compile(r"(?<![\w#])#(\w+)")
 RETWEET = re.compile(r"^\s*RT\s+@", re.IGNORECASE)
 CONTROL = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b\u200e\u200f\ufeff]")
+# Bidirectional controls reorder how text is displayed (Trojan Source, https://trojansource.codes): marks,
+# embeddings, overrides and isolates (https://www.unicode.org/reports/tr9/#Directional_Formatting_Characters).
+BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Chat-template control tokens (<|im_start|>, <|im_end|>, <|eot_id|>, <|endoftext|>): in a post they would
+# become real control tokens when a prompt is tokenised, and a post could open a system turn. Whatever the
+# tokenizer, generation.neutralize also strips its own special tokens at every place a prompt is rendered.
+CHAT_TOKEN = re.compile(r"<\|[^\s|<>]{1,64}\|>")
 WHITESPACE = re.compile(r"\s+")
 # Emoji joined by zero-width joiners: real sequences join at most 4 (a family); the emoji package's cost grows
 # with the square of a chain's length, so chains of 8 or more are split into single emoji before it runs.
@@ -51,6 +72,8 @@ ZWJ_CHAIN = re.compile(r"(?:[^\s\u200d]{1,4}\u200d){8,}")
 MAX_COMBINING_RUN = 30
 
 PLACEHOLDERS = {"email": "<EMAIL>", "url": "<URL>", "user": "<USER>", "phone": "<PHONE>"}
+SCRUBBED = ("surrogate", "bidi", "chat_token")
+"""What `scrub` counts: lone surrogates replaced by U+FFFD, bidi controls and chat control tokens removed."""
 
 
 def _is_phone(match: re.Match) -> bool:
@@ -91,6 +114,42 @@ def _combining_overflow() -> re.Pattern:
             ranges.append([code, code])
     marks = "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]"
     return re.compile(rf"(?<={marks}{{{MAX_COMBINING_RUN}}}){marks}++")
+
+
+def scrub(text: str, form: str = "NFKC") -> tuple[str, Counter]:
+    """`normalize`, and what must never reach a model removed and counted per kind (SCRUBBED).
+
+    A lone surrogate (from a JSON escape such as "\\ud800") cannot be written as UTF-8: it becomes U+FFFD,
+    while a split pair is joined into its character."""
+    counts: Counter = Counter({kind: 0 for kind in SCRUBBED})
+    if not text.isascii():
+        if SURROGATE.search(text):
+            before = text.count("\ufffd")
+            text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+            counts["surrogate"] = text.count("\ufffd") - before
+        text, counts["bidi"] = BIDI.subn("", text)
+    text = normalize(text, form)  # first: NFKC turns fullwidth <｜im_end｜> into <|im_end|>
+    text, counts["chat_token"] = CHAT_TOKEN.subn(" ", text)
+    return (WHITESPACE.sub(" ", text).strip() if counts["chat_token"] else text), counts
+
+
+def strip_strings(text: str, strings: tuple[str, ...]) -> tuple[str, int]:
+    """Every occurrence of `strings` replaced by a space, until none is left (removing one must not join two
+    halves into another); returns the text and the number removed."""
+    if not strings:
+        return text, 0
+    pattern = _alternation(strings)
+    total = 0
+    while True:
+        text, found = pattern.subn(" ", text)
+        if not found:
+            return text, total
+        total += found
+
+
+@functools.lru_cache(maxsize=8)
+def _alternation(strings: tuple[str, ...]) -> re.Pattern:
+    return re.compile("|".join(re.escape(s) for s in sorted(strings, key=len, reverse=True)))
 
 
 def normalize(text: str, form: str = "NFKC") -> str:

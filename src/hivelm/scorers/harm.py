@@ -186,10 +186,12 @@ class JudgeHarmScorer:
 
     def render(self, text: str, category: str) -> str:
         """The chat-template prompt for one (text, class), ending where the assistant's reply begins."""
+        from hivelm.generation import render_messages
+
         user = self.rubric.format(category=category.replace("_", " "), description=TAXONOMY[category], post=text)
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
-        return self.tokenizer.apply_chat_template(messages + [{"role": "user", "content": user}],
-                                                  add_generation_prompt=True, tokenize=False)
+        return render_messages(self.tokenizer, messages + [{"role": "user", "content": user}],
+                               add_generation_prompt=True)  # a post cannot forge the judge's turns
 
     def _batch_logprobs(self, sequences: list[list[int]], tail: int):
         """log-softmax of the logits at the last `tail` + 1 positions of each left-padded sequence."""

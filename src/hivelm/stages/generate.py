@@ -21,7 +21,7 @@ import zlib
 
 from hivelm import filters, paths
 from hivelm.config import GenerateConfig, HiveConfig, to_dict
-from hivelm.generation import in_context_prompt, sample_texts
+from hivelm.generation import in_context_prompt, neutralize_prompts, sample_texts
 from hivelm.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
 from hivelm.templates import Template, load_templates
@@ -76,14 +76,16 @@ def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progre
 
     results = {}
     for corpus in gen.corpora:
-        prompts = build_prompts(gen, templates, community, spec.name, corpus, train_posts)
+        # the prompts as the model sees them are the ones stored: special-token strings removed, and counted
+        prompts, removed = neutralize_prompts(tokenizer, build_prompts(gen, templates, community, spec.name, corpus,
+                                                                       train_posts))
         started = time.perf_counter()
         with for_corpus(model, corpus):
             texts, new_tokens = sample_texts(model, tokenizer, prompts, gen.decoding, gen.seed, progress)
         seconds = time.perf_counter() - started
         raw = [p | {"text": t, "decoding": decoding} for p, t in zip(prompts, texts)]
         kept, counts = post_filter(raw, gen, references, base_perplexity)
-        counts.update(new_tokens=new_tokens, seconds=seconds, tokens_per_s=new_tokens / max(seconds, 1e-9))
+        counts.update(special_tokens_removed=removed, new_tokens=new_tokens, seconds=seconds, tokens_per_s=new_tokens / max(seconds, 1e-9))
         results[corpus] = (raw, kept, counts)
     return results
 

@@ -4,7 +4,7 @@
     hivelm prepare prepare.min_chars=40     # one-off override
 
 Steps (paper section 3.2), each counted per community in the prepare stats file:
-retweets -> normalise + anonymise + hashtags/emoji -> length range -> exact duplicates -> near duplicates
+retweets -> normalise (+ scrub: bidi controls, lone surrogates, chat control tokens) + anonymise + hashtags/emoji -> length range -> exact duplicates -> near duplicates
 (MinHash LSH) -> cap (random or lowest perplexity) -> seeded train / held-out split.
 """
 
@@ -25,9 +25,11 @@ RECORD_FIELDS = ("post_id", "community", "text", "author_id", "timestamp", "sour
 
 
 def clean_post(raw: str, cfg: PrepareConfig) -> tuple[str, Counter]:
-    """One post through normalisation, anonymisation and hashtag / emoji stripping."""
-    cleaned = text.normalize(raw, cfg.unicode_form)
+    """One post through normalisation (and scrubbing: text.SCRUBBED), anonymisation and hashtag / emoji
+    stripping; returns the post and what was found, per kind."""
+    cleaned, scrubbed = text.scrub(raw, cfg.unicode_form)
     cleaned, found = text.anonymize(cleaned, cfg.anonymize)
+    found.update(scrubbed)
     cleaned = text.strip_hashtags(cleaned, cfg.hashtags)
     if cfg.strip_emoji:
         cleaned = text.strip_emoji(cleaned)
@@ -53,6 +55,7 @@ def clean_community(posts: list[dict], cfg: PrepareConfig, perplexity=None) -> t
         post["text"], hits = clean_post(post["text"] or "", cfg)
         found.update(hits)
     counts.update({f"anonymized_{kind}": found[kind] for kind in text.PLACEHOLDERS})
+    counts.update({f"scrubbed_{kind}": found[kind] for kind in text.SCRUBBED})
 
     posts = [p for p in posts if cfg.min_chars <= len(p["text"]) <= cfg.max_chars]
     counts["after_length"] = len(posts)

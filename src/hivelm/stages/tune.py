@@ -32,12 +32,15 @@ IGNORE = -100  # label id the loss skips
 def encode(record: dict, tokenizer, max_length: int) -> dict | None:
     """Token ids of one chat demonstration, with labels only on the assistant's reply and its end of turn.
 
-    Prompt and reply are tokenised separately and concatenated, so the label boundary is exact.
+    Prompt and reply are tokenised separately and concatenated, so the label boundary is exact. Special-token
+    strings in the messages are removed first (generation.render_messages): a post cannot forge a turn.
     Returns None when the prompt alone fills `max_length` (nothing left to learn).
     """
+    from hivelm.generation import render_messages
+
     messages = record["messages"]
-    prompt = tokenizer.apply_chat_template(messages[:-1], add_generation_prompt=True, tokenize=False)
-    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    prompt = render_messages(tokenizer, messages[:-1], add_generation_prompt=True)
+    full = render_messages(tokenizer, messages)
     if not full.startswith(prompt):
         raise ValueError(f"{record.get('id')}: chat template renders the prompt differently inside the dialogue")
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -47,6 +50,13 @@ def encode(record: dict, tokenizer, max_length: int) -> dict | None:
     input_ids = (prompt_ids + reply_ids)[:max_length]
     labels = ([IGNORE] * len(prompt_ids) + reply_ids)[:max_length]
     return {"input_ids": input_ids, "labels": labels, "length": len(input_ids)}
+
+
+def special_tokens_removed(tokenizer, records: list[dict]) -> int:
+    """How many special-token strings `encode` removed from these demonstrations' messages."""
+    from hivelm.generation import neutralize
+
+    return sum(neutralize(tokenizer, m["content"])[1] for r in records for m in r["messages"])
 
 
 class PadCollator:
@@ -194,6 +204,7 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
     tune = cfg.tune
     model, tokenizer = load_for_training(cfg, base_dir)
     encoded = [e for e in (encode(r, tokenizer, tune.max_length) for r in records) if e is not None]
+    removed = special_tokens_removed(tokenizer, records)
     if len(encoded) < 2:
         raise HiveError(f"{out_dir.name}: {len(encoded)} of {len(records)} demonstrations leave room for a reply "
                         f"within tune.max_length={tune.max_length}; at least 2 are needed (raise tune.max_length)")
@@ -245,7 +256,7 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         "train_loss": result.training_loss, "eval_loss": eval_loss,
         "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
         "periodic_eval_demonstrations": len(periodic),
-        "skipped_prompt_too_long": len(records) - len(encoded),
+        "skipped_prompt_too_long": len(records) - len(encoded), "special_tokens_removed": removed,
         "tokens_seen": trainer.state.num_input_tokens_seen, "resumed": bool(resume),
         "train_runtime_s": result.metrics.get("train_runtime", 0.0),
     }
