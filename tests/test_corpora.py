@@ -248,3 +248,18 @@ def test_the_report_shows_what_was_left_out_of_an_external_corpus():
     assert rows["corpus api"].endswith(
         "not filtered; dropped 3 empty texts (keto 3); skipped 5 posts of 2 community values matching no declared "
         "community ('Keto and Diet' 4, 'Runing' 1)")
+
+
+def test_hivelm_run_names_the_key_of_a_missing_input_file_before_dvc_runs(tmp_path, monkeypatch, capsys):
+    from hivelm.cli import main
+
+    path = params(tmp_path, [PER_FILE, ONE_FILE])
+    (tmp_path / "data/external/llama3").mkdir(parents=True)
+    (tmp_path / "data/external/llama3/keto.jsonl").write_text('{"text": "ok"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["--params", str(path), "run"]) == 2
+    assert capsys.readouterr().err == (
+        "hivelm run: error: 2 input file(s) named in the params are missing, nothing was run: "
+        "evaluate.external[0].path ({community} = running): data/external/llama3/running.jsonl: file not found; "
+        "evaluate.external[1].path: data/external/api.csv: file not found\n")
+    assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / "mlflow.db").exists()

@@ -27,6 +27,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     left running, and the parent run ends KILLED.
     """
     dvc_args = [a for a in dvc_args if a != "--"]
+    check_input_files(cfg)
     render_dvc_yaml(cfg)
     bin_dir = str(Path(sys.executable).parent)
     # A tracker that goes away mid-pipeline fails the stage that was logging (exit 2, naming the URI); the
@@ -59,6 +60,18 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
     return 0
+
+
+def check_input_files(cfg: HiveConfig, root: Path = Path(".")) -> None:
+    """Every input file the params name (contracts.keyed_input_files) exists, or one error naming each key:
+    inside DVC a missing one fails as `[Errno 2]` with an absolute path, after earlier stages ran."""
+    from hivelm.contracts import keyed_input_files
+
+    missing = [f"{key}: {file}: file not found" for keyed in keyed_input_files(cfg).values() for key, file in keyed
+               if not (root / file).is_file()]
+    if missing:
+        raise HiveError(f"{len(missing)} input file(s) named in the params are missing, nothing was run: "
+                        + "; ".join(missing))
 
 
 def render_dvc_yaml(cfg: HiveConfig) -> None:
