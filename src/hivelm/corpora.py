@@ -211,38 +211,65 @@ def _unmatched_problem(path: Path, spec, key: str, unmatched: Counter, keys: dic
               "out (counted)")
 
 
-def load(cfg, root: Path = Path(".")) -> Inputs:
-    """Read and check every input of evaluate (cfg: the config evaluate may read); InputError lists all
-    problems. External corpora with `filter: true` go through generate's post-filters here."""
-    ev, communities = cfg.evaluate, list(cfg.communities)
-    problems: list[str] = []
-    real = {}
-    for split, where in (("train", paths.train_posts), ("heldout", paths.heldout_posts)):
-        real[split] = {}
-        for c in communities:
-            records = _jsonl_records(root / where(c), "text", problems, "run `hivelm prepare` first")
-            real[split][c] = [r["text"] for r in records or []]
-    corpora: dict[str, dict[str, list[str]]] = {}
-    sources: dict[str, dict] = {}
-    for name in ev.corpora:
-        corpora[name] = {}
-        for c in communities:
-            records = _jsonl_records(root / paths.corpus(c, name), "text", problems,
-                                     f"run `hivelm generate --community {c}`, or drop {name!r} from evaluate.corpora")
-            corpora[name][c] = [r["text"] for r in records or []]
-        sources[name] = {"kind": "built-in", "provenance": BUILT_IN_PROVENANCE[name]}
+def _real(cfg, root: Path, problems: list[str], splits=("train", "heldout")) -> dict[str, dict[str, list[str]]]:
+    """{split: {community: texts}} of the prepared real posts."""
+    where = {"train": paths.train_posts, "heldout": paths.heldout_posts}
+    return {split: {c: [r["text"] for r in _jsonl_records(root / where[split](c), "text", problems,
+                                                          "run `hivelm prepare` first") or []]
+                    for c in cfg.communities} for split in splits}
+
+
+def _external_corpora(cfg, root: Path, train: dict[str, list[str]], problems: list[str]) -> tuple[dict, dict]:
+    """({corpus: {community: records}}, {corpus: source}) of every external corpus, as evaluate measures it:
+    empty and unmatched posts left out (counted), post-filtered against `train` where `filter: true`."""
+    ev, records, sources = cfg.evaluate, {}, {}
     for index, spec in enumerate(ev.external):
         by_community, sources[spec.name] = _external(cfg, index, spec, root, problems)
         if spec.filter and not problems:
             sources[spec.name]["filter_counts"] = {}
-            for c, records in by_community.items():
-                kept, counts = filters.post_filter(records, cfg.generate.filters, real["train"][c],
-                                                   ev.statistics.seed)
-                by_community[c] = kept
-                sources[spec.name]["filter_counts"][c] = counts
-        corpora[spec.name] = {c: [r["text"] for r in records] for c, records in by_community.items()}
+            for c, kept in by_community.items():
+                by_community[c], sources[spec.name]["filter_counts"][c] = filters.post_filter(
+                    kept, cfg.generate.filters, train[c], ev.statistics.seed)
+        records[spec.name] = by_community
+    return records, sources
+
+
+def _raise(problems: list[str]) -> None:
     if problems:
         shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
         raise InputError(f"{len(problems)} problem(s) in evaluate's inputs (nothing was computed):\n"
                          + "\n".join(shown))
-    return Inputs(real["train"], real["heldout"], corpora, sources)
+
+
+def load(cfg, root: Path = Path(".")) -> Inputs:
+    """Read and check every input of evaluate (cfg: the config evaluate may read); InputError lists all
+    problems. External corpora with `filter: true` go through generate's post-filters here."""
+    problems: list[str] = []
+    real = _real(cfg, root, problems)
+    corpora: dict[str, dict[str, list[str]]] = {}
+    sources: dict[str, dict] = {}
+    for name in cfg.evaluate.corpora:
+        corpora[name] = {}
+        for c in cfg.communities:
+            records = _jsonl_records(root / paths.corpus(c, name), "text", problems,
+                                     f"run `hivelm generate --community {c}`, or drop {name!r} from evaluate.corpora")
+            corpora[name][c] = [r["text"] for r in records or []]
+        sources[name] = {"kind": "built-in", "provenance": BUILT_IN_PROVENANCE[name]}
+    external, external_sources = _external_corpora(cfg, root, real["train"], problems)
+    _raise(problems)
+    corpora |= {name: {c: [r["text"] for r in records] for c, records in by_community.items()}
+                for name, by_community in external.items()}
+    return Inputs(real["train"], real["heldout"], corpora, sources | external_sources)
+
+
+def external_records(cfg, root: Path = Path(".")) -> dict[str, dict[str, list[dict]]]:
+    """{corpus: {community: [{text, id}]}} of every external corpus, the posts evaluate measures (harm-sample
+    draws from them); `id` is the post's file and line or row. Prepared training posts are read only for a
+    corpus with `filter: true` (its leakage filter)."""
+    problems: list[str] = []
+    filtered = any(spec.filter for spec in cfg.evaluate.external)
+    train = _real(cfg, root, problems, ("train",))["train"] if filtered else {}
+    external, _ = _external_corpora(cfg, root, train, problems)
+    _raise(problems)
+    return {name: {c: [{"text": r["text"], "id": r["_where"]} for r in records] for c, records in by_community.items()}
+            for name, by_community in external.items()}
