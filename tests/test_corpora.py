@@ -91,15 +91,104 @@ def test_external_corpora_are_read_by_community_and_filtered_when_asked(tmp_path
         "keto,I can't draft a tweet that promotes restrictive eating.\n"
         "keto,keto train post number 3 about food and runs\n"  # leaks a real training post
         "running,Ten miles in the rain and I loved it\nrunning,\ngardening,Tomatoes at last\n")  # empty: dropped
+    with pytest.raises(corpora.InputError, match=r"api.csv: 1 posts have a value of column 'group' "
+                                                 r"\(evaluate.external\[1\].columns.community\) that matches no"):
+        corpora.load(cfg, tmp_path)  # an unmatched community value is an error unless skipping is asked for
+    cfg = load_config(params(tmp_path, [PER_FILE, ONE_FILE | {"unmatched": "skip"}]))
     inputs = corpora.load(cfg, tmp_path)
     assert inputs.corpora["llama3"]["running"] == [f"running generated {i}" for i in range(3)]
     assert inputs.corpora["api"] == {"keto": ["Bacon and eggs again this morning"],
                                      "running": ["Ten miles in the rain and I loved it"]}
     counts = inputs.sources["api"]["filter_counts"]["keto"]
     assert counts["generated"] == 3 and counts["after_refusal"] == 2 and counts["kept"] == 1
+    assert inputs.sources["api"]["dropped"] == {
+        "empty_text": {"keto": 0, "running": 1},
+        "unmatched_community": {"posts": 1, "values": 1, "shown": {"'gardening'": 1}}}
     assert inputs.sources["llama3"] == {"kind": "external", "provenance": "Llama-3-8B, tuned", "filtered": False,
                                         "files": {f"data/external/llama3/{c}.jsonl": corpora.sha256(
-                                            tmp_path / f"data/external/llama3/{c}.jsonl") for c in ("keto", "running")}}
+                                            tmp_path / f"data/external/llama3/{c}.jsonl") for c in ("keto", "running")},
+                                        "dropped": {"empty_text": {"keto": 0, "running": 0}}}
+
+
+def labelled(tmp_path, external):
+    """Params whose keto community is labelled 'Keto & Diet', prepared posts, and the one-file corpus api.csv."""
+    path = params(tmp_path, external)
+    cfg = yaml.safe_load(path.read_text())
+    cfg["communities"]["keto"]["label"] = "Keto & Diet"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    write_prepared(tmp_path)
+    (tmp_path / "data/external").mkdir(parents=True, exist_ok=True)
+    rows = ([("Keto and Diet", f"keto post {i} about bacon") for i in range(3)]
+            + [(" running ", "ten miles today"), ("Keto & Diet", "fat bombs"), ("Runing", "a typo label post")])
+    (tmp_path / "data/external/api.csv").write_text(
+        "group,post\n" + "".join(f'"{group}","{post}"\n' for group, post in rows))
+    return path
+
+
+def test_an_unmatched_community_value_is_an_error_listing_each_with_its_count_and_closest_label(tmp_path):
+    cfg = load_config(labelled(tmp_path, [ONE_FILE]))
+    with pytest.raises(corpora.InputError) as caught:
+        corpora.load(cfg, tmp_path)
+    message = str(caught.value)
+    assert ("4 posts have a value of column 'group' (evaluate.external[0].columns.community) that matches no "
+            "declared community: 'Keto and Diet' (3 posts; closest 'Keto & Diet' = keto); 'Runing' (1 posts; "
+            "closest 'running' = running). Map each to a community key under evaluate.external[0].labels, or "
+            "set evaluate.external[0].unmatched: skip") in message
+
+
+def test_labels_map_a_corpus_s_community_values_and_are_validated(tmp_path):
+    mapped = ONE_FILE | {"labels": {"Keto and Diet": "keto", "Runing": "running"}}
+    inputs = corpora.load(load_config(labelled(tmp_path, [mapped])), tmp_path)
+    assert {c: len(posts) for c, posts in inputs.corpora["api"].items()} == {"keto": 4, "running": 2}
+    assert inputs.sources["api"]["dropped"]["unmatched_community"] == {"posts": 0, "values": 0, "shown": {}}
+    with pytest.raises(ConfigError, match=r"evaluate.external\[0\].labels.Runing: 'runing' is not a declared "
+                                          r"community key; keys: \['keto', 'running'\]"):
+        load_config(params(tmp_path, [ONE_FILE | {"labels": {"Runing": "runing"}}]))
+    with pytest.raises(ConfigError, match=r"evaluate.external\[0\].labels: maps values of a community column"):
+        load_config(params(tmp_path, [PER_FILE | {"labels": {"Keto and Diet": "keto"}}]))
+    with pytest.raises(ConfigError, match=r"evaluate.external\[0\].unmatched: must be error or skip"):
+        load_config(params(tmp_path, [ONE_FILE | {"unmatched": "ignore"}]))
+
+
+def test_skipped_values_are_counted_and_logged_without_post_text(tmp_path, caplog):
+    """A mis-named community column holds post text: neither the warning nor the outputs carry it whole."""
+    path = labelled(tmp_path, [ONE_FILE | {"columns": {"text": "group", "community": "post"}, "unmatched": "skip"}])
+    posts = [f"generated post {i} " + "about fasting and weight " * 10 for i in range(180)]
+    (tmp_path / "data/external/api.csv").write_text("group,post\n" + "".join(f"keto,{p}\n" for p in posts))
+    with caplog.at_level("WARNING", logger="hivelm.corpora"):
+        inputs = corpora.load(load_config(path), tmp_path)
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert len(warning) < 400 and "180 posts skipped (evaluate.external[0].unmatched: skip)" in warning
+    assert posts[0] not in warning
+    skipped = inputs.sources["api"]["dropped"]["unmatched_community"]
+    assert skipped["posts"] == 180 and skipped["values"] == 180 and len(skipped["shown"]) == corpora.SHOWN_VALUES
+    assert max(len(value) for value in skipped["shown"]) < 50
+    path.write_text(path.read_text().replace("unmatched: skip", "unmatched: error"))
+    with pytest.raises(corpora.InputError) as caught:  # the error lists values clipped, and at most 20 of them
+        corpora.load(load_config(path), tmp_path)
+    assert len(str(caught.value)) < 3000 and "and 160 more values (is that the community column?)" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_null_empty_and_blank_texts_follow_one_rule_dropped_and_counted(tmp_path, fmt):
+    import pandas as pd
+
+    cfg = load_config(params(tmp_path, [PER_FILE | {"path": f"data/external/llama3/{{community}}.{fmt}"}]))
+    write_prepared(tmp_path)
+    texts = {"keto": ["bacon and eggs", "", "   ", None, "fat bombs"], "running": ["ten miles", "\t\n"]}
+    for c, column in texts.items():
+        path = tmp_path / f"data/external/llama3/{c}.{fmt}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame({"text": column, "id": range(len(column))})
+        if fmt == "csv":
+            frame.to_csv(path, index=False)
+        elif fmt == "parquet":
+            frame.to_parquet(path)
+        else:
+            path.write_text("".join(json.dumps({"text": t}) + "\n" for t in column))  # None: a JSON null
+    inputs = corpora.load(cfg, tmp_path)
+    assert inputs.corpora["llama3"] == {"keto": ["bacon and eggs", "fat bombs"], "running": ["ten miles"]}
+    assert inputs.sources["llama3"]["dropped"] == {"empty_text": {"keto": 3, "running": 1}}
 
 
 def test_json_outputs_are_strict_and_say_why_a_number_is_missing(tmp_path):
@@ -146,3 +235,31 @@ def test_hivelm_run_re_renders_a_rendered_dvc_yaml_and_leaves_a_hand_written_one
     (tmp_path / "dvc.yaml").write_text("stages:\n  sleep:\n    cmd: sleep 1\n")
     render_dvc_yaml(cfg)
     assert (tmp_path / "dvc.yaml").read_text() == "stages:\n  sleep:\n    cmd: sleep 1\n"
+
+
+def test_the_report_shows_what_was_left_out_of_an_external_corpus():
+    from hivelm.stages.report import provenance
+
+    dropped = {"empty_text": {"keto": 3, "running": 0},
+               "unmatched_community": {"posts": 5, "values": 2, "shown": {"'Keto and Diet'": 4, "'Runing'": 1}}}
+    summary = {"sources": {"api": {"kind": "external", "provenance": "an API model", "files": {}, "filtered": False,
+                                   "dropped": dropped}}}
+    rows = dict(provenance(load_config(REPO / "params.yaml"), summary))
+    assert rows["corpus api"].endswith(
+        "not filtered; dropped 3 empty texts (keto 3); skipped 5 posts of 2 community values matching no declared "
+        "community ('Keto and Diet' 4, 'Runing' 1)")
+
+
+def test_hivelm_run_names_the_key_of_a_missing_input_file_before_dvc_runs(tmp_path, monkeypatch, capsys):
+    from hivelm.cli import main
+
+    path = params(tmp_path, [PER_FILE, ONE_FILE])
+    (tmp_path / "data/external/llama3").mkdir(parents=True)
+    (tmp_path / "data/external/llama3/keto.jsonl").write_text('{"text": "ok"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["--params", str(path), "run"]) == 2
+    assert capsys.readouterr().err == (
+        "hivelm run: error: 2 input file(s) named in the params are missing, nothing was run: "
+        "evaluate.external[0].path ({community} = running): data/external/llama3/running.jsonl: file not found; "
+        "evaluate.external[1].path: data/external/api.csv: file not found\n")
+    assert not (tmp_path / "dvc.yaml").exists() and not (tmp_path / "mlflow.db").exists()

@@ -55,6 +55,7 @@ def external_repo(tmp_path, mlflow_template_db):
     init_pipeline_repo(repo, params, mlflow_template_db, Path("unused-no-base-model"))
     params = params_of(repo)  # after the tiny-run sizes: a corpus below 5 posts is insufficient here
     params["evaluate"] |= {"min_posts": 5, "statistics": {"bootstrap_resamples": 20, "confidence": 0.95, "seed": 0}}
+    params["evaluate"]["external"][1]["unmatched"] = "skip"  # gardening: left out, counted
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return repo
 
@@ -79,12 +80,14 @@ def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):
         assert set(metrics["communities"][community]) == {"llama3_ft", "api_personas"}
         assert metrics["communities"][community]["llama3_ft"]["fid"] is not None
     assert metrics["communities"]["running"]["api_personas"] == {
-        "attribution": None, "auc": None, "fid": None, "emotion_alignment": None, "toxicity_wasserstein": None,
+        "attribution": None, "auc": None, "fid": None, "fid_size": None, "emotion_alignment": None, "toxicity_wasserstein": None,
         "n": 2, "reason": "insufficient: 2 posts < min_posts 5"}
     sources = metrics["sources"]
     provenance = params_of(repo)["evaluate"]["external"][0]["provenance"]
     assert sources["llama3_ft"]["provenance"] == provenance
     assert sources["api_personas"]["filter_counts"]["keto"]["after_refusal"] == 11  # the refusal is gone
+    assert sources["api_personas"]["dropped"]["unmatched_community"] == {"posts": 1, "values": 1,
+                                                                        "shown": {"'gardening'": 1}}
     assert set(metrics["cross_community"]) == {"real", "llama3_ft", "api_personas"}
     cross = json.loads((repo / "reports/metrics/cross_community.json").read_text())
     assert cross["llama3_ft"]["rows"] == list(COMMUNITIES) and cross["api_personas"]["rows"] == ["keto"]
@@ -93,6 +96,7 @@ def test_external_corpora_run_through_the_evaluate_only_pipeline(external_repo):
     assert provenance in page and "an API model prompted with our persona templates" in page
     assert "insufficient" in page
     assert "Which community would have written" not in page and "reports/attribute/ (attribute)" in page
+    assert "skipped 1 posts of 1 community values matching no declared community" in page
     assert "base model" not in page.split("<h2>Fidelity")[0]  # no model of ours made these corpora
     assert_strict_reports(repo / "reports")
 

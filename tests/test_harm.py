@@ -272,11 +272,45 @@ def test_label_studio_export_becomes_annotation_files(sampled, tmp_path):
     assert from_ls == from_csv
 
 
+def project_params(tmp_path: Path, corpora, external) -> Path:
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["communities"] = {c: params["communities"][c] for c in COMMUNITIES}
+    params["evaluate"] |= {"corpora": list(corpora), "external": external}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path / "params.yaml"
+
+
 def test_main_functions_use_project_relative_defaults(tmp_path, monkeypatch):
+    from hivelm.config import load_config
+
     monkeypatch.chdir(tmp_path)
     generated(tmp_path / "data" / "generated")
-    summary = harm.main_sample(list(COMMUNITIES), list(CORPORA), per_corpus=2)
+    summary = harm.main_sample(load_config(project_params(tmp_path, CORPORA, [])), per_corpus=2)
     assert summary["items"] == 12 and (tmp_path / "data/harm/key.csv").exists()
+
+
+def test_harm_sample_draws_from_external_corpora_as_evaluate_reads_them(tmp_path, monkeypatch):
+    from hivelm.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    external = [{"name": "llama3", "path": "data/external/llama3/{community}.jsonl", "provenance": "a paper"},
+                {"name": "api", "path": "data/external/api.csv", "provenance": "an API model",
+                 "columns": {"text": "post", "community": "group"}, "labels": {"Running Club": "running"}}]
+    project_params(tmp_path, [], external)
+    for community in COMMUNITIES:
+        path = tmp_path / f"data/external/llama3/{community}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"text": f"{community} post {i}" if i else " "}) + "\n" for i in range(4)))
+    (tmp_path / "data/external/api.csv").write_text("group,post\nketo,bacon again\nRunning Club,ten miles\n")
+    assert main(["harm-sample", "--per-corpus", "5"]) == 0
+    key = read_rows(tmp_path / "data/harm/key.csv")
+    assert sorted((r["community"], r["corpus"]) for r in key) == sorted(
+        [(c, "llama3") for c in COMMUNITIES for _ in range(3)] + [("keto", "api"), ("running", "api")])
+    assert {r["generation_id"] for r in key if r["corpus"] == "api"} == {"data/external/api.csv:row 1",
+                                                                         "data/external/api.csv:row 2"}
+    assert "data/external/llama3/keto.jsonl:2" in {r["generation_id"] for r in key}  # line 1 is blank: dropped
 
 
 # ---------------------------------------------------------------- automatic scorers

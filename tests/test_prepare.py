@@ -135,6 +135,14 @@ def test_extra_sources_are_merged_and_deduplicated_with_the_corpus(small_corpus,
     assert cli(["prepare"]) == 2
     assert "data.extra_sources[0].community: 'paleo' (data/extra.json) is not the label" in capsys.readouterr().err
 
+    params["data"]["extra_sources"][0]["community"] = "keto"  # labels come from both files: both are named
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    write_corpus(project / "data/demo/posts.csv", [r for c in VOCABULARY if c != "running" for r in community_posts(c, 40)])
+    assert cli(["prepare"]) == 2
+    assert ("community 'running' (label 'running', declared in params.yaml) has no posts in data/demo/posts.csv "
+            "(data.path), data/extra.json (data.extra_sources[0].path); labels in the data: 'body_positivity', "
+            "'ed_recovery', 'keto'\n") in capsys.readouterr().err
+
 
 def test_json_array_errors_name_the_file_and_element(tmp_path):
     from hivelm.io import CorpusError

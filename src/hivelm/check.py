@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from pathlib import Path
 
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
@@ -91,13 +92,22 @@ def survey_problems(cfg: HiveConfig) -> list[str]:
     return []
 
 
+def missing_input_files(cfg: HiveConfig, root: Path = Path(".")) -> list[str]:
+    """One line per input file that the params name (contracts.keyed_input_files) and that does not exist,
+    naming its key (`evaluate.external[1].path`)."""
+    from hivelm.contracts import keyed_input_files
+
+    return [f"{key}: {file}: file not found" for keyed in keyed_input_files(cfg).values() for key, file in keyed
+            if not (root / file).is_file()]
+
+
 def problems(cfg: HiveConfig) -> list[str]:
     """Every problem found, each a line naming the setting that fixes it; [] when all later stages can run."""
     try:
         counts, found = community_counts(cfg)
     except HiveError as err:  # the posts cannot be read at all
         return [f"{err} (data.path, data.columns, data.format)"]
-    return found + evaluate_problems(cfg, counts) + survey_problems(cfg)
+    return missing_input_files(cfg) + found + evaluate_problems(cfg, counts) + survey_problems(cfg)
 
 
 def require(cfg: HiveConfig) -> None:

@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             from hivelm import harm
 
             cfg = load_config(args.params)
-            harm.main_sample(list(cfg.communities), list(cfg.evaluate.corpora), out_dir=args.out_dir,
-                             per_corpus=args.per_corpus, seed=args.seed, overwrite=args.force)
+            harm.main_sample(cfg, out_dir=args.out_dir, per_corpus=args.per_corpus, seed=args.seed,
+                             overwrite=args.force)
             return 0
         if args.command == "harm-ingest":
             from hivelm import harm

@@ -454,6 +454,14 @@ class ExternalCorpusConfig:
     filter: bool = False
     """Run generate's post-filters on it first (generate.filters: duplicates, refusals, leakage against the
     community's real training posts, sample size)."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """With columns.community: values of that column mapped to community keys, e.g. {"Keto and Diet": keto}.
+    A value matches (after stripping surrounding whitespace) an entry here, a community key or a
+    communities.<key>.label."""
+    unmatched: str = "error"
+    """With columns.community, a value that matches no declared community: error (evaluate fails, listing each
+    such value with its count and the closest declared label) or skip (its posts are left out, counted in the
+    outputs' `dropped` and in the report)."""
 
     def validate(self) -> None:
         _check(bool(CORPUS_NAME.fullmatch(self.name)), "name",
@@ -468,6 +476,11 @@ class ExternalCorpusConfig:
                "not both" if per_file else "needs a {community} slot (one file per community) or "
                "columns.community naming the community column")
         _check(bool(self.provenance.strip()), "provenance", "say where the corpus comes from (model, method, source)")
+        _check(self.unmatched in {"error", "skip"}, "unmatched", f"must be error or skip (got {self.unmatched!r})")
+        _check(not self.labels or self.columns.community is not None, "labels",
+               "maps values of a community column: set columns.community (one file per community needs none)")
+        blank = [value for value in self.labels if not value.strip()]
+        _check(not blank, "labels", f"a community value must not be empty (got {blank})")
 
     def files(self, communities) -> dict[str | None, str]:
         """{community: file} with one file per community, or {None: file} for a file with a community column."""
@@ -689,6 +702,10 @@ class HiveConfig:
         labels = [c.label.strip() for c in self.communities.values()]  # prepare matches labels stripped
         dupes = sorted({label for label in labels if labels.count(label) > 1})
         _check(not dupes, "communities", f"label(s) {dupes} claimed by more than one community")
+        for index, external in enumerate(self.evaluate.external):
+            for value, key in external.labels.items():
+                _check(key in self.communities, f"evaluate.external[{index}].labels.{value}",
+                       f"{key!r} is not a declared community key; keys: {sorted(self.communities)}")
 
     def community(self, key: str) -> CommunityConfig:
         if key not in self.communities:

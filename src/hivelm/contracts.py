@@ -134,14 +134,23 @@ def left_out_stages(cfg) -> tuple[str, ...]:
     return tuple(name for name in MODEL_STAGES if not (keep_base and name == "base_model"))
 
 
+def keyed_input_files(cfg) -> dict[str, list[tuple[str, str]]]:
+    """Per stage, (params key, file) for each input file that the params name (beyond `${data.path}`):
+    prepare reads data.extra_sources; evaluate reads the external corpora, one file per community where the
+    path has a {community} slot. `hivelm run` checks they exist before DVC runs, naming the key."""
+    communities = list(cfg.communities)
+    external = [(f"evaluate.external[{index}].path" + (f" ({{community}} = {c})" if c else ""), file)
+                for index, spec in enumerate(cfg.evaluate.external) for c, file in spec.files(communities).items()]
+    return {"prepare": [(f"data.extra_sources[{index}].path", source.path)
+                        for index, source in enumerate(cfg.data.extra_sources)],
+            "evaluate": external}
+
+
 def named_input_files(cfg) -> dict[str, list[str]]:
-    """Per stage, the input files that the params name (beyond `${data.path}`): each is a DVC dependency of the
-    stage that reads it, so editing one in place makes that stage stale. prepare reads data.extra_sources;
-    evaluate reads the external corpora, one file per community where the path has a {community} slot
-    (report takes each file's provenance and hash from evaluate's summary)."""
-    external = [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]
-    return {"prepare": list(dict.fromkeys(source.path for source in cfg.data.extra_sources)),
-            "evaluate": list(dict.fromkeys(external))}
+    """Per stage, the input files that the params name (keyed_input_files): each is a DVC dependency of the
+    stage that reads it, so editing one in place makes that stage stale (report takes each external file's
+    provenance and hash from evaluate's summary)."""
+    return {stage: list(dict.fromkeys(file for _, file in keyed)) for stage, keyed in keyed_input_files(cfg).items()}
 
 
 def overlaps(a: str, b: str) -> bool:

@@ -143,8 +143,10 @@ def write_packet(folder: Path, items: list[dict]) -> None:
 
 
 def harm_sample(generated_dir: str | Path, communities: Sequence[str], corpora: Sequence[str],
-                out_dir: str | Path, per_corpus: int = 20, seed: int = 0, overwrite: bool = False) -> dict:
-    """Draw a blinded, seeded annotation sample from <generated_dir>/<community>/<corpus>.jsonl.
+                out_dir: str | Path, per_corpus: int = 20, seed: int = 0, overwrite: bool = False,
+                external: dict[str, dict[str, list[dict]]] | None = None) -> dict:
+    """Draw a blinded, seeded annotation sample from <generated_dir>/<community>/<corpus>.jsonl for the
+    built-in `corpora`, and from `external` ({corpus: {community: [{text, id}]}}, hivelm.corpora.external_records).
 
     Writes <out_dir>/for_annotators/ (annotation.csv, label_studio.json, label_studio_config.xml,
     instructions.md: text and opaque ids only) and <out_dir>/key.csv (item_id -> community, corpus,
@@ -153,22 +155,26 @@ def harm_sample(generated_dir: str | Path, communities: Sequence[str], corpora: 
     """
     if per_corpus < 1:
         raise HarmError(f"per_corpus must be >= 1 (got {per_corpus})")
-    if not communities or not corpora:
-        raise HarmError("harm_sample: name at least one community and one corpus")
+    external = external or {}
+    if not communities or not (corpora or external):
+        raise HarmError("harm_sample: name at least one community and one corpus (evaluate.corpora or "
+                        "evaluate.external in params.yaml)")
     out_dir = Path(out_dir)
     if paths.harm_key(out_dir).exists() and not overwrite:
         raise HarmError(f"{paths.harm_key(out_dir)}: a sample already exists (annotators may be working on it); "
                         "pass overwrite to draw a new one")
     groups = {(m, c): read_jsonl(paths.corpus(m, c, generated_dir)) for m in communities for c in corpora}
+    groups |= {(m, name): by_community.get(m, []) for name, by_community in external.items() for m in communities}
     items = draw_sample(groups, per_corpus, seed)
     if not items:
-        raise HarmError(f"{generated_dir}: no non-empty generations for {list(communities)} x {list(corpora)}")
+        raise HarmError(f"{generated_dir}: no non-empty generations for {list(communities)} x "
+                        f"{[*corpora, *external]}")
     with atomic_dir(out_dir / PACKET) as tmp:
         write_packet(tmp, items)
     write_csv(paths.harm_key(out_dir), KEY_COLUMNS, [i | {"text_sha256": text_digest(i["text"])} for i in items])
     ignore_in_git(out_dir, [PACKET, paths.harm_key(out_dir).name])
     pairs = [(i["community"], i["corpus"]) for i in items]
-    counts = {m: {c: pairs.count((m, c)) for c in corpora if (m, c) in pairs} for m in communities}
+    counts = {m: {c: pairs.count((m, c)) for c in [*corpora, *external] if (m, c) in pairs} for m in communities}
     return {"items": len(items), "per_group": counts}
 
 
@@ -443,11 +449,14 @@ def label_agreement(gold: Sequence[Sequence[str]], predicted: dict) -> dict[str,
     return _finite(out)
 
 
-def main_sample(communities: Sequence[str], corpora: Sequence[str], out_dir: str | Path = paths.HARM_DIR,
-                generated_dir: str | Path = paths.GENERATED, per_corpus: int = 20, seed: int = 0,
-                overwrite: bool = False) -> dict:
-    """CLI entry for `hivelm harm-sample`."""
-    summary = harm_sample(generated_dir, communities, corpora, out_dir, per_corpus, seed, overwrite)
+def main_sample(cfg, out_dir: str | Path = paths.HARM_DIR, generated_dir: str | Path = paths.GENERATED,
+                per_corpus: int = 20, seed: int = 0, overwrite: bool = False) -> dict:
+    """CLI entry for `hivelm harm-sample`: every corpus evaluate measures, built-in (evaluate.corpora) and
+    external (evaluate.external, read and filtered as evaluate reads them)."""
+    from hivelm.corpora import external_records
+
+    summary = harm_sample(generated_dir, list(cfg.communities), list(cfg.evaluate.corpora), out_dir, per_corpus,
+                          seed, overwrite, external_records(cfg))
     log.info("harm-sample: %d items in %s/%s (send this folder); key in %s (keep it)",
              summary["items"], out_dir, PACKET, paths.harm_key(out_dir))
     return summary

@@ -27,6 +27,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     left running, and the parent run ends KILLED.
     """
     dvc_args = [a for a in dvc_args if a != "--"]
+    check_input_files(cfg)
     render_dvc_yaml(cfg)
     bin_dir = str(Path(sys.executable).parent)
     # A tracker that goes away mid-pipeline fails the stage that was logging (exit 2, naming the URI); the
@@ -63,6 +64,18 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
 def model_devices(cfg: HiveConfig) -> list[str]:
     """Every device a stage may load a model on: the stage server is off unless all are the CPU."""
     return [cfg.base_model.device, cfg.prepare.perplexity_device, cfg.evaluate.scorers.device]
+
+
+def check_input_files(cfg: HiveConfig, root: Path = Path(".")) -> None:
+    """Every input file the params name exists (check.missing_input_files), or one error naming each key:
+    inside DVC a missing one fails as `[Errno 2]` with an absolute path, after earlier stages ran. Runs even
+    with `hivelm run --no-check`: it costs a stat per file."""
+    from hivelm.check import missing_input_files
+
+    missing = missing_input_files(cfg, root)
+    if missing:
+        raise HiveError(f"{len(missing)} input file(s) named in the params are missing, nothing was run: "
+                        + "; ".join(missing))
 
 
 def render_dvc_yaml(cfg: HiveConfig) -> None:

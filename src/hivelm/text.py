@@ -216,3 +216,10 @@ def is_retweet(text: str) -> bool:
 def dedupe_key(text: str) -> str:
     """Key under which two posts count as exact duplicates: case- and whitespace-insensitive."""
     return WHITESPACE.sub(" ", text.casefold()).strip()
+
+
+def clip(value: str, width: int = 40) -> str:
+    """A data value as a log line or an error may quote it: one line, cut to `width` characters, quoted. A
+    community value can be post text when a column is mis-named, and post text never goes into logs whole."""
+    flat = WHITESPACE.sub(" ", str(value)).strip()
+    return repr(flat if len(flat) <= width else flat[:width] + "...")

@@ -18,6 +18,7 @@ from hivelm import filters, paths, text
 from hivelm.config import DataConfig, HiveConfig, PrepareConfig
 from hivelm.io import CorpusError, read_corpus, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
+from hivelm.text import clip
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,17 @@ def read_sources(data: DataConfig, labels: set[str]):
     return pd.concat(frames, ignore_index=True)
 
 
+def read_from(data: DataConfig) -> str:
+    """Every file read_sources reads, as errors name them: the labels come from all of them."""
+    if not data.extra_sources:
+        return data.path
+    return ", ".join([f"{data.path} (data.path)", *(f"{source.path} (data.extra_sources[{index}].path)"
+                                                    for index, source in enumerate(data.extra_sources))])
+
+
 def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict, dict]:
-    """Pure core: canonical corpus frame -> ({community: (train, heldout)}, stats).
+    """Pure core: canonical corpus frame -> ({community: (train, heldout)}, stats). `source` names the files
+    the frame was read from (read_from).
 
     Raises CorpusError naming the community when a declared community is absent or too small.
     """
@@ -123,9 +133,10 @@ def prepare(frame, cfg: HiveConfig, source: str, perplexity=None) -> tuple[dict,
     found_labels = set(frame["community"].dropna())
     for key, community in cfg.communities.items():
         if community.label.strip() not in found_labels:
+            shown = ", ".join(clip(label) for label in sorted(found_labels)[:20])  # a mis-named column holds posts
             raise CorpusError(
-                f"{source}: community {key!r} (label {community.label!r}, declared in params.yaml) has no "
-                f"posts; labels in the data: {sorted(found_labels)[:20]}"
+                f"community {key!r} (label {community.label!r}, declared in params.yaml) has no posts in "
+                f"{source}; labels in the data: {shown}" + (" ..." if len(found_labels) > 20 else "")
             )
     frame = frame.assign(community=frame["community"].map(label_to_key))
     ignored = int(frame["community"].isna().sum())
@@ -155,7 +166,7 @@ def main(cfg: HiveConfig, run) -> dict:
     """Read the corpus, prepare it, and swap in the prepared posts and the stats only if all succeeded."""
     frame = read_sources(cfg.data, {c.label for c in cfg.communities.values()})
     perplexity = _perplexity_scorer(cfg.prepare) if cfg.prepare.cap_strategy == "lowest_perplexity" else None
-    outputs, stats = prepare(frame, cfg, cfg.data.path, perplexity)
+    outputs, stats = prepare(frame, cfg, read_from(cfg.data), perplexity)
     with staged_outputs() as out:  # posts, stats and the MLflow record change together or not at all
         out.dir(paths.PREPARED)
         for key, (train, heldout) in outputs.items():

@@ -48,11 +48,25 @@ def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
         if source.get("kind") == "external":
             files = ", ".join(f"{path} (sha256 {digest})" for path, digest in source.get("files", {}).items())
             described = (f"external: {described}; files: {files}; "
-                         + ("post-filtered like generate's corpora" if source.get("filtered") else "not filtered"))
+                         + ("post-filtered like generate's corpora" if source.get("filtered") else "not filtered")
+                         + dropped(source.get("dropped") or {}))
         rows.append([f"corpus {name}", described])
     for name, info in ((summary or {}).get("scorers") or {}).items():
         rows.append([f"scorer {name}", ", ".join(f"{k}={v}" for k, v in info.items())])
     return rows
+
+
+def dropped(counts: dict) -> str:
+    """What evaluate left out of an external corpus before measuring it, counted (hivelm.corpora)."""
+    empty = counts.get("empty_text") or {}
+    text = f"; dropped {sum(empty.values())} empty texts" + (
+        f" ({', '.join(f'{c} {n}' for c, n in empty.items() if n)})" if any(empty.values()) else "")
+    unmatched = counts.get("unmatched_community")
+    if unmatched:
+        text += (f"; skipped {unmatched['posts']} posts of {unmatched['values']} community values matching no "
+                 f"declared community" + (f" ({', '.join(f'{v} {n}' for v, n in unmatched['shown'].items())})"
+                                           if unmatched["shown"] else ""))
+    return text
 
 
 def redacted_samples(community: str, corpus: str, count: int) -> list[str]:
