@@ -216,12 +216,15 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
     from hivelm.config import declared
+    from hivelm.io import recover, sweep_stale
 
     contract = STAGES[name]
     module = importlib.import_module(contract.module)
     for community in communities or [None]:
         if community is not None:
             cfg.community(community)  # unknown key: a clear error before any run is opened
+        recover(contract.artifacts(community))  # a killed writer's half-done swap: the previous set back
+        sweep_stale(contract.artifacts(community))  # and the temporary copies it left (a killed base_model: 155 MB)
         with tracking.stage_run(cfg, contract, community) as run:
             view = declared(cfg, name, contract.params, community)
             module.main(view, run, community) if community is not None else module.main(view, run)

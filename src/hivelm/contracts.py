@@ -19,6 +19,7 @@ declare it below, and run `hivelm dvc-yaml` to rewrite dvc.yaml.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from hivelm import paths
 
@@ -46,6 +47,12 @@ class Contract:
     @property
     def module(self) -> str:
         return f"hivelm.stages.{self.name}"
+
+    def artifacts(self, community: str | None = None) -> list[str]:
+        """The artifact paths the stage reads and writes, for `community` (params-named files left out)."""
+        named = (*self.deps, *self.outs, *self.reports, *self.metrics)
+        return [path.replace(KEY, community or KEY) for path in named
+                if "${" not in path.replace(KEY, community or "")]
 
 
 CONTRACTS = (
@@ -129,3 +136,19 @@ def named_input_files(cfg) -> dict[str, list[str]]:
     external = [file for spec in cfg.evaluate.external for file in spec.files(list(cfg.communities)).values()]
     return {"prepare": list(dict.fromkeys(source.path for source in cfg.data.extra_sources)),
             "evaluate": list(dict.fromkeys(external))}
+
+
+def producer(path: str) -> str | None:
+    """The stage that writes artifact `path` (or the folder holding it), as `hivelm run` names it:
+    'tune@keto' for a fanned-out stage; None when no stage declares it."""
+    parts = Path(path).parts
+    for contract in CONTRACTS:
+        for out in (*contract.outs, *contract.reports, *contract.metrics):
+            declared = Path(out).parts
+            if len(declared) > len(parts):
+                continue
+            matched = [a if a != KEY else b for a, b in zip(declared, parts)]
+            if tuple(matched) == parts[:len(declared)]:
+                keys = [b for a, b in zip(declared, parts) if a == KEY]
+                return contract.name + (f"@{keys[0]}" if keys else "")
+    return None
