@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hivelm.config import load_config
-    from hivelm.errors import HiveError
+    from hivelm.errors import HiveError, storage_cause
 
     try:
         if args.command == "run":
@@ -208,6 +208,12 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     except KeyboardInterrupt as err:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
         return 130
+    except Exception as err:  # a full disk or a read-only folder is the user's to fix: say so, not a traceback
+        cause = storage_cause(err)
+        if cause is None:
+            raise
+        print(f"hivelm {args.command}: error: {cause}", file=sys.stderr)
+        return 2
     return 0
 
 
