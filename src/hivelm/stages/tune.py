@@ -147,9 +147,11 @@ def _sort_adapter_config(path: Path) -> None:
 
 
 def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
-                  run_fingerprint: str, callbacks: list = ()) -> dict:
+                  run_fingerprint: str, callbacks: list = (), keep_checkpoints: bool = False) -> dict:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
     inputs; save the adapter (only) into `out_dir`, in place (`main` stages it). Returns training metrics.
+    The checkpoints are removed at the end unless `keep_checkpoints` (`main` removes them once the adapter
+    and its record are in place: until then a failure must leave a rerun something to resume).
 
     Holds the lock of `ckpt_dir` throughout: a second trainer on the same folder (e.g. a rerun while an
     orphaned one still trains) is refused instead of interleaving checkpoints.
@@ -159,29 +161,73 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     if not is_main_process():  # the other ranks of a multi-GPU launch train in step with rank 0
         return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
     with file_lock(lock_beside(ckpt_dir), f"checkpoint folder {ckpt_dir} (another `hivelm tune`?)", timeout=0):
-        return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+        stats = _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+        if not keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return stats
+
+
+def discard_checkpoints(ckpt_dir: Path) -> None:
+    """Remove `ckpt_dir` unless a trainer holds it again (it would be resuming from them)."""
+    try:
+        with file_lock(lock_beside(ckpt_dir), f"checkpoint folder {ckpt_dir}", timeout=0):
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    except HiveError:
+        log.info("%s is in use by another trainer: left in place", ckpt_dir)
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest checkpoint that was fully saved; incomplete ones (a kill during a save) are removed.
+    """The newest checkpoint that was fully saved and reads back; the others after it (a kill during a save,
+    a file truncated since) are removed, with one line saying which file and where training resumes.
 
     The Trainer writes trainer_state.json last, after the weights, optimizer and RNG states.
     """
     steps = {int(p.name.removeprefix("checkpoint-")): p for p in ckpt_dir.glob("checkpoint-*")
              if p.name.removeprefix("checkpoint-").isdigit()}
     for _, checkpoint in sorted(steps.items(), reverse=True):
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-            complete = any((checkpoint / name).is_file()
-                           for name in ("adapter_model.safetensors", "adapter_model.bin"))
-        except (OSError, ValueError):
-            complete = False
-        if complete:
+        problem = _unreadable(checkpoint)
+        if problem is None:
             return str(checkpoint)
-        log.warning("removing incomplete checkpoint %s (no readable trainer_state.json or adapter weights)",
-                    checkpoint)
+        older = [p for step, p in steps.items() if p != checkpoint and step < int(checkpoint.name.split("-")[1])]
+        fallback = f"resuming from {max(older, key=lambda p: int(p.name.split('-')[1])).name}" if older \
+            else "starting from step 0"
+        log.warning("removing incomplete checkpoint %s: %s; %s", checkpoint, problem, fallback)
         shutil.rmtree(checkpoint, ignore_errors=True)
     return None
+
+
+def _unreadable(checkpoint: Path) -> str | None:
+    """What keeps `checkpoint` from loading (a missing trainer_state.json or weights, a truncated file), or
+    None. Cheap checks, no tensors read: JSON parses, a safetensors file is as long as its header says
+    (https://huggingface.co/docs/safetensors: 8-byte header length, JSON header, data), a torch.save file
+    is a whole zip (its directory is at the end, so a cut-off file has none)."""
+    import zipfile
+
+    if not (checkpoint / "trainer_state.json").is_file():
+        return "no trainer_state.json"
+    if not any((checkpoint / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        return "no adapter weights"
+    for file in sorted(checkpoint.iterdir()):
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix == ".safetensors":
+                _check_safetensors(file)
+            elif file.suffix in (".pt", ".pth", ".bin"):
+                zipfile.ZipFile(file).close()
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return f"{file.name} is unreadable (truncated?)"
+    return None
+
+
+def _check_safetensors(path: Path) -> None:
+    """ValueError unless `path` is as long as its safetensors header says."""
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+    if path.stat().st_size != 8 + size + end:
+        raise ValueError(f"{path}: {path.stat().st_size} bytes, the header needs {8 + size + end}")
 
 
 def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
@@ -240,7 +286,6 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         model.save_pretrained(out_dir)  # adapter weights and config only: never a merged full copy
         tokenizer.save_pretrained(out_dir)
         _sort_adapter_config(out_dir / "adapter_config.json")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
         "train_loss": result.training_loss, "eval_loss": eval_loss,
         "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
@@ -263,7 +308,7 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     with staged_outputs() as out:  # the adapter and its MLflow record change together or not at all
         adapter = out.dir(paths.adapter(community))
         stats = train_adapter(cfg, records, adapter, paths.checkpoints(community), paths.BASE_MODEL,
-                              run_fingerprint, callbacks=[tracking.loss_callback()])
+                              run_fingerprint, callbacks=[tracking.loss_callback()], keep_checkpoints=True)
         run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
         provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
         source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
@@ -274,5 +319,6 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
         else:  # the weights stay local; their digest still ties this run to the files
             weights = out.path(paths.adapter_weights(community)).read_bytes()
             run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
+    discard_checkpoints(paths.checkpoints(community))  # only now: a failure above leaves a rerun its resume point
     log.info("%s: adapter in %s (eval loss %.3f)", community, paths.adapter(community), stats["eval_loss"])
     return stats
