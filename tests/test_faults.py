@@ -368,3 +368,67 @@ def test_temporary_copies_of_dead_writers_are_swept_and_live_ones_kept(tmp_path)
     other.touch()
     assert sweep_stale([tmp_path / "base"]) == [stale]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "base", other.name])
+
+
+@pytest.fixture
+def broken_models(tmp_path, monkeypatch, tiny_model_dir):
+    """models/base (the tiny model) and keto's adapter for it in a project cwd."""
+    from hivelm.config import TuneConfig
+    from hivelm.models import load_causal_lm
+    from hivelm.stages.tune import add_lora
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model_dir, "models/base")
+    model, _ = load_causal_lm(tiny_model_dir)
+    add_lora(model, TuneConfig()).save_pretrained("models/adapters/keto")
+    return tmp_path
+
+
+def truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_broken_model_and_report_files_are_named_with_the_stage_to_rerun(broken_models, monkeypatch):
+    """Each used to be a raw traceback; a deleted models/base was taken for a hub id and tried for 55 s."""
+    import json
+    from pathlib import Path
+
+    from hivelm.cli import error_line
+    from hivelm.config import BaseModelConfig
+    from hivelm.errors import ArtifactError
+    from hivelm.models import load_causal_lm, load_with_adapter
+    from hivelm.stages.summarize import collect
+    from hivelm.stages.tune import fingerprint
+
+    def refused(call, *args) -> str:
+        """The line `hivelm` prints for what `call` raises."""
+        with pytest.raises(ArtifactError) as raised:
+            call(*args)
+        return error_line(raised.value)
+
+    base, adapter, stats = Path("models/base"), Path("models/adapters/keto"), Path("reports/prepare/stats.json")
+    rerun = "rerun `hivelm run` (stage {})"
+    truncate(adapter / "adapter_model.safetensors")
+    assert refused(load_with_adapter, BaseModelConfig(), adapter) == \
+        f"{adapter}/adapter_model.safetensors is unreadable (truncated?): " + rerun.format("tune@keto")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps(dict(config, target_modules=["no_such_layer"])))
+    (adapter / "adapter_model.safetensors").unlink()
+    line = refused(load_with_adapter, BaseModelConfig(), adapter)
+    assert line.startswith(f"{adapter} cannot be loaded as an adapter") and line.endswith(rerun.format("tune@keto"))
+    (base / "config.json").write_text('{"architectures": ["Lla')
+    assert refused(load_causal_lm, base) == f"{base}/config.json is unreadable (truncated?): " \
+        + rerun.format("base_model")
+    shutil.rmtree(base)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.monotonic()
+    for path in (base, str(base)):  # as tune and as prepare.perplexity_model name it
+        assert refused(load_causal_lm, path) == f"{base} is missing (a model): " + rerun.format("base_model")
+    assert time.monotonic() - started < 1  # no hub attempt
+    Path("demonstrations.jsonl").write_text("{}\n")  # tune's first read of the base model
+    assert refused(fingerprint, {}, "keto", Path("demonstrations.jsonl"), base) == \
+        f"{base}/config.json is missing: " + rerun.format("base_model")
+    stats.parent.mkdir(parents=True)
+    stats.write_text('{"total": {"train": 8')
+    line = refused(collect, ["keto"], {})
+    assert line.startswith(f"{stats} is unreadable (truncated? ") and line.endswith(rerun.format("prepare"))

@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             return run_stage(args.command, cfg, None)
         return run_stage(args.command, cfg, list(cfg.communities) if args.all else [args.community])
     except HiveError as err:
-        print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
+        print(f"hivelm {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
@@ -215,6 +215,14 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
         print(f"hivelm {args.command}: error: {cause}", file=sys.stderr)
         return 2
     return 0
+
+
+def error_line(err: Exception) -> str:
+    """The one line a user sees for `err`; for a broken artifact, with the stage that rewrites it."""
+    from hivelm.contracts import rerun_hint
+    from hivelm.errors import ArtifactError
+
+    return f"{err}: {rerun_hint(err.path)}" if isinstance(err, ArtifactError) else str(err)
 
 
 def run_stage(name: str, cfg, communities: list[str] | None) -> int:

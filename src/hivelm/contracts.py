@@ -152,3 +152,9 @@ def producer(path: str) -> str | None:
                 keys = [b for a, b in zip(declared, parts) if a == KEY]
                 return contract.name + (f"@{keys[0]}" if keys else "")
     return None
+
+
+def rerun_hint(path: str | Path) -> str:
+    """What rebuilds artifact `path`: 'rerun `hivelm run` (stage tune@keto)'."""
+    stage = producer(str(path))
+    return f"rerun `hivelm run` (stage {stage})" if stage else "restore it"

@@ -4,10 +4,21 @@ community) and exits non-zero, without a traceback."""
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 
 class HiveError(ValueError):
     """Bad input or configuration; the message says where."""
+
+
+class ArtifactError(HiveError):
+    """A pipeline artifact (a model, an adapter, a report) that is missing or unreadable. The CLI adds the
+    stage that rewrites `path` (hivelm.contracts.rerun_hint): library modules stay independent of the stage
+    table, so editing it does not make every stage stale in dvc.yaml."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{path} {problem}")
 
 
 STORAGE = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",

@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from hivelm.errors import HiveError
+from hivelm.errors import ArtifactError, HiveError
 
 CANONICAL = ("text", "community", "post_id", "author_id", "timestamp")
 
@@ -199,6 +199,18 @@ def read_jsonl(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise CorpusError(f"{path}: file not found (run the stage that writes it first)")
     return _parse_jsonl(path, _decode(path, path.read_bytes(), "utf-8"))
+
+
+def read_json(path: str | Path, missing: Any = None) -> Any:
+    """An artifact JSON file (a stage's report or metrics), or `missing` when it does not exist; a file that
+    does not parse is named in one line (the CLI adds the stage that rewrites it)."""
+    path = Path(path)
+    if not path.is_file():
+        return missing
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ArtifactError(path, f"is unreadable (truncated? {str(err)[:80]})") from None
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:

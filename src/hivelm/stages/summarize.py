@@ -12,12 +12,11 @@ has no section.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hivelm import paths
 from hivelm.config import HiveConfig
-from hivelm.io import staged_outputs, write_json
+from hivelm.io import read_json, staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
            "likelihood": paths.attribute_summary()}
@@ -26,18 +25,17 @@ SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
 def read_surveys(communities: list[str], root: Path = Path(".")) -> dict:
     """{community: its survey report} for the communities whose survey has run."""
     files = {c: root / paths.survey_report(c) for c in communities}
-    return {c: json.loads(p.read_text()) for c, p in files.items() if p.is_file()}
+    return {c: read_json(p) for c, p in files.items() if p.is_file()}
 
 
 def collect(communities: list[str], surveys: dict, statistics=None, root: Path = Path(".")) -> dict:
     """Pure-ish core: read the other stages' summaries and nest them by section with the survey results
     (`read_surveys`) and their contrasts between communities (`statistics`: survey.statistics)."""
-    summary = {name: json.loads((root / path).read_text()) for name, path in SOURCES.items()
-               if (root / path).is_file()}
+    summary = {name: read_json(root / path) for name, path in SOURCES.items() if (root / path).is_file()}
     if "prepare" in summary:
         summary["prepare"] = summary["prepare"]["total"]
     generated = {c: root / paths.generate_stats(c) for c in communities}
-    summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
+    summary["generate"] = {c: read_json(p) for c, p in generated.items() if p.is_file()}
     if surveys and statistics is not None:
         summary["survey"] = survey_section(surveys, statistics)
     return summary

@@ -102,8 +102,12 @@ def final_eval_loss(trainer, evaluation, periodic, global_step: int) -> float:
 def fingerprint(params: dict, community: str, demonstrations: Path, base_dir: Path) -> str:
     """Identifies a training run's inputs (its declared params, data and base model); checkpoints from other
     inputs are never resumed."""
+    from hivelm.errors import ArtifactError
+
     digest = hashlib.sha256(json.dumps([params, community], sort_keys=True).encode())
     digest.update(demonstrations.read_bytes())
+    if not (base_dir / "config.json").is_file():
+        raise ArtifactError(base_dir / "config.json", "is missing")
     digest.update((base_dir / "config.json").read_bytes())
     return digest.hexdigest()
 
@@ -197,37 +201,15 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
 
 def _unreadable(checkpoint: Path) -> str | None:
-    """What keeps `checkpoint` from loading (a missing trainer_state.json or weights, a truncated file), or
-    None. Cheap checks, no tensors read: JSON parses, a safetensors file is as long as its header says
-    (https://huggingface.co/docs/safetensors: 8-byte header length, JSON header, data), a torch.save file
-    is a whole zip (its directory is at the end, so a cut-off file has none)."""
-    import zipfile
+    """What keeps `checkpoint` from loading (no trainer_state.json or weights, a truncated file), or None."""
+    from hivelm.models import first_unreadable
 
     if not (checkpoint / "trainer_state.json").is_file():
         return "no trainer_state.json"
     if not any((checkpoint / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
         return "no adapter weights"
-    for file in sorted(checkpoint.iterdir()):
-        try:
-            if file.suffix == ".json":
-                json.loads(file.read_text(encoding="utf-8"))
-            elif file.suffix == ".safetensors":
-                _check_safetensors(file)
-            elif file.suffix in (".pt", ".pth", ".bin"):
-                zipfile.ZipFile(file).close()
-        except (OSError, ValueError, zipfile.BadZipFile):
-            return f"{file.name} is unreadable (truncated?)"
-    return None
-
-
-def _check_safetensors(path: Path) -> None:
-    """ValueError unless `path` is as long as its safetensors header says."""
-    with open(path, "rb") as handle:
-        size = int.from_bytes(handle.read(8), "little")
-        header = json.loads(handle.read(size))
-    end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-    if path.stat().st_size != 8 + size + end:
-        raise ValueError(f"{path}: {path.stat().st_size} bytes, the header needs {8 + size + end}")
+    broken = first_unreadable(checkpoint)
+    return f"{broken.name} is unreadable (truncated?)" if broken else None
 
 
 def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
