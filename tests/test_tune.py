@@ -144,7 +144,7 @@ def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_on
     assert "removing incomplete checkpoint" in caplog.text and "checkpoint-6" in caplog.text
 
 
-@pytest.mark.parametrize("file", ["optimizer.pt", "adapter_model.safetensors"])
+@pytest.mark.parametrize("file", ["optimizer.pt"])  # safetensors: test_faults::test_broken_model_and_report_files...
 def test_a_truncated_file_in_the_last_checkpoint_falls_back_to_the_one_before(tiny_model_dir, tmp_path, caplog,
                                                                               file):
     """A file cut short after its checkpoint completed used to stop every rerun with a traceback."""
