@@ -76,3 +76,40 @@ def test_check_metrics_through_a_pipe_keeps_long_metric_names_whole(tmp_path):
                           "--metrics", "metrics.json"], cwd=tmp_path, env=env, capture_output=True, text=True,
                          check=True).stdout
     assert f"fidelity.communities.{long}.finetuned.fid" in out
+
+
+class OperationalError(Exception):
+    """Stands for sqlite3's and SQLAlchemy's OperationalError (matched by name)."""
+
+
+def raise_wrapped(error):
+    def run_stage(*args):
+        try:
+            try:
+                raise error
+            except Exception as inner:
+                raise OperationalError("(raised as a result of Query-invoked autoflush)") from inner
+        except OperationalError as wrapped:  # as MlflowException wraps SQLAlchemy's
+            raise RuntimeError("API request to the tracking store failed") from wrapped
+    return run_stage
+
+
+def test_a_full_disk_or_read_only_folder_is_the_line_the_user_sees(monkeypatch, capsys):
+    """MLflow and SQLAlchemy wrap the OSError: users saw "Query-invoked autoflush" and a traceback."""
+    import errno
+
+    import hivelm.cli as cli
+    import hivelm.config
+
+    monkeypatch.setattr(hivelm.config, "load_config", lambda *args: None)
+    cases = {OSError(errno.ENOSPC, "No space left on device", "mlflow.db"): "mlflow.db: the disk is full",
+             OSError(errno.EROFS, "Read-only file system", "data/prepared"):
+                 "data/prepared: the file system is read-only",
+             OperationalError("database or disk is full"): "the MLflow store: the disk is full"}
+    for error, line in cases.items():
+        monkeypatch.setattr(cli, "run_stage", raise_wrapped(error))
+        assert cli.main(["prepare"]) == 2
+        assert capsys.readouterr().err == f"hivelm prepare: error: {line}\n"
+    monkeypatch.setattr(cli, "run_stage", raise_wrapped(ZeroDivisionError()))
+    with pytest.raises(RuntimeError):  # anything else is a bug: its traceback stays
+        cli.main(["prepare"])

@@ -283,3 +283,152 @@ def test_hivelm_ui_refuses_a_taken_port_and_warns_about_a_public_host(project):
     assert result.returncode == 2
     assert "--host 0.0.0.0 serves the MLflow UI and its API without authentication" in result.stderr
     assert f"port {port} on 0.0.0.0 is already in use" in result.stderr
+
+
+STAGE_WRITER = """
+import os, sys, time
+from pathlib import Path
+import hivelm.io as hio
+posts, stats, tag, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+real, calls, lock = os.replace, [0], hio.file_lock
+def replace(src, dst):  # the process killed before its kill_at-th rename
+    calls[0] += 1
+    if calls[0] == kill_at:
+        os._exit(9)
+    real(src, dst)
+def file_lock(*args, **kwargs):  # or delayed before taking its first output lock
+    if kill_at < 0 and not Path(sys.argv[1]).with_name("paused").exists():
+        Path(sys.argv[1]).with_name("paused").touch()
+        time.sleep(1.5)
+    return lock(*args, **kwargs)
+hio.os.replace, hio.file_lock = replace, file_lock
+if True:
+    with hio.staged_outputs() as out:  # prepare's layout: a folder of posts and a stats file elsewhere
+        out.dir(posts)
+        for community in ("keto", "running"):
+            out.path(posts / community / "train.jsonl").parent.mkdir()
+            out.path(posts / community / "train.jsonl").write_text(tag)
+        out.path(stats).write_text(tag)
+"""
+
+
+def stage_writer(posts, stats, tag, kill_at=0) -> subprocess.Popen:
+    """A stage writing `tag` into prepare's outputs; killed before its kill_at-th rename, or (-1) pausing
+    1.5 s before it takes its first lock, with a file `paused` beside the posts saying so."""
+    return subprocess.Popen([sys.executable, "-c", STAGE_WRITER, str(posts), str(stats), tag, str(kill_at)],
+                            stderr=subprocess.PIPE, text=True)
+
+
+def written_set(posts, stats) -> set[str]:
+    return {stats.read_text(), *((posts / c / "train.jsonl").read_text() for c in ("keto", "running"))}
+
+
+def test_concurrent_prepares_end_with_one_writers_posts_and_stats(tmp_path):
+    """Two prepares with different settings at once used to exit 0 leaving stats of one and posts of the other."""
+    posts, stats = tmp_path / "data/prepared", tmp_path / "reports/prepare/stats.json"
+    slow = stage_writer(posts, stats, "a", kill_at=-1)
+    wait_for(lambda: (posts.parent / "paused").exists() or slow.poll() is not None, 60, "the first swap to begin")
+    fast = stage_writer(posts, stats, "b")  # the whole of its write falls inside the other's swap
+    errors = [w.communicate(timeout=60)[1] for w in (slow, fast)]
+    assert [slow.returncode, fast.returncode] == [0, 0], errors
+    assert written_set(posts, stats) in ({"a"}, {"b"})
+    assert sorted(p.name for p in posts.parent.iterdir()) == [".prepared.lock", "paused", "prepared"]
+
+
+@pytest.mark.parametrize("kill_at", range(1, 5))  # before each of the 4 renames (2 per output)
+def test_a_writer_killed_between_its_renames_leaves_the_previous_set(tmp_path, kill_at):
+    from hivelm.io import recover, staged_outputs, sweep_stale
+
+    posts, stats = tmp_path / "data/prepared", tmp_path / "reports/prepare/stats.json"
+    assert stage_writer(posts, stats, "old").wait(60) == 0
+    killed = stage_writer(posts, stats, "new", kill_at=kill_at)
+    assert killed.wait(60) == -9 or killed.returncode == 9
+    recover([posts, stats])  # what the next stage to read or write them does first
+    assert written_set(posts, stats) == {"old"}
+    sweep_stale([posts, stats])
+    assert sorted(p.name for p in posts.parent.iterdir()) == [".prepared.lock", "prepared"]
+    assert sorted(p.name for p in stats.parent.iterdir()) == [".stats.json.lock", "stats.json"]
+    with staged_outputs() as out:  # and the next swap goes through
+        out.dir(posts)
+        out.path(stats).write_text("next")
+    assert stats.read_text() == "next" and not (posts / "keto").exists()
+
+
+def test_temporary_copies_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
+    """A killed base_model left 155 MB of `.base.*.tmp` in models/ that nothing removed."""
+    from hivelm.io import sweep_stale
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live = tmp_path / f".base.{dead.pid}.x1.tmp", tmp_path / f".base.{os.getppid()}.x2.tmp"
+    for folder in (stale, live, tmp_path / "base"):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"0" * 100)
+    other = tmp_path / f".other.{dead.pid}.x3.tmp"  # not an output of this stage: not ours to judge
+    other.touch()
+    assert sweep_stale([tmp_path / "base"]) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, "base", other.name])
+
+
+@pytest.fixture
+def broken_models(tmp_path, monkeypatch, tiny_model_dir):
+    """models/base (the tiny model) and keto's adapter for it in a project cwd."""
+    from hivelm.config import TuneConfig
+    from hivelm.models import load_causal_lm
+    from hivelm.stages.tune import add_lora
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model_dir, "models/base")
+    model, _ = load_causal_lm(tiny_model_dir)
+    add_lora(model, TuneConfig()).save_pretrained("models/adapters/keto")
+    return tmp_path
+
+
+def truncate(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_broken_model_and_report_files_are_named_with_the_stage_to_rerun(broken_models, monkeypatch):
+    """Each used to be a raw traceback; a deleted models/base was taken for a hub id and tried for 55 s."""
+    import json
+    from pathlib import Path
+
+    from hivelm.cli import error_line
+    from hivelm.config import BaseModelConfig
+    from hivelm.errors import ArtifactError
+    from hivelm.models import load_causal_lm, load_with_adapter
+    from hivelm.stages.summarize import collect
+    from hivelm.stages.tune import fingerprint
+
+    def refused(call, *args) -> str:
+        """The line `hivelm` prints for what `call` raises."""
+        with pytest.raises(ArtifactError) as raised:
+            call(*args)
+        return error_line(raised.value)
+
+    base, adapter, stats = Path("models/base"), Path("models/adapters/keto"), Path("reports/prepare/stats.json")
+    rerun = "rerun `hivelm run` (stage {})"
+    truncate(adapter / "adapter_model.safetensors")
+    assert refused(load_with_adapter, BaseModelConfig(), adapter) == \
+        f"{adapter}/adapter_model.safetensors is unreadable (truncated?): " + rerun.format("tune@keto")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps(dict(config, target_modules=["no_such_layer"])))
+    (adapter / "adapter_model.safetensors").unlink()
+    line = refused(load_with_adapter, BaseModelConfig(), adapter)
+    assert line.startswith(f"{adapter} cannot be loaded as an adapter") and line.endswith(rerun.format("tune@keto"))
+    (base / "config.json").write_text('{"architectures": ["Lla')
+    assert refused(load_causal_lm, base) == f"{base}/config.json is unreadable (truncated?): " \
+        + rerun.format("base_model")
+    shutil.rmtree(base)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    started = time.monotonic()
+    for path in (base, str(base)):  # as tune and as prepare.perplexity_model name it
+        assert refused(load_causal_lm, path) == f"{base} is missing (a model): " + rerun.format("base_model")
+    assert time.monotonic() - started < 1  # no hub attempt
+    Path("demonstrations.jsonl").write_text("{}\n")  # tune's first read of the base model
+    assert refused(fingerprint, {}, "keto", Path("demonstrations.jsonl"), base) == \
+        f"{base}/config.json is missing: " + rerun.format("base_model")
+    stats.parent.mkdir(parents=True)
+    stats.write_text('{"total": {"train": 8')
+    line = refused(collect, ["keto"], {})
+    assert line.startswith(f"{stats} is unreadable (truncated? ") and line.endswith(rerun.format("prepare"))

@@ -165,6 +165,70 @@ def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_on
     assert "removing incomplete checkpoint" in caplog.text and "checkpoint-6" in caplog.text
 
 
+@pytest.mark.parametrize("file", ["optimizer.pt"])  # safetensors: test_faults::test_broken_model_and_report_files...
+def test_a_truncated_file_in_the_last_checkpoint_falls_back_to_the_one_before(tiny_model_dir, tmp_path, caplog,
+                                                                              file):
+    """A file cut short after its checkpoint completed used to stop every rerun with a traceback."""
+    from transformers import TrainerCallback
+
+    class KillAtStep(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 5:
+                raise Kill()
+
+    with pytest.raises(Kill):
+        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp",
+                      callbacks=[KillAtStep()])
+    damaged = tmp_path / "ckpt/checkpoint-4" / file
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
+    stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
+    assert stats["resumed"] and stats["steps"] == 8
+    assert f"{file} is unreadable (truncated?); resuming from checkpoint-2" in caplog.text
+
+
+class StoreFails:
+    """An MLflow run whose artifact store is read-only (logging the adapter is the last record made)."""
+    params: dict = {}
+
+    def __init__(self, fail: bool):
+        self.fail = fail
+
+    def log_metrics(self, metrics):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+    def log_artifact(self, *args):
+        if self.fail:
+            import errno
+
+            raise OSError(errno.EROFS, "Read-only file system", "mlruns/artifacts")
+
+    def register_model(self, *args):
+        pass
+
+
+def test_checkpoints_outlive_a_failed_record_and_the_rerun_resumes(tiny_model_dir, tmp_path, monkeypatch):
+    """The checkpoints used to be deleted before the adapter was recorded: a read-only store at the end
+    gave a raw OSError and the rerun started from step 0."""
+    import shutil
+
+    from hivelm.io import write_jsonl
+    from hivelm.stages import tune
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model_dir, "models/base")
+    write_jsonl("data/instructions/keto.jsonl", demonstrations())
+    with pytest.raises(OSError):
+        tune.main(config(max_steps=4), StoreFails(True), "keto")
+    assert (tmp_path / "models/checkpoints/keto/checkpoint-4").is_dir()
+    assert not (tmp_path / "models/adapters/keto").exists()
+    stats = tune.main(config(max_steps=4), StoreFails(False), "keto")
+    assert stats["resumed"] and (tmp_path / "models/adapters/keto/adapter_model.safetensors").is_file()
+    assert not (tmp_path / "models/checkpoints/keto").exists()
+
+
 def test_a_second_trainer_on_the_same_checkpoint_folder_is_refused(tmp_path):
     from hivelm.errors import HiveError
     from hivelm.io import file_lock, lock_beside

@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hivelm.config import load_config
-    from hivelm.errors import HiveError
+    from hivelm.errors import HiveError, storage_cause
 
     try:
         if args.command in ("init", "check"):
@@ -274,11 +274,17 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             return run_stage(args.command, cfg, None)
         return run_stage(args.command, cfg, list(cfg.communities) if args.all else [args.community])
     except HiveError as err:
-        print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
+        print(f"hivelm {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
         return 130
+    except Exception as err:  # a full disk or a read-only folder is the user's to fix: say so, not a traceback
+        cause = storage_cause(err)
+        if cause is None:
+            raise
+        print(f"hivelm {args.command}: error: {cause}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -294,17 +300,28 @@ def _project_main(args) -> int:
     return project.main(args.dir, args.posts, given, args.content_warning, args.instrument, args.base_model)
 
 
+def error_line(err: Exception) -> str:
+    """The one line a user sees for `err`; for a broken artifact, with the stage that rewrites it."""
+    from hivelm.contracts import rerun_hint
+    from hivelm.errors import ArtifactError
+
+    return f"{err}: {rerun_hint(err.path)}" if isinstance(err, ArtifactError) else str(err)
+
+
 def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
     only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
     from hivelm.config import declared
+    from hivelm.io import recover, sweep_stale
 
     contract = STAGES[name]
     module = importlib.import_module(contract.module)
     for community in communities or [None]:
         if community is not None:
             cfg.community(community)  # unknown key: a clear error before any run is opened
+        recover(contract.artifacts(community))  # a killed writer's half-done swap: the previous set back
+        sweep_stale(contract.artifacts(community))  # and the temporary copies it left (a killed base_model: 155 MB)
         with tracking.stage_run(cfg, contract, community) as run:
             view = declared(cfg, name, contract.params, community)
             module.main(view, run, community) if community is not None else module.main(view, run)

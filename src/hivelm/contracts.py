@@ -54,6 +54,12 @@ class Contract:
         """Every path the stage writes: outs, reports and metrics."""
         return (*self.outs, *self.reports, *self.metrics)
 
+    def artifacts(self, community: str | None = None) -> list[str]:
+        """The artifact paths the stage reads and writes, for `community` (params-named files left out)."""
+        named = (*self.deps, *self.outs, *self.reports, *self.metrics)
+        return [path.replace(KEY, community or KEY) for path in named
+                if "${" not in path.replace(KEY, community or "")]
+
 
 CONTRACTS = (
     Contract("detect", "Louvain communities on the interaction graph -> labelled posts", False,
@@ -151,6 +157,28 @@ def named_input_files(cfg) -> dict[str, list[str]]:
     stage that reads it, so editing one in place makes that stage stale (report takes each external file's
     provenance and hash from evaluate's summary)."""
     return {stage: list(dict.fromkeys(file for _, file in keyed)) for stage, keyed in keyed_input_files(cfg).items()}
+
+
+def producer(path: str) -> str | None:
+    """The stage that writes artifact `path` (or the folder holding it), as `hivelm run` names it:
+    'tune@keto' for a fanned-out stage; None when no stage declares it."""
+    parts = Path(path).parts
+    for contract in CONTRACTS:
+        for out in contract.produced:
+            declared = Path(out).parts
+            if len(declared) > len(parts):
+                continue
+            matched = [a if a != KEY else b for a, b in zip(declared, parts)]
+            if tuple(matched) == parts[:len(declared)]:
+                keys = [b for a, b in zip(declared, parts) if a == KEY]
+                return contract.name + (f"@{keys[0]}" if keys else "")
+    return None
+
+
+def rerun_hint(path: str | Path) -> str:
+    """What rebuilds artifact `path`: 'rerun `hivelm run` (stage tune@keto)'."""
+    stage = producer(str(path))
+    return f"rerun `hivelm run` (stage {stage})" if stage else "restore it"
 
 
 def overlaps(a: str, b: str) -> bool:

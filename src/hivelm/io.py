@@ -15,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from hivelm.errors import HiveError
+from hivelm.errors import ArtifactError, HiveError
 
 CANONICAL = ("text", "community", "post_id", "author_id", "timestamp")
 
@@ -201,6 +201,18 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return _parse_jsonl(path, _decode(path, path.read_bytes(), "utf-8"))
 
 
+def read_json(path: str | Path, missing: Any = None) -> Any:
+    """An artifact JSON file (a stage's report or metrics), or `missing` when it does not exist; a file that
+    does not parse is named in one line (the CLI adds the stage that rewrites it)."""
+    path = Path(path)
+    if not path.is_file():
+        return missing
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ArtifactError(path, f"is unreadable (truncated? {str(err)[:80]})") from None
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> None:
     """Write records as strict JSON lines, atomically: a NaN or infinity raises instead of writing a bare
     `NaN`, which is not JSON (a pandas null slipping into a record is a bug to see, not data to ship)."""
@@ -275,20 +287,45 @@ def lock_beside(path: str | Path) -> Path:
     return path.parent / f".{path.name}.lock"
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temporary names beside `path` carry the writer's pid, so the next run can tell a dead writer's
+    leftovers (a killed stage: `sweep_stale`) from a live one's."""
+    return f".{path.name}.{os.getpid()}."
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary file path beside `path`; move it onto `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a plain open() would honour the umask
+    tmp = _temp_file(path)
     try:
-        yield Path(tmp)
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp.exists():
             os.remove(tmp)
+
+
+def _temp_file(path: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; a plain open() would honour the umask
+    return Path(tmp)
+
+
+def _temp_dir(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; a plain mkdir would honour the umask
+    return tmp
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -299,35 +336,125 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     output at once cannot break each other's swap: the last one to finish wins.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; a plain mkdir would honour the umask
+    tmp = _temp_dir(path)
     try:
         yield tmp
-        with file_lock(lock_beside(path), str(path)):
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old.tmp", dir=path.parent))
-            if path.exists():
-                os.replace(path, old)  # onto the empty unique folder: rename(2) allows that
-            os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        swap_in([(path, tmp)])
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
+
+
+def _journal(final: Path) -> Path:
+    return final.parent / f".{final.name}.swap"
+
+
+def swap_in(pairs: list[tuple[Path, Path]]) -> None:
+    """Move each staged path onto its final path, all as one unit: under the locks of every final (taken in
+    sorted order, so two writers of overlapping sets cannot deadlock), with a journal beside each final
+    written before the first rename and removed after the last. A writer killed in between leaves the
+    journal, and whoever next takes those locks (`recover`, or the next swap) restores the previous set:
+    a reader never sees posts of one run with the stats of another. rename(2) is atomic per path only,
+    hence the journal (the write-ahead idea of databases, undo side)."""
+    import secrets
+
+    pairs = sorted((Path(final), Path(staged)) for final, staged in pairs)
+    with ExitStack() as locks:
+        for final, _ in pairs:
+            locks.enter_context(file_lock(lock_beside(final), str(final)))
+        for final, _ in pairs:
+            _roll_back(_journal(final))
+        entries = [{"final": str(final.absolute()), "staged": str(staged.absolute()), "had_old": final.exists(),
+                    "backup": str(final.absolute().parent / f"{_temp_prefix(final)}{secrets.token_hex(4)}.old.tmp")}
+                   for final, staged in pairs]
+        for entry in entries:  # written in place: a torn journal means no rename had begun
+            _journal(Path(entry["final"])).write_text(json.dumps(entries), encoding="utf-8")
+        for entry in entries:
+            if entry["had_old"]:
+                os.replace(entry["final"], entry["backup"])
+            os.replace(entry["staged"], entry["final"])
+        for entry in entries:
+            _journal(Path(entry["final"])).unlink()
+    for entry in entries:  # the swap is done: what it replaced is garbage now
+        _remove(Path(entry["backup"]))
+
+
+def _roll_back(journal: Path) -> None:
+    """Undo the interrupted swap `journal` records (the caller holds the lock of its final)."""
+    if not journal.is_file():
+        return
+    import logging
+
+    try:
+        entries = json.loads(journal.read_text(encoding="utf-8"))
+    except ValueError:  # cut off while written, before any rename
+        entries = []
+    logging.getLogger(__name__).warning("a killed writer left its swap of %s half done; previous outputs restored",
+                                        ", ".join(entry["final"] for entry in entries))
+    for entry in entries:
+        final, staged, backup = Path(entry["final"]), Path(entry["staged"]), Path(entry["backup"])
+        if backup.exists() or backup.is_symlink():  # the old output was moved aside: the final, if any, is new
+            _remove(final)
+            os.replace(backup, final)
+        elif not entry["had_old"] and not staged.exists():  # no old output, and the new one was moved in
+            _remove(final)
+        _remove(staged)
+    for entry in entries:
+        _journal(Path(entry["final"])).unlink(missing_ok=True)
+    journal.unlink(missing_ok=True)
+
+
+def recover(paths: Iterable[str | Path]) -> None:
+    """Restore the previous outputs of any swap of `paths` that a killed writer left half done (a no-op
+    otherwise): stages call it on their inputs and outputs before reading or writing them."""
+    for path in map(Path, paths):
+        for output in (path, *path.parents[:-1]):  # a file inside a swapped folder lies in its swap
+            if _journal(output).is_file():
+                with file_lock(lock_beside(output), str(output)):
+                    _roll_back(_journal(output))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def sweep_stale(paths: Iterable[str | Path]) -> list[Path]:
+    """Remove the temporary files and folders that dead writers left beside `paths` (a killed base_model left
+    155 MB). Only names this module makes (`.NAME.PID.*.tmp`) whose PID is no longer running are touched."""
+    import re
+
+    removed = []
+    for path in map(Path, paths):
+        if not path.parent.is_dir():
+            continue
+        pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)\.[^/]*\.tmp")
+        for candidate in path.parent.iterdir():
+            match = pattern.fullmatch(candidate.name)
+            if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+                _remove(candidate)
+                removed.append(candidate)
+    return removed
 
 
 class StagedOutputs:
-    """A stage's outputs, written to temporary paths and swapped in together when the block succeeds.
+    """A stage's outputs, written to temporary paths and swapped in together (`swap_in`) when the block
+    succeeds.
 
     `dir(final)` stages a whole output folder; `path(final)` gives where to write `final`: inside a staged
     folder when it lies in one, else a staged file of its own."""
 
-    def __init__(self, stack: ExitStack):
-        self._stack, self._dirs, self._files = stack, {}, {}
+    def __init__(self):
+        self._dirs, self._files = {}, {}
 
     def dir(self, final: str | Path) -> Path:
         final = Path(final)
         if final not in self._dirs:
-            self._dirs[final] = self._stack.enter_context(atomic_dir(final))
+            self._dirs[final] = _temp_dir(final)
         return self._dirs[final]
 
     def path(self, final: str | Path) -> Path:
@@ -336,13 +463,22 @@ class StagedOutputs:
             if folder == final or folder in final.parents:
                 return staged / final.relative_to(folder)
         if final not in self._files:
-            self._files[final] = self._stack.enter_context(atomic_path(final))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            self._files[final] = _temp_file(final)
         return self._files[final]
+
+    def staged(self) -> list[tuple[Path, Path]]:
+        return list(self._dirs.items()) + list(self._files.items())
 
 
 @contextmanager
 def staged_outputs() -> Iterator[StagedOutputs]:
-    """Stage every output of a stage (data, stats, metrics) and swap them in only when the whole block,
-    MLflow logging included, succeeds: a stage's outputs change together or not at all."""
-    with ExitStack() as stack:
-        yield StagedOutputs(stack)
+    """Stage every output of a stage (data, stats, metrics) and swap them in as one unit only when the whole
+    block, MLflow logging included, succeeds: a stage's outputs change together or not at all."""
+    out = StagedOutputs()
+    try:
+        yield out
+        swap_in(out.staged())
+    finally:
+        for _, staged in out.staged():
+            _remove(staged)

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from hivelm import paths
-from hivelm.errors import HiveError
+from hivelm.errors import ArtifactError, HiveError
 
 EMBEDDED = {
     # name -> (package whose folder holds the file, file name)
@@ -39,6 +39,60 @@ def embedded_gguf(source: str) -> Path:
     if not path.is_file():
         raise ModelError(f"base_model.source: {path} is missing from package {package!r}")
     return path
+
+
+def is_local(path: str | Path) -> bool:
+    """Whether `path` names a folder here rather than a hub id: a Path, an existing path, one that starts like
+    a path (./ ../ / ~), the base model or an adapter of the pipeline, or one under an existing folder. A
+    missing local folder is then an error at once, never a hub download attempt (55 s of retries)."""
+    text = Path(str(path))
+    return (isinstance(path, Path) or text.exists() or str(path).startswith(("./", "../", "/", "~"))
+            or text == paths.BASE_MODEL or paths.ADAPTERS in text.parents
+            or text.parent != Path(".") and text.parent.is_dir())
+
+
+def first_unreadable(folder: Path) -> Path | None:
+    """The first file of model or adapter folder `folder` that cannot be read back, or None. Cheap checks, no tensors read: JSON parses, a safetensors file is as long as its header
+    says (https://huggingface.co/docs/safetensors: 8-byte header length, JSON header, data), a torch.save
+    file is a whole zip (its directory is at the end, so a cut-off file has none)."""
+    import json
+    import zipfile
+
+    for file in sorted(folder.iterdir()):
+        try:
+            if file.suffix == ".json":
+                json.loads(file.read_text(encoding="utf-8"))
+            elif file.suffix == ".safetensors":
+                with open(file, "rb") as handle:
+                    size = int.from_bytes(handle.read(8), "little")
+                    header = json.loads(handle.read(size))
+                end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+                if file.stat().st_size != 8 + size + end:
+                    raise ValueError("shorter than its header says")
+            elif file.suffix in (".pt", ".pth", ".bin"):
+                zipfile.ZipFile(file).close()
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile):
+            return file
+    return None
+
+
+@contextlib.contextmanager
+def loading(folder: str | Path, what: str) -> Iterator[None]:
+    """Turn a failure to load local `folder` into one line naming the file (an ArtifactError)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ArtifactError(folder, f"is missing ({what})")
+    try:
+        yield
+    except HiveError:
+        raise
+    except Exception as err:  # transformers, peft and safetensors raise many types for a broken folder
+        problem = first_unreadable(folder)
+        if problem is None and not isinstance(err, (OSError, ValueError, KeyError)):
+            raise  # not the folder's fault (out of memory, a bug): the traceback stays
+        if problem is not None:
+            raise ArtifactError(problem, "is unreadable (truncated?)") from None
+        raise ArtifactError(folder, f"cannot be loaded as {what} ({str(err)[:120]})") from None
 
 
 def set_threads(num_threads: int) -> None:
@@ -74,11 +128,12 @@ def load_causal_lm(path: str | Path, device: str = "cpu", dtype: str = "float32"
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True,
-        attn_implementation=attn_implementation, quantization_config=quantization_config,
-    )
+    with loading(path, "a model") if is_local(path) else contextlib.nullcontext():
+        tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path), dtype=getattr(torch, dtype), trust_remote_code=False, use_safetensors=True,
+            attn_implementation=attn_implementation, quantization_config=quantization_config,
+        )
     if quantization_config is None:
         model = model.to(device)
     return model.eval(), tokenizer
@@ -95,7 +150,8 @@ def load_with_adapter(cfg, adapter_dir: str | Path, path: str | Path = paths.BAS
     from peft import PeftModel
 
     model, tokenizer = load_base(cfg, path)
-    return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
+    with loading(adapter_dir, "an adapter of the base model"):
+        return PeftModel.from_pretrained(model, str(adapter_dir)).eval(), tokenizer
 
 
 def load_for_corpora(cfg, community: str, corpora: Sequence[str]):
@@ -173,9 +229,11 @@ def load_with_adapters(cfg, adapters: dict[str, str | Path], path: str | Path = 
             raise ModelError(f"adapter {name!r}: {folder} holds no adapter (run `hivelm tune --community {name}`)")
     model, tokenizer = load_base(cfg, path)
     (first, folder), *rest = adapters.items()
-    model = PeftModel.from_pretrained(model, str(folder), adapter_name=first)
+    with loading(folder, "an adapter of the base model"):
+        model = PeftModel.from_pretrained(model, str(folder), adapter_name=first)
     for name, folder in rest:
-        model.load_adapter(str(folder), adapter_name=name)
+        with loading(folder, "an adapter of the base model"):
+            model.load_adapter(str(folder), adapter_name=name)
     return model.eval(), tokenizer
 
 

@@ -17,11 +17,8 @@ from pathlib import Path
 from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
+from hivelm.io import read_json  # a truncated report: one line naming it and its stage
 from hivelm.rendering import CORPORA_ORDER
-
-
-def read_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:

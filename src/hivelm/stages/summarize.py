@@ -16,14 +16,13 @@ them as stale.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
-from hivelm.io import staged_outputs, write_json
+from hivelm.io import read_json, staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
            "likelihood": paths.attribute_summary()}
@@ -34,7 +33,7 @@ def read_surveys(communities: list[str], root: Path = Path("."), left_out: dict[
     """{community: its survey report} for the communities whose survey has run (none if the survey stage is
     not in the pipeline: `left_out`, from hivelm.contracts.left_out_outputs)."""
     files = {c: paths.survey_report(c) for c in communities}
-    return {c: json.loads((root / p).read_text()) for c, p in files.items()
+    return {c: read_json(root / p) for c, p in files.items()
             if in_pipeline(p, left_out or {}) and (root / p).is_file()}
 
 
@@ -44,13 +43,13 @@ def collect(communities: list[str], surveys: dict, statistics=None, root: Path =
     (`read_surveys`) and their contrasts between communities (`statistics`: survey.statistics). Outputs of the
     stages the pipeline leaves out (`left_out`: hivelm.contracts.left_out_outputs) are not read."""
     left_out = left_out or {}
-    summary = {name: json.loads((root / path).read_text()) for name, path in SOURCES.items()
+    summary = {name: read_json(root / path) for name, path in SOURCES.items()
                if in_pipeline(path, left_out) and (root / path).is_file()}
     if "prepare" in summary:
         summary["prepare"] = summary["prepare"]["total"]
     if in_pipeline(paths.GENERATE_STATS, left_out):
         generated = {c: root / paths.generate_stats(c) for c in communities}
-        summary["generate"] = {c: json.loads(p.read_text()) for c, p in generated.items() if p.is_file()}
+        summary["generate"] = {c: read_json(p) for c, p in generated.items() if p.is_file()}
     if surveys and statistics is not None:
         summary["survey"] = survey_section(surveys, statistics)
     return summary
@@ -68,7 +67,7 @@ def mark_small(summary: dict, small_rows: int, small_posts: int, root: Path = Pa
             flagged.append({"figure": figure, "n": n, "unit": unit, "threshold": threshold})
 
     fidelity = summary.get("fidelity") or {}
-    sizes = {c: json.loads(p.read_text()).get("fid_size") for c in fidelity.get("communities", {})
+    sizes = {c: read_json(p).get("fid_size") for c in fidelity.get("communities", {})
              if (p := root / paths.community_metrics(c)).is_file()}
     classes: dict[str, list[int]] = {}
     for community, corpora in (fidelity.get("communities") or {}).items():
@@ -85,7 +84,7 @@ def mark_small(summary: dict, small_rows: int, small_posts: int, root: Path = Pa
         mark(f"fidelity.corpora.{corpus}.macro_f1", scores["macro_f1"], min(counts, default=0),
              "posts (smallest class)", small_posts)
     cross = root / paths.cross_community()
-    matrices = json.loads(cross.read_text()) if cross.is_file() and fidelity else {}
+    matrices = read_json(cross) if cross.is_file() and fidelity else {}
     for corpus, share in (fidelity.get("cross_community") or {}).items():
         share["rows"] = len(matrices.get(corpus, {}).get("rows") or [])
         mark(f"fidelity.cross_community.{corpus}.diagonal_share", share, share["rows"], "rows", small_rows)
@@ -95,7 +94,7 @@ def mark_small(summary: dict, small_rows: int, small_posts: int, root: Path = Pa
         mark("likelihood.diagonal_share", likelihood["diagonal_share"], likelihood["communities"], "rows",
              small_rows)
         attribution = root / paths.attribute_attribution()
-        confusion = json.loads(attribution.read_text()) if attribution.is_file() else {}
+        confusion = read_json(attribution) if attribution.is_file() else {}
         for name, scores in (likelihood.get("attribution") or {}).items():
             smallest = min((sum(row) for row in confusion.get(name, {}).get("confusion", [])), default=None)
             for key in ("accuracy", "macro_f1"):

@@ -112,8 +112,12 @@ def final_eval_loss(trainer, evaluation, periodic, global_step: int) -> float:
 def fingerprint(params: dict, community: str, demonstrations: Path, base_dir: Path) -> str:
     """Identifies a training run's inputs (its declared params, data and base model); checkpoints from other
     inputs are never resumed."""
+    from hivelm.errors import ArtifactError
+
     digest = hashlib.sha256(json.dumps([params, community], sort_keys=True).encode())
     digest.update(demonstrations.read_bytes())
+    if not (base_dir / "config.json").is_file():
+        raise ArtifactError(base_dir / "config.json", "is missing")
     digest.update((base_dir / "config.json").read_bytes())
     return digest.hexdigest()
 
@@ -157,9 +161,11 @@ def _sort_adapter_config(path: Path) -> None:
 
 
 def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
-                  run_fingerprint: str, callbacks: list = ()) -> dict:
+                  run_fingerprint: str, callbacks: list = (), keep_checkpoints: bool = False) -> dict:
     """Pure-ish core: LoRA-tune on `records`, resuming from `ckpt_dir` if it holds checkpoints of the same
     inputs; save the adapter (only) into `out_dir`, in place (`main` stages it). Returns training metrics.
+    The checkpoints are removed at the end unless `keep_checkpoints` (`main` removes them once the adapter
+    and its record are in place: until then a failure must leave a rerun something to resume).
 
     Holds the lock of `ckpt_dir` throughout: a second trainer on the same folder (e.g. a rerun while an
     orphaned one still trains) is refused instead of interleaving checkpoints.
@@ -169,29 +175,51 @@ def train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir:
     if not is_main_process():  # the other ranks of a multi-GPU launch train in step with rank 0
         return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
     with file_lock(lock_beside(ckpt_dir), f"checkpoint folder {ckpt_dir} (another `hivelm tune`?)", timeout=0):
-        return _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+        stats = _train_adapter(cfg, records, out_dir, ckpt_dir, base_dir, run_fingerprint, callbacks)
+        if not keep_checkpoints:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+        return stats
+
+
+def discard_checkpoints(ckpt_dir: Path) -> None:
+    """Remove `ckpt_dir` unless a trainer holds it again (it would be resuming from them)."""
+    try:
+        with file_lock(lock_beside(ckpt_dir), f"checkpoint folder {ckpt_dir}", timeout=0):
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+    except HiveError:
+        log.info("%s is in use by another trainer: left in place", ckpt_dir)
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
-    """The newest checkpoint that was fully saved; incomplete ones (a kill during a save) are removed.
+    """The newest checkpoint that was fully saved and reads back; the others after it (a kill during a save,
+    a file truncated since) are removed, with one line saying which file and where training resumes.
 
     The Trainer writes trainer_state.json last, after the weights, optimizer and RNG states.
     """
     steps = {int(p.name.removeprefix("checkpoint-")): p for p in ckpt_dir.glob("checkpoint-*")
              if p.name.removeprefix("checkpoint-").isdigit()}
     for _, checkpoint in sorted(steps.items(), reverse=True):
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-            complete = any((checkpoint / name).is_file()
-                           for name in ("adapter_model.safetensors", "adapter_model.bin"))
-        except (OSError, ValueError):
-            complete = False
-        if complete:
+        problem = _unreadable(checkpoint)
+        if problem is None:
             return str(checkpoint)
-        log.warning("removing incomplete checkpoint %s (no readable trainer_state.json or adapter weights)",
-                    checkpoint)
+        older = [p for step, p in steps.items() if p != checkpoint and step < int(checkpoint.name.split("-")[1])]
+        fallback = f"resuming from {max(older, key=lambda p: int(p.name.split('-')[1])).name}" if older \
+            else "starting from step 0"
+        log.warning("removing incomplete checkpoint %s: %s; %s", checkpoint, problem, fallback)
         shutil.rmtree(checkpoint, ignore_errors=True)
     return None
+
+
+def _unreadable(checkpoint: Path) -> str | None:
+    """What keeps `checkpoint` from loading (no trainer_state.json or weights, a truncated file), or None."""
+    from hivelm.models import first_unreadable
+
+    if not (checkpoint / "trainer_state.json").is_file():
+        return "no trainer_state.json"
+    if not any((checkpoint / name).is_file() for name in ("adapter_model.safetensors", "adapter_model.bin")):
+        return "no adapter weights"
+    broken = first_unreadable(checkpoint)
+    return f"{broken.name} is unreadable (truncated?)" if broken else None
 
 
 def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
@@ -251,7 +279,6 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
         model.save_pretrained(out_dir)  # adapter weights and config only: never a merged full copy
         tokenizer.save_pretrained(out_dir)
         _sort_adapter_config(out_dir / "adapter_config.json")
-    shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {
         "train_loss": result.training_loss, "eval_loss": eval_loss,
         "steps": result.global_step, "train_demonstrations": len(train), "eval_demonstrations": len(evaluation),
@@ -274,7 +301,7 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     with staged_outputs() as out:  # the adapter and its MLflow record change together or not at all
         adapter = out.dir(paths.adapter(community))
         stats = train_adapter(cfg, records, adapter, paths.checkpoints(community), paths.BASE_MODEL,
-                              run_fingerprint, callbacks=[tracking.loss_callback()])
+                              run_fingerprint, callbacks=[tracking.loss_callback()], keep_checkpoints=True)
         run.log_metrics({k: v for k, v in stats.items() if k != "resumed"})
         provenance = paths.base_provenance()  # the base model's source, as base_model recorded it
         source = json.loads(provenance.read_text()).get("source") if provenance.is_file() else str(paths.BASE_MODEL)
@@ -285,5 +312,6 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
         else:  # the weights stay local; their digest still ties this run to the files
             weights = out.path(paths.adapter_weights(community)).read_bytes()
             run.set_tags({"adapter_sha256": hashlib.sha256(weights).hexdigest()})
+    discard_checkpoints(paths.checkpoints(community))  # only now: a failure above leaves a rerun its resume point
     log.info("%s: adapter in %s (eval loss %.3f)", community, paths.adapter(community), stats["eval_loss"])
     return stats
