@@ -133,9 +133,12 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     DVC and forwards its signals."""
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
-    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
+    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths. SIGINT is
+    # handled whatever we inherited: a background job of a non-interactive shell (`hivelm run &` in a script)
+    # starts with it ignored, and `kill -INT` would do nothing (an ignored signal stays ignored across exec).
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
-        signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupt)
     if os.environ.get("DVC_STAGE") and not forked:
         if not _end_with_dvc():
             print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
@@ -206,8 +209,10 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
         print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
-        return 130
+        name = str(err) or "SIGINT"
+        print(f"hivelm {args.command}: interrupted ({name})", file=sys.stderr)
+        # the shell's convention for a command ended by a signal: 130 after Ctrl-C, 143 after SIGTERM
+        return 128 + signal.Signals.__members__.get(name, signal.SIGINT)
     return 0
 
 

@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from hivelm import forkserver, tracking
@@ -38,16 +36,14 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
         # stages fork from it instead of importing torch & co. each time
-        with interruptible_children():
-            server = forkserver.start(env, [cfg.base_model.device, cfg.prepare.perplexity_device,
-                                            cfg.evaluate.scorers.device])
+        server = forkserver.start(env, [cfg.base_model.device, cfg.prepare.perplexity_device,
+                                        cfg.evaluate.scorers.device])
         if server:
             env[forkserver.ENV] = server[1]
         try:
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
-            with interruptible_children():
-                dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env,
-                                       process_group=0)
+            dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env,
+                                   process_group=0)
             try:
                 code = dvc.wait()
             except KeyboardInterrupt:
@@ -74,22 +70,6 @@ def render_dvc_yaml(cfg: HiveConfig) -> None:
     if current != rendered:
         dvcfile.DVC_YAML.write_text(rendered, encoding="utf-8")
         log.info("rewrote %s for the params in force (stages, external corpus files)", dvcfile.DVC_YAML)
-
-
-@contextmanager
-def interruptible_children() -> Iterator[None]:
-    """Start children that can be interrupted even when this process ignores SIGINT. A background job of a
-    non-interactive shell inherits SIGINT ignored, and an ignored signal stays ignored across exec, so the
-    Ctrl-C that `stop_group` sends would reach no one and the stage would be killed after the grace, its
-    MLflow run left RUNNING. A handled signal is reset to its default on exec: handle it while spawning."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
