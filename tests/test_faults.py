@@ -300,3 +300,27 @@ def test_hivelm_ui_refuses_a_taken_port_and_warns_about_a_public_host(project):
     assert result.returncode == 2
     assert "--host 0.0.0.0 serves the MLflow UI and its API without authentication" in result.stderr
     assert f"port {port} on 0.0.0.0 is already in use" in result.stderr
+
+
+def test_runs_left_running_by_dead_processes_end_killed_the_next_time_the_store_is_opened(project):
+    """A SIGKILLed stage or `hivelm run` cannot end its own run; the next process that opens the store does,
+    for runs of processes that ended on this host (a reused pid is told apart by its start time)."""
+    from mlflow.tracking import MlflowClient
+
+    from hivelm import procs, tracking
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(uri)
+    experiment = tracking.ensure_experiment("faults", uri)
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    me = procs.identity()
+    cases = {"dead": {**me, "process_pid": ended.stdout.strip()}, "reused pid": {**me, "process_start": "boot:1"},
+             "alive": me, "other host": {**me, "process_host": "elsewhere", "process_pid": ended.stdout.strip()},
+             "untagged": {}}
+    ids = {case: client.create_run(experiment, tags=tags).info.run_id for case, tags in cases.items()}
+    tracking.end_runs_of_dead_processes.cache_clear()
+    tracking.ensure_store(uri)
+    status = {case: client.get_run(run_id).info.status for case, run_id in ids.items()}
+    assert status == {"dead": "KILLED", "reused pid": "KILLED", "alive": "RUNNING", "other host": "RUNNING",
+                      "untagged": "RUNNING"}
+    assert me.items() <= tracking.base_tags("prepare", None).items()  # every run records its process

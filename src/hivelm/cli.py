@@ -107,11 +107,9 @@ def _end_with_dvc() -> bool:
     bash execs the command, so DVC is our parent, but dash (/bin/sh on Debian) stays between us. So: the
     kernel signals us when our parent dies, and where shells stand between, a watcher notices the outermost
     shell losing DVC as its parent. False when DVC is already gone."""
-    import ctypes
+    from hivelm import procs
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the stage lock still refuses a second trainer
+    if not procs.end_with_parent(signal.SIGTERM):  # not Linux: the stage lock still refuses a second trainer
         return True
     shell, dvc = None, os.getppid()
     while (found := _name_and_parent(dvc)) and found[0] in SHELLS:
