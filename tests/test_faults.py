@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, REPO
 from hivelm.io import atomic_dir, write_json
 
 HIVELM = str(BIN / "hivelm")
@@ -324,3 +324,86 @@ def test_runs_left_running_by_dead_processes_end_killed_the_next_time_the_store_
     assert status == {"dead": "KILLED", "reused pid": "KILLED", "alive": "RUNNING", "other host": "RUNNING",
                       "untagged": "RUNNING"}
     assert me.items() <= tracking.base_tags("prepare", None).items()  # every run records its process
+
+
+def lock_versions() -> tuple[str, str, str]:
+    """Three complete dvc.lock files, as DVC writes them one after another: before the run, after a stage,
+    after the next stage (the committed one's first stages, with an output hash changed, then another)."""
+    lines = (REPO / "dvc.lock").read_text().splitlines(keepends=True)
+    stages = [i for i, line in enumerate(lines) if line.startswith("  ") and not line.startswith("   ")]
+    before = "".join(lines[:stages[3]])  # its first three stages: a small file parses fast
+    hashes = [line.split()[-1] for line in before.splitlines() if line.strip().startswith("md5:")]
+    after = before.replace(hashes[0], "f" * 32, 1)
+    return before, after, after.replace(hashes[2], "e" * 32, 1)
+
+
+@pytest.mark.heavy  # DVC's lockfile schema
+def test_dvc_lock_is_readable_after_an_interrupt_at_any_point_of_its_write(tmp_path, monkeypatch):
+    """Issue 31: DVC rewrites dvc.lock in place after each stage; an interrupt inside the write left it
+    truncated or empty, and DVC refused it from then on. Interrupted at every 1/30 of the write, `hivelm run`'s
+    guard leaves a readable dvc.lock: the last version DVC completed, or the cut one where DVC reads it."""
+    from hivelm import dvclock
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".dvc").mkdir()
+    before, after, later = lock_versions()
+    lock = tmp_path / "dvc.lock"
+    restored = 0
+    for cut in sorted({0, 1, 2, *range(0, len(later), len(later) // 30)}):
+        lock.write_text(before)
+        guard = dvclock.LockGuard()
+        guard.start()
+        lock.write_text(after)  # a stage ended, and DVC recorded it
+        guard.poll()
+        guard.poll()  # unchanged for a poll interval: complete, kept
+        lock.write_text(later[:cut])  # the next stage's record, interrupted after `cut` characters
+        cut_readable = dvclock.readable(lock)
+        guard.finish()
+        assert dvclock.readable(lock), cut
+        assert lock.read_text() == (later[:cut] if cut_readable else after), cut
+        restored += not cut_readable
+    assert restored >= 5  # many cuts leave YAML that DVC refuses (an empty file among them)
+
+    lock.write_text("")  # a run killed outright while DVC wrote: the next run puts the copy back
+    dvclock.LockGuard().start()
+    assert lock.read_text() == after
+    lock.unlink()  # a first run (no dvc.lock before it) interrupted while DVC wrote its first one
+    guard = dvclock.LockGuard()
+    guard.start()
+    lock.write_text("")
+    guard.finish()
+    assert not lock.exists()
+
+
+def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, monkeypatch):
+    """Issue 31: a SIGKILLed `hivelm run` left DVC running the rest of the pipeline, the stage server (~640 MB)
+    alive for good, its parent run RUNNING and the server's socket folder behind. DVC and the server now end
+    with it (its stages end with DVC: test_killing_dvc_repro_ends_its_stage_too); the next run sweeps the
+    rest."""
+    import tempfile
+
+    import psutil
+
+    from hivelm import forkserver, tracking
+
+    sleeper_project(project)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with started([HIVELM, "run"], env=env(TMPDIR=str(temp))) as pipeline:
+        wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
+        stage = int((project / "stage.pid").read_text())
+        helpers = [p for p in psutil.Process(pipeline.pid).children(recursive=True)
+                   if {"repro", "hivelm.forkserver"} & set(p.cmdline())]
+        pipeline.kill()
+        pipeline.wait(30)
+    try:
+        assert len(helpers) == 2, helpers  # DVC and the server
+        wait_for(lambda: gone(helpers), 30, "DVC and the stage server to end")
+    finally:
+        os.kill(stage, signal.SIGKILL)  # a plain script, not a hivelm stage: nothing else ends it
+    assert list(temp.glob(f"{forkserver.TEMP_PREFIX}*"))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    forkserver.sweep()
+    assert not list(temp.iterdir())
+    assert tracking.end_runs_of_dead_processes(os.environ["MLFLOW_TRACKING_URI"]) == 1
+    assert [r.info.status for r in runs("pipeline")] == ["KILLED"]

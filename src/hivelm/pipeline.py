@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hivelm import forkserver, tracking
+from hivelm import dvclock, forkserver, tracking
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 
@@ -36,20 +36,25 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
         # stages fork from it instead of importing torch & co. each time
+        forkserver.sweep()  # the socket folders of servers whose `hivelm run` was killed
         server = forkserver.start(env, [cfg.base_model.device, cfg.prepare.perplexity_device,
                                         cfg.evaluate.scorers.device])
         if server:
             env[forkserver.ENV] = server[1]
+        lock = dvclock.LockGuard()
+        lock.start()
         try:
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
-            dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env,
-                                   process_group=0)
+            # Through hivelm.procs, so DVC gets SIGTERM if we are killed outright (its stages end with it).
+            dvc = subprocess.Popen([sys.executable, "-m", "hivelm.procs", str(os.getpid()),
+                                    os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
             try:
-                code = dvc.wait()
+                code = wait(dvc, lock)
             except KeyboardInterrupt:
                 stop_group(dvc)
                 raise
         finally:
+            lock.finish()
             if server:
                 forkserver.stop(*server)
         if code != 0:
@@ -70,6 +75,15 @@ def render_dvc_yaml(cfg: HiveConfig) -> None:
     if current != rendered:
         dvcfile.DVC_YAML.write_text(rendered, encoding="utf-8")
         log.info("rewrote %s for the params in force (stages, external corpus files)", dvcfile.DVC_YAML)
+
+
+def wait(process: subprocess.Popen, lock: dvclock.LockGuard, poll_s: float = 1.0) -> int:
+    """Wait for DVC, keeping each complete version of dvc.lock it writes meanwhile."""
+    while True:
+        try:
+            return process.wait(poll_s)
+        except subprocess.TimeoutExpired:
+            lock.poll()
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
