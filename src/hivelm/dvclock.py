@@ -17,7 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 DVC_LOCK = Path("dvc.lock")
-LAST_GOOD = Path(".dvc/tmp/hivelm-last-good.lock")  # .dvc/tmp is git-ignored by DVC's own .dvc/.gitignore
+LAST_GOOD = Path(".dvc/tmp/hivelm-dvc.lock.last-good")  # .dvc/tmp is git-ignored by DVC's own .dvc/.gitignore
 
 
 def readable(path: Path = DVC_LOCK) -> bool:
@@ -66,7 +66,9 @@ class LockGuard:
 
     def _keep(self, content: bytes) -> None:
         """Keep `content` if DVC reads it (checked on the copy itself, so what is kept is what was checked)."""
-        self.copy.parent.mkdir(parents=True, exist_ok=True)
+        if not self.copy.parent.parent.is_dir():  # no .dvc here: not a DVC project root, DVC will say so
+            return
+        self.copy.parent.mkdir(exist_ok=True)
         candidate = self.copy.with_name(f"{self.copy.name}.candidate")
         candidate.write_bytes(content)
         if readable(candidate):
