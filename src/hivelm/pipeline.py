@@ -22,7 +22,8 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
 
     Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID. DVC runs in
     its own process group: on Ctrl-C or SIGTERM the whole group is interrupted and awaited, so no stage is
-    left running, and the parent run ends KILLED.
+    left running, and the parent run ends KILLED. Killed outright, we take DVC and the stage server with us
+    (hivelm.procs). However DVC ends, dvc.lock is left readable (hivelm.dvclock).
     """
     dvc_args = [a for a in dvc_args if a != "--"]
     render_dvc_yaml(cfg)
