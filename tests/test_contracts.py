@@ -31,6 +31,13 @@ def test_import_closure_follows_imports_inside_functions_and_nothing_else():
     assert all(d.startswith("src/hivelm/") for c in CONTRACTS for d in dvcfile.code_deps(c))
 
 
+def test_no_stage_depends_on_an_empty_file():
+    """DVC warns "'src/hivelm/stages/__init__.py' is empty." at every hash of an empty dependency, about ten
+    times a run: users read it as a fault (issue 30)."""
+    deps = {d for c in CONTRACTS for d in dvcfile.code_deps(c)}
+    assert not [d for d in sorted(deps) if (REPO / d).stat().st_size == 0]
+
+
 def test_every_artifact_path_is_spelled_out_in_paths_py_only():
     literals = {str(value) for value in vars(paths).values() if isinstance(value, Path)}
     assert {"data/prepared", "data/generated", "reports/metrics.json", "models/adapters"} <= literals

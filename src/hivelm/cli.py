@@ -173,11 +173,9 @@ def _end_with_dvc() -> bool:
     bash execs the command, so DVC is our parent, but dash (/bin/sh on Debian) stays between us. So: the
     kernel signals us when our parent dies, and where shells stand between, a watcher notices the outermost
     shell losing DVC as its parent. False when DVC is already gone."""
-    import ctypes
+    from hivelm import procs
 
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the stage lock still refuses a second trainer
+    if not procs.end_with_parent(signal.SIGTERM):  # not Linux: the stage lock still refuses a second trainer
         return True
     shell, dvc = None, os.getppid()
     while (found := _name_and_parent(dvc)) and found[0] in SHELLS:
@@ -199,9 +197,12 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     DVC and forwards its signals."""
     args = build_parser().parse_args(argv)
     # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
-    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths.
+    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths. SIGINT is
+    # handled whatever we inherited: a background job of a non-interactive shell (`hivelm run &` in a script)
+    # starts with it ignored, and `kill -INT` would do nothing (an ignored signal stays ignored across exec).
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
-        signal.signal(signal.SIGTERM, _interrupt)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _interrupt)
     if os.environ.get("DVC_STAGE") and not forked:
         if not _end_with_dvc():
             print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
@@ -277,8 +278,10 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
         print(f"hivelm {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
-        print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
-        return 130
+        name = str(err) or "SIGINT"
+        print(f"hivelm {args.command}: interrupted ({name})", file=sys.stderr)
+        # the shell's convention for a command ended by a signal: 130 after Ctrl-C, 143 after SIGTERM
+        return 128 + signal.Signals.__members__.get(name, signal.SIGINT)
     except Exception as err:  # a full disk or a read-only folder is the user's to fix: say so, not a traceback
         cause = storage_cause(err)
         if cause is None:

@@ -28,6 +28,7 @@ import importlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -35,7 +36,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from pathlib import Path
 
+TEMP_PREFIX = "hivelm-fs-"  # the server's socket folder: hivelm-fs-<pid of hivelm run>-XXXX in the temp dir
 ENV = "HIVELM_FORKSERVER"  # the server's socket path, set by `hivelm run` for the stages DVC starts
 DISABLE_ENV = "HIVELM_NO_FORKSERVER"  # set to 1: every stage starts as a fresh process
 
@@ -65,10 +68,21 @@ def start(env: dict[str, str], devices: list[str]) -> tuple[subprocess.Popen, st
     group: `stop` ends it and any child still running with it."""
     if not serves(devices):
         return None
-    path = os.path.join(tempfile.mkdtemp(prefix="hivelm-fs-"), "stages.sock")
-    server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path], env=env, process_group=0,
-                              stdin=subprocess.DEVNULL)
+    path = os.path.join(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"), "stages.sock")
+    server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path, str(os.getpid())], env=env,
+                              process_group=0, stdin=subprocess.DEVNULL)
     return server, path
+
+
+def sweep() -> None:
+    """Remove the socket folders of servers whose `hivelm run` (the pid in the name) is gone: a killed run
+    cannot remove its own."""
+    from hivelm import procs
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name.removeprefix(TEMP_PREFIX).split("-")[0]
+        if pid.isdigit() and procs.start_time(int(pid)) is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def stop(server: subprocess.Popen, path: str) -> None:
@@ -226,4 +240,9 @@ def serve(path: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    from hivelm import procs
+
+    procs.end_with_parent()  # a SIGKILLed `hivelm run` must not leave ~640 MB of imports running for good
+    if os.getppid() != int(sys.argv[2]):  # it died before the line above
+        sys.exit(0)
     serve(sys.argv[1])

@@ -8,11 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from hivelm import forkserver, tracking
+from hivelm import dvclock, forkserver, tracking
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 
@@ -24,7 +22,8 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
 
     Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID. DVC runs in
     its own process group: on Ctrl-C or SIGTERM the whole group is interrupted and awaited, so no stage is
-    left running, and the parent run ends KILLED.
+    left running, and the parent run ends KILLED. Killed outright, we take DVC and the stage server with us
+    (hivelm.procs). However DVC ends, dvc.lock is left readable (hivelm.dvclock).
     """
     dvc_args = [a for a in dvc_args if a != "--"]
     check_input_files(cfg)
@@ -39,21 +38,24 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
         # stages fork from it instead of importing torch & co. each time
-        with interruptible_children():
-            server = forkserver.start(env, model_devices(cfg))
+        forkserver.sweep()  # the socket folders of servers whose `hivelm run` was killed
+        server = forkserver.start(env, model_devices(cfg))
         if server:
             env[forkserver.ENV] = server[1]
+        lock = dvclock.LockGuard()
+        lock.start()
         try:
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
-            with interruptible_children():
-                dvc = subprocess.Popen([os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env,
-                                       process_group=0)
+            # Through hivelm.procs, so DVC gets SIGTERM if we are killed outright (its stages end with it).
+            dvc = subprocess.Popen([sys.executable, "-m", "hivelm.procs", str(os.getpid()),
+                                    os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
             try:
-                code = dvc.wait()
+                code = wait(dvc, lock)
             except KeyboardInterrupt:
                 stop_group(dvc)
                 raise
         finally:
+            lock.finish()
             if server:
                 forkserver.stop(*server)
         if code != 0:
@@ -95,20 +97,13 @@ def render_dvc_yaml(cfg: HiveConfig) -> None:
         log.info("rewrote %s for the params in force (stages, external corpus files)", dvcfile.DVC_YAML)
 
 
-@contextmanager
-def interruptible_children() -> Iterator[None]:
-    """Start children that can be interrupted even when this process ignores SIGINT. A background job of a
-    non-interactive shell inherits SIGINT ignored, and an ignored signal stays ignored across exec, so the
-    Ctrl-C that `stop_group` sends would reach no one and the stage would be killed after the grace, its
-    MLflow run left RUNNING. A handled signal is reset to its default on exec: handle it while spawning."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+def wait(process: subprocess.Popen, lock: dvclock.LockGuard, poll_s: float = 1.0) -> int:
+    """Wait for DVC, keeping each complete version of dvc.lock it writes meanwhile."""
+    while True:
+        try:
+            return process.wait(poll_s)
+        except subprocess.TimeoutExpired:
+            lock.poll()
 
 
 def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:

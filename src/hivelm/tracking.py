@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -64,7 +65,32 @@ def ensure_store(uri: str | None = None) -> str:
         _open_sqlite(uri)
     else:
         _search(uri)
+    end_runs_of_dead_processes(uri)
     return uri
+
+
+@lru_cache(maxsize=8)
+def end_runs_of_dead_processes(uri: str) -> int:
+    """Mark KILLED the RUNNING runs whose process (tagged by base_tags) has ended on this host: a SIGKILLed
+    stage or `hivelm run` cannot end its own run, which would stay RUNNING for ever. Once per process and store.
+    Returns how many were ended."""
+    from mlflow.tracking import MlflowClient
+
+    from hivelm import procs
+
+    client = MlflowClient(uri)
+    experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
+    if not experiments:
+        return 0
+    running = client.search_runs(experiments, "attributes.status = 'RUNNING' and tags.process_host = "
+                                 f"'{socket.gethostname()}'", max_results=10000)
+    dead = [run for run in running if procs.gone(run.data.tags)]
+    for run in dead:
+        client.set_terminated(run.info.run_id, status="KILLED")
+    if dead:
+        log.warning("%d MLflow run(s) left RUNNING by processes that no longer exist ended as KILLED: %s",
+                    len(dead), ", ".join(r.info.run_name or r.info.run_id for r in dead[:5]))
+    return len(dead)
 
 
 def _search(uri: str) -> None:
@@ -132,6 +158,8 @@ def git_state() -> tuple[str, bool]:
 
 
 def base_tags(stage: str, community: str | None) -> dict[str, str]:
+    from hivelm import procs
+
     commit, dirty = git_state()
     return {
         "stage": stage,
@@ -139,6 +167,7 @@ def base_tags(stage: str, community: str | None) -> dict[str, str]:
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),
         "dvc_exp": os.environ.get("DVC_EXP_NAME", ""),
+        **procs.identity(),  # lets a later process end this run KILLED if this one is killed outright
     }
 
 

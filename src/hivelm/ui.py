@@ -102,8 +102,9 @@ def main(cfg, host: str = "127.0.0.1", port: int = 5000) -> int:
         wait_healthy(base_url, process)
         print(f"MLflow UI: {runs_url(base_url, uri, cfg.tracking.experiment)}  (Ctrl-C to stop)", flush=True)
         process.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the CLI exits 128 + the signal's number, as for every command
         print("stopping the MLflow server", flush=True)
+        raise
     finally:
         stop(process)
     return 0
