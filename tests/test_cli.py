@@ -30,3 +30,19 @@ def test_every_dvc_stage_has_a_subcommand_and_back():
 def test_parser_takes_overrides_and_community():
     args = build_parser().parse_args(["instruct", "--community", "keto", "instruct.seed=3"])
     assert args.community == "keto" and args.overrides == ["instruct.seed=3"]
+
+
+def test_attribute_takes_an_existing_file_with_an_equals_sign_as_its_file(tmp_path, monkeypatch):
+    """Issue 31, point 9: `hivelm attribute my=posts.csv` read the file name as an override (exit 2)."""
+    from hivelm import cli
+    from hivelm.stages import attribute
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("communities:\n  keto: {label: keto, name: keto}\n")
+    (tmp_path / "my=posts.csv").write_text("text\na post\n")
+    calls = []
+    monkeypatch.setattr(attribute, "attribute_file", lambda cfg, path, out: calls.append(
+        (path, out, cfg.attribute.temperature)) or "written")
+    assert cli.main(["attribute", "my=posts.csv", "attribute.temperature=0.5", "--out", "o.jsonl"]) == 0
+    assert calls == [("my=posts.csv", "o.jsonl", 0.5)]
+    assert cli._post_files(["posts.csv", "attribute.temperature=2", "my=posts.csv"]) == ["posts.csv", "my=posts.csv"]

@@ -192,10 +192,11 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             from hivelm import dvcfile
 
             return dvcfile.main(args.check, cfg=load_config(args.params))
-        if args.command == "attribute" and any("=" not in arg for arg in args.overrides):
+        files = _post_files(args.overrides) if args.command == "attribute" else []
+        if files:
             from hivelm.stages.attribute import cli_main
 
-            return cli_main(args.params, args.overrides, args.out)
+            return cli_main(args.params, files, [a for a in args.overrides if a not in files], args.out)
         if getattr(args, "out", None):
             raise HiveError("--out goes with a FILE of posts: hivelm attribute FILE --out PATH")
         cfg = load_config(args.params, args.overrides)
@@ -209,6 +210,12 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
         return 130
     return 0
+
+
+def _post_files(arguments: list[str]) -> list[str]:
+    """`hivelm attribute FILE`: a positional is a FILE of posts when it names an existing file (which may be
+    called my=posts.csv) or has no '='; the others are key=value overrides."""
+    return [arg for arg in arguments if "=" not in arg or os.path.isfile(arg)]
 
 
 def run_stage(name: str, cfg, communities: list[str] | None) -> int:
