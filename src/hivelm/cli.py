@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hivelm.config import load_config
-    from hivelm.errors import HiveError
+    from hivelm.errors import HiveError, redact
 
     try:
         if args.command == "run":
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             return run_stage(args.command, cfg, None)
         return run_stage(args.command, cfg, list(cfg.communities) if args.all else [args.community])
     except HiveError as err:
-        print(f"hivelm {args.command}: error: {err}", file=sys.stderr)
+        print(f"hivelm {args.command}: error: {redact(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         print(f"hivelm {args.command}: interrupted ({err or 'SIGINT'})", file=sys.stderr)
