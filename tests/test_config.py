@@ -140,3 +140,74 @@ def test_configuration_reference_is_current():
 
     committed = (REPO / "docs/configuration.md").read_text()
     assert committed == reference_markdown(), "regenerate docs/configuration.md from hivelm.config.reference_markdown()"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("generate.decoding.max_new_tokens", 10**9, "generate.decoding.max_new_tokens: must be in [1, 2,048]"),
+    ("survey.decoding.max_new_tokens", 10**9, "survey.decoding.max_new_tokens: must be in [1, 2,048]"),
+    ("evaluate.statistics.bootstrap_resamples", 10**9, "evaluate.statistics.bootstrap_resamples: must be in"),
+    ("survey.statistics.permutations", 10**9, "survey.statistics.permutations: must be in [10, 100,000]"),
+    ("prepare.minhash_permutations", 2 * 10**7, "prepare.minhash_permutations: must be in [16, 1,024]"),
+    ("generate.samples_per_topic", 10**7, "generate.samples_per_topic: must be in [1, 10,000]"),
+    ("survey.samples_per_item", 10**7, "survey.samples_per_item: must be in [1, 10,000]"),
+    ("prepare.seed", -1, "prepare.seed: seeds must be in [0, 2**32 - 1]"),
+    ("generate.seed", 2**32, "generate.seed: seeds must be in"),
+    ("evaluate.statistics.seed", -5, "evaluate.statistics.seed: seeds must be in"),
+    ("detect.seeds", [0, 2**32], "detect.seeds: seeds must be in"),
+    ("attribute.temperature", 1e-320, "attribute.temperature: must be >= 0.001"),
+    ("generate.decoding.temperature", 1e-320, "generate.decoding.temperature: must be >= 0.001"),
+    ("tracking.experiment", "x" * 10_000, "tracking.experiment: must be at most 500 characters"),
+])
+def test_absurd_sizes_seeds_and_names_are_refused(key, value, message):
+    """Issue 31, points 8 and 9: each ran for minutes, filled memory, or failed after the MLflow run opened.
+    The validation load_config runs, on a config built in memory (OmegaConf's schema costs 0.1 s a load)."""
+    from hivelm.config import CommunityConfig, _InvalidValue, _validate_tree, lookup
+
+    cfg = HiveConfig(communities={"keto": CommunityConfig("keto", "keto")})
+    _validate_tree(cfg, "")
+    parent, name = key.rsplit(".", 1)
+    setattr(lookup(cfg, parent), name, value)
+    with pytest.raises(_InvalidValue) as err:
+        _validate_tree(cfg, "")
+    assert message in f"{err.value.key}: {err.value.message}"
+
+
+def test_a_size_refused_at_load_names_the_command_line_and_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"^command line: generate.decoding.max_new_tokens: must be in \[1, 2,048\]"):
+        load_config(write(tmp_path, MINIMAL), ["generate.decoding.max_new_tokens=1000000000"])
+
+
+def test_a_300_character_community_key_is_refused_at_load(tmp_path):
+    key = "k" * 300
+    with pytest.raises(ConfigError, match="community keys must be at most 64 characters"):
+        load_config(write(tmp_path, f"communities:\n  {key}: {{label: keto, name: keto}}\n"))
+    assert load_config(write(tmp_path, f"communities:\n  {'k' * 64}: {{label: keto, name: keto}}\n"))
+
+
+def _alias_bomb(levels: int, indent: str = "  ") -> str:
+    """Each level holds ten aliases of the one before: 10**levels values once expanded."""
+    lines = [f"{indent}l0: &l0 [" + ",".join(["x"] * 10) + "]"]
+    lines += [f"{indent}l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, message", [
+    (MINIMAL + "typo_section:\n" + _alias_bomb(9), "params.yaml: typo_section: unknown section"),
+    (MINIMAL + "survey:\n  criterion_params:\n" + _alias_bomb(5, "    "),
+     "params.yaml: survey.criterion_params.l4: expands to over 100,000 values through YAML aliases"),
+    (MINIMAL + "survey:\n  criterion_params:\n    x: &a [*a]\n", "line 5: a YAML alias refers to itself"),
+])
+def test_yaml_alias_bombs_are_refused_before_they_expand(tmp_path, text, message):
+    """Issue 31, point 8: a billion-laughs file under an unknown key hung load_config for 120 s (OmegaConf
+    builds every expanded value); now the key is checked, and the expanded size counted, on the node graph."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert message in str(err.value) and time.perf_counter() - started < 2
+
+
+def test_small_yaml_aliases_still_work(tmp_path):
+    text = MINIMAL + "generate:\n  decoding: &d {temperature: 0.5}\nsurvey:\n  decoding: *d\n"
+    assert load_config(write(tmp_path, text)).survey.decoding.temperature == 0.5

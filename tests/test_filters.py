@@ -37,3 +37,17 @@ def test_near_duplicates_scale_to_thousands_of_posts():
     posts += [p + " x" for p in posts[:50]]
     flags = filters.near_duplicates(posts, threshold=0.8)
     assert sum(flags[:3000]) == 0 and all(flags[3000:])
+
+
+def test_near_duplicates_at_thresholds_datasketch_cannot_band():
+    """Issue 31, point 9: 0.99 and 1.0 (documented as valid) raised datasketch's "number of bands are too
+    small" in generate, after all the generating was done; prepare's minimum of 16 permutations did at 0.9."""
+    import random
+
+    rng = random.Random(0)
+    long = " ".join(f"w{rng.randrange(10_000)}" for _ in range(120))  # ~700 shingles: one more is J > 0.998
+    posts = [long, long + "!", long.upper(), "a short distinct post about something else entirely"]
+    for num_perm in (16, 128):
+        assert filters.near_duplicates(posts, threshold=0.99, num_perm=num_perm) == [False, True, True, False]
+        assert filters.near_duplicates(posts, threshold=0.9, num_perm=num_perm) == [False, True, True, False]
+    assert filters.near_duplicates(posts, threshold=1.0) == [False, False, True, False]

@@ -115,3 +115,43 @@ def test_rules_name_external_corpora_like_built_in_ones_and_insufficient_is_a_re
     every = [gate.Rule("fidelity.communities.*.*.fid", "lower", 0.05)]
     assert {c.metric for c in gate.compare(tree(0.1), tree(0.1), every)} == {
         "fidelity.communities.keto.llama3_ft.fid", "fidelity.communities.keto.finetuned.fid"}
+
+
+@pytest.mark.parametrize("baseline, error", [
+    (json.dumps(metrics(float("nan"), float("nan"), float("nan"))), "none of the 4 metrics .* is a finite number"),
+    (json.dumps(metrics(float("inf"), float("-inf"), float("inf"))), "none of the 4 metrics .* is a finite number"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply to be a metrics file"),
+    ('{"a": ' * 40 + "1" + "}" * 40, "nested more than 32 levels deep"),
+])
+def test_a_non_finite_or_absurdly_deep_baseline_is_exit_2_not_a_pass(tmp_path, monkeypatch, capsys, baseline, error):
+    """Issue 31, point 10: an all-NaN (or Infinity) baseline said "no regression" (exit 0); 100,000-deep
+    JSON was a RecursionError with exit 1, the code of a regression."""
+    from hivelm import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/metrics.json").write_text(json.dumps(metrics()))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n" + "".join(f"  - {{metric: '{r.pattern}', direction: {r.direction}, "
+                                         f"tolerance: {r.tolerance}}}\n" for r in RULES))
+    (tmp_path / "base.json").write_text(baseline)
+    with pytest.raises(HiveError, match=f"baseline base.json: {error}"):
+        gate.main("base.json", rules)
+    assert cli.main(["check-metrics", "base.json", "--rules", str(rules)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("tolerance", [".nan", ".inf", "true", "'1'"])
+def test_a_rule_whose_tolerance_is_not_a_finite_number_is_refused(tmp_path, tolerance):
+    """Issue 31, point 10: a NaN tolerance let FID get worse by 10 (NaN < 0 is false, and so is x > NaN)."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"rules:\n  - {{metric: a.b, direction: lower, tolerance: {tolerance}}}\n")
+    with pytest.raises(HiveError, match=r"rule #1 \(a.b\): tolerance must be a finite number >= 0"):
+        gate.load_rules(rules)
+
+
+def test_a_rules_file_nested_too_deeply_is_one_line(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("[" * 5_000 + "]" * 5_000)  # past Python's recursion limit; PyYAML is slow
+    with pytest.raises(HiveError, match="rules.yaml: not valid YAML"):
+        gate.load_rules(rules)

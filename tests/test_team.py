@@ -253,8 +253,9 @@ class TeamServer:
 def team_server(postgres, tmp_path) -> TeamServer:
     """`mlflow server` on the PostgreSQL cluster with a local artifact root and `hivelm ui`'s light settings."""
     port, artifacts = free_port(), tmp_path / "mlflow-artifacts"
-    command = [*ui.server_command(postgres, "127.0.0.1", port), "--artifacts-destination", str(artifacts)]
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true")
+    command = [*ui.server_command("127.0.0.1", port), "--artifacts-destination", str(artifacts)]
+    env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=postgres, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+               MLFLOW_DISABLE_TELEMETRY="true")
     with (tmp_path / "mlflow-server.log").open("w") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = TeamServer(f"http://127.0.0.1:{port}", postgres, artifacts, process)

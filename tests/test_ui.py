@@ -62,3 +62,41 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
     finally:
         ui.stop(server)
     assert server.poll() is not None
+
+
+# --- Issue 31, point 13: a tracking URI's password is never on a command line nor in a message -------------
+
+SECRET_PG = "postgresql://hive:s3cret@127.0.0.1:{port}/mlflow"
+
+
+def test_the_store_uri_goes_to_mlflow_server_in_its_environment_not_its_command_line(monkeypatch):
+    """Any local user can read a process's command line (/proc/PID/cmdline); only its owner its environment."""
+    seen = {}
+    monkeypatch.setattr(subprocess, "Popen", lambda command, env, **kwargs: seen.update(command=command, env=env))
+    uri = SECRET_PG.format(port=5432)
+    ui.start(uri, port=5001)
+    assert not any("s3cret" in part for part in seen["command"]) and "--backend-store-uri" not in seen["command"]
+    assert seen["env"]["MLFLOW_BACKEND_STORE_URI"] == uri
+
+
+def test_an_unreachable_postgresql_store_is_exit_2_with_one_redacted_line(tmp_path, monkeypatch, capsys):
+    from hivelm import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text("communities:\n  keto: {label: keto, name: keto}\n")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", SECRET_PG.format(port=free_port()))  # nothing listens there
+    assert cli.main(["ui", "--port", str(free_port())]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "postgresql://hive:***@127.0.0.1" in error[0] and "is unreachable" in error[0]
+    assert "s3cret" not in error[0]
+
+
+def test_a_server_uri_password_is_redacted_in_errors(monkeypatch):
+    from hivelm import tracking
+    from hivelm.errors import HiveError, redact
+
+    with pytest.raises(HiveError) as err:
+        tracking.ensure_store(f"http://alice:s3cret@127.0.0.1:{free_port()}")
+    assert "http://alice:***@127.0.0.1" in str(err.value) and "s3cret" not in str(err.value)
+    assert redact("mysql://u:p%40ss@db/x?sslmode=require and https://h/x?token=abc&b=1") == \
+        "mysql://u:***@db/x?sslmode=require and https://h/x?token=***&b=1"

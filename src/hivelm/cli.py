@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from hivelm.config import load_config
-    from hivelm.errors import HiveError, storage_cause
+    from hivelm.errors import HiveError, redact, storage_cause
 
     try:
         if args.command in ("init", "check"):
@@ -264,10 +264,11 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             from hivelm import dvcfile
 
             return dvcfile.main(args.check, cfg=load_config(args.params))
-        if args.command == "attribute" and any("=" not in arg for arg in args.overrides):
+        files = _post_files(args.overrides) if args.command == "attribute" else []
+        if files:
             from hivelm.stages.attribute import cli_main
 
-            return cli_main(args.params, args.overrides, args.out)
+            return cli_main(args.params, files, [a for a in args.overrides if a not in files], args.out)
         if getattr(args, "out", None):
             raise HiveError("--out goes with a FILE of posts: hivelm attribute FILE --out PATH")
         cfg = load_config(args.params, args.overrides)
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             return run_stage(args.command, cfg, None)
         return run_stage(args.command, cfg, list(cfg.communities) if args.all else [args.community])
     except HiveError as err:
-        print(f"hivelm {args.command}: error: {error_line(err)}", file=sys.stderr)
+        print(f"hivelm {args.command}: error: {redact(error_line(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         name = str(err) or "SIGINT"
@@ -309,6 +310,12 @@ def error_line(err: Exception) -> str:
     from hivelm.errors import ArtifactError
 
     return f"{err}: {rerun_hint(err.path)}" if isinstance(err, ArtifactError) else str(err)
+
+
+def _post_files(arguments: list[str]) -> list[str]:
+    """`hivelm attribute FILE`: a positional is a FILE of posts when it names an existing file (which may be
+    called my=posts.csv) or has no '='; the others are key=value overrides."""
+    return [arg for arg in arguments if "=" not in arg or os.path.isfile(arg)]
 
 
 def run_stage(name: str, cfg, communities: list[str] | None) -> int:

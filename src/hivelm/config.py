@@ -3,7 +3,9 @@
 Every section of `params.yaml` maps onto one dataclass below. Loading goes through OmegaConf structured
 configs, so an unknown key or a wrong type fails with the key's full path; `validate()` methods then reject
 impossible values (again naming the full key). Any key can be overridden with a dotlist,
-e.g. `hivelm prepare prepare.min_chars=20`.
+e.g. `hivelm prepare prepare.min_chars=20`. Sizes have documented maxima (a typo like 1e9 is refused at load, not
+after hours), every `seed` is in [0, 2**32 - 1] (numpy's limit), and YAML aliases may not expand past
+MAX_YAML_VALUES.
 """
 
 from __future__ import annotations
@@ -28,6 +30,25 @@ class ConfigError(HiveError):
 def _check(ok: bool, key: str, message: str) -> None:
     if not ok:
         raise _InvalidValue(key, message)
+
+
+def _within(value: int, key: str, low: int, high: int) -> None:
+    """A size in [low, high]; `high` keeps a typo (1e9) from running for hours or filling memory."""
+    _check(low <= value <= high, key, f"must be in [{low}, {high:,}] (got {value:,})")
+
+
+# Upper bounds of sizes (why: each field's docstring), so an absurd value is refused at load, not after hours.
+MAX_NEW_TOKENS = 2048
+MAX_RESAMPLES = 100_000
+MAX_MINHASH_PERMUTATIONS = 1024
+MAX_SAMPLES = 10_000
+MIN_TEMPERATURE = 1e-3
+# MLflow's limits (mlflow/utils/validation.py): experiment names of 500 characters, param keys and metric
+# names of 250. A community key is part of both (`communities.<key>.label`, per-community metric names).
+MAX_EXPERIMENT_CHARS = 500
+MAX_KEY_CHARS = 64
+# numpy's legacy seeding (np.random.seed, used by transformers.set_seed) takes 0 <= seed <= 2**32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 class _InvalidValue(Exception):
@@ -135,11 +156,14 @@ class PrepareConfig:
     max_chars: int = 600
     """Drop posts longer than this after cleaning."""
     near_duplicate_threshold: float = 0.8
-    """Estimated Jaccard similarity of character shingles above which a post is a near duplicate."""
+    """Estimated Jaccard similarity of character shingles above which a post is a near duplicate; 1.0 = the
+    same shingles (hivelm.filters.near_duplicates handles thresholds too high for datasketch's own banding)."""
     shingle_chars: int = 5
     """Character n-gram size for near-duplicate shingles."""
     minhash_permutations: int = 128
-    """MinHash permutations for the LSH index (more = more exact, slower)."""
+    """MinHash permutations for the LSH index (more = more exact, slower). At most 1,024: every shingle of
+    every post is hashed this many times, and the estimate's standard error sqrt(J(1-J)/n) is under 0.016 at
+    1,024, while candidates are confirmed with the exact Jaccard anyway."""
     max_posts_per_community: int = 10000
     """Cap per community (the paper keeps at most 10K)."""
     cap_strategy: str = "random"
@@ -167,7 +191,7 @@ class PrepareConfig:
         _check(0.0 < self.near_duplicate_threshold <= 1.0, "near_duplicate_threshold",
                f"must be in (0, 1] (got {self.near_duplicate_threshold})")
         _check(self.shingle_chars >= 1, "shingle_chars", "must be >= 1")
-        _check(self.minhash_permutations >= 16, "minhash_permutations", "must be >= 16")
+        _within(self.minhash_permutations, "minhash_permutations", 16, MAX_MINHASH_PERMUTATIONS)
         _check(self.max_posts_per_community >= 2, "max_posts_per_community", "must be >= 2")
         _check(self.cap_strategy in {"random", "lowest_perplexity"}, "cap_strategy",
                f"must be random or lowest_perplexity (got {self.cap_strategy!r})")
@@ -286,7 +310,7 @@ class DecodingConfig:
     """Sampling settings, one block shared by `generate` and `survey` (generate mode)."""
 
     temperature: float = 0.95
-    """Softmax temperature (the paper's fork default 0.95)."""
+    """Softmax temperature (the paper's fork default 0.95); at least 0.001 (see attribute.temperature)."""
     top_p: float = 0.7
     """Nucleus sampling mass (the paper's fork default 0.7)."""
     top_k: int = 50
@@ -294,15 +318,18 @@ class DecodingConfig:
     repetition_penalty: float = 1.15
     """Above 1 stops SmolLM2's emoji loops (models-notes.md); the paper's fork default was 1.0."""
     max_new_tokens: int = 64
+    """Tokens generated per answer, at most 2,048: a post is a few hundred tokens at most (prepare.max_chars),
+    and every token is one more forward pass of the whole batch."""
     batch_size: int = 16
     """Prompts per batched `generate` call (left-padded, sorted by length)."""
 
     def validate(self) -> None:
-        _check(self.temperature > 0, "temperature", f"must be > 0 (got {self.temperature})")
         _check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1] (got {self.top_p})")
         _check(self.top_k >= 0, "top_k", f"must be >= 0, 0 = off (got {self.top_k})")
         _check(self.repetition_penalty > 0, "repetition_penalty", f"must be > 0 (got {self.repetition_penalty})")
-        _check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1 (got {self.max_new_tokens})")
+        _check(self.temperature >= MIN_TEMPERATURE, "temperature",
+               f"must be >= {MIN_TEMPERATURE} (got {self.temperature})")
+        _within(self.max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
 
 
@@ -326,17 +353,20 @@ class StatisticsConfig:
     """How uncertainty is computed: bootstrap intervals, permutation tests, their seed."""
 
     bootstrap_resamples: int = 1000
-    """Bootstrap resamples per interval."""
+    """Bootstrap resamples per interval, at most 100,000: Efron & Tibshirani (An Introduction to the Bootstrap,
+    1993, ch. 19) find 1,000-2,000 enough for percentile intervals, and each resample recomputes the
+    statistic (FID: a covariance and a matrix square root)."""
     permutations: int = 2000
-    """Permutations per test (survey community contrasts)."""
+    """Permutations per test (survey community contrasts), at most 100,000: the p-value's resolution is
+    1/(permutations + 1), already 1e-5 there, below any multiple-comparison threshold."""
     confidence: float = 0.95
     """Interval coverage."""
     seed: int = 0
     """Seed of every resampling draw (and of the survey's Monte-Carlo answer draws, PCA and CV in evaluate)."""
 
     def validate(self) -> None:
-        _check(self.bootstrap_resamples >= 10, "bootstrap_resamples", f"must be >= 10 (got {self.bootstrap_resamples})")
-        _check(self.permutations >= 10, "permutations", f"must be >= 10 (got {self.permutations})")
+        _within(self.bootstrap_resamples, "bootstrap_resamples", 10, MAX_RESAMPLES)
+        _within(self.permutations, "permutations", 10, MAX_RESAMPLES)
         _check(0.5 < self.confidence < 1.0, "confidence", f"must be in (0.5, 1) (got {self.confidence})")
 
 
@@ -374,7 +404,9 @@ class GenerateConfig:
     topics: list[str] = field(default_factory=lambda: ["my day", "advice for newcomers", "something I learned"])
     """Topics every corpus is asked about (the paper's 27 ship in the eating-disorder preset)."""
     samples_per_topic: int = 8
-    """n: generations per topic per corpus; each draws its template with the seed."""
+    """n: generations per topic per corpus; each draws its template with the seed. At most 10,000: the paper
+    keeps 6,000 posts per corpus over 27 topics (~220 per topic), and every generation is held in memory
+    until the post-filters run (10 million took 5 GB in 23 s)."""
     corpora: list[str] = field(default_factory=lambda: list(CORPORA))
     """Which corpora to generate: finetuned, untuned, in_context."""
     system_prompt: str = "You are a helpful assistant."
@@ -386,7 +418,7 @@ class GenerateConfig:
 
     def validate(self) -> None:
         _check(bool(self.topics), "topics", "list at least one topic")
-        _check(self.samples_per_topic >= 1, "samples_per_topic", "must be >= 1")
+        _within(self.samples_per_topic, "samples_per_topic", 1, MAX_SAMPLES)
         bad = sorted(set(self.corpora) - set(CORPORA))
         _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)} (got {bad})")
 
@@ -467,6 +499,8 @@ class ExternalCorpusConfig:
         _check(bool(CORPUS_NAME.fullmatch(self.name)), "name",
                f"must be lowercase letters, digits, '_' or '-' (it names files and MLflow metrics; got {self.name!r})")
         _check(self.name not in CORPORA, "name", f"{self.name!r} is a built-in corpus; pick another name")
+        _check(len(self.name) <= MAX_KEY_CHARS, "name", f"must be at most {MAX_KEY_CHARS} characters (it is part "
+               "of MLflow metric names, which MLflow limits to 250)")
         _check(self.format in {"auto", "csv", "jsonl", "json", "parquet"}, "format",
                f"must be one of auto, csv, jsonl, json, parquet (got {self.format!r})")
         _check(not Path(self.path).is_absolute(), "path", "must be relative to the project root")
@@ -549,14 +583,16 @@ class AttributeConfig:
     temperature: float = 1.0
     """`hivelm attribute FILE`: a post's distribution over communities is softmax(gain / temperature), the gain
     being the mean per-token log-likelihood gain in nats (1.0: one nat per token more is e:1 odds; lower
-    sharpens). Not used by the stage, whose attribution is the argmax."""
+    sharpens). Not used by the stage, whose attribution is the argmax. At least 0.001: there a gap of 0.1 nat
+    is already e^100:1 odds (the argmax), and far below it gain / temperature overflows to NaN."""
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     """Bootstrap intervals over posts (mean gains, diagonal share, accuracy, macro-F1)."""
 
     def validate(self) -> None:
         _check(self.max_length >= 8, "max_length", f"must be >= 8 (got {self.max_length})")
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
-        _check(self.temperature > 0, "temperature", f"must be > 0 (got {self.temperature})")
+        _check(self.temperature >= MIN_TEMPERATURE, "temperature",
+               f"must be >= {MIN_TEMPERATURE} (got {self.temperature})")
 
 
 @dataclass
@@ -579,7 +615,8 @@ class SurveyConfig:
     mode: str = "loglik"
     """loglik: score every option's log-likelihood (no parsing) | generate: sample text and parse it."""
     samples_per_item: int = 5
-    """n generations per item per persona in generate mode (loglik is deterministic: one per persona)."""
+    """n generations per item per persona in generate mode (loglik is deterministic: one per persona); at most
+    10,000, like generate.samples_per_topic (the paper: 50)."""
     system_prompt: str = "You are a helpful assistant."
     seed: int = 0
     """Seed of the in-context draws and of sampling (generate mode)."""
@@ -593,7 +630,7 @@ class SurveyConfig:
         _check(self.mode in {"loglik", "generate"}, "mode", f"must be loglik or generate (got {self.mode!r})")
         bad = sorted(set(self.corpora) - set(CORPORA))
         _check(not bad and bool(self.corpora), "corpora", f"must be a non-empty subset of {list(CORPORA)}")
-        _check(self.samples_per_item >= 1, "samples_per_item", "must be >= 1")
+        _within(self.samples_per_item, "samples_per_item", 1, MAX_SAMPLES)
 
 
 @dataclass
@@ -658,7 +695,8 @@ class TrackingConfig:
     """MLflow tracking. The URI comes from MLFLOW_TRACKING_URI, else `mlflow.db` at the project root."""
 
     experiment: str = "hivelm"
-    """MLflow experiment that every stage logs to."""
+    """MLflow experiment that every stage logs to; at most 500 characters (MLflow's
+    MAX_EXPERIMENT_NAME_LENGTH, mlflow/utils/validation.py)."""
     log_config_artifact: bool = True
     """Also log each stage's resolved config as a YAML artifact."""
     log_samples: bool = False
@@ -673,6 +711,8 @@ class TrackingConfig:
 
     def validate(self) -> None:
         _check(bool(self.experiment.strip()), "experiment", "must not be empty")
+        _check(len(self.experiment) <= MAX_EXPERIMENT_CHARS, "experiment",
+               f"must be at most {MAX_EXPERIMENT_CHARS} characters, MLflow's limit (got {len(self.experiment)})")
 
 
 @dataclass
@@ -699,6 +739,9 @@ class HiveConfig:
             shown = key if key.isprintable() else repr(key)  # "keto\n" must not break the message's line
             _check(bool(COMMUNITY_KEY.fullmatch(key)), f"communities.{shown}",
                    "community keys must be lowercase letters, digits, '_' or '-' (they name files and stages)")
+            _check(len(key) <= MAX_KEY_CHARS, f"communities.{shown[:MAX_KEY_CHARS]}...",
+                   f"community keys must be at most {MAX_KEY_CHARS} characters (got {len(key)}): they are part "
+                   f"of MLflow param keys and metric names, which MLflow limits to 250")
         labels = [c.label.strip() for c in self.communities.values()]  # prepare matches labels stripped
         dupes = sorted({label for label in labels if labels.count(label) > 1})
         _check(not dupes, "communities", f"label(s) {dupes} claimed by more than one community")
@@ -720,7 +763,12 @@ def _validate_tree(node: Any, path: str) -> None:
         raise _InvalidValue(path, f"must be a finite number (got {node})")
     if is_dataclass(node):
         for f in fields(node):
-            _validate_tree(getattr(node, f.name), f"{path}.{f.name}" if path else f.name)
+            key = f"{path}.{f.name}" if path else f.name
+            value = getattr(node, f.name)
+            if f.name in ("seed", "seeds"):  # every seed field, one rule
+                for seed in value if isinstance(value, list) else [value]:
+                    _check(0 <= seed <= MAX_SEED, key, f"seeds must be in [0, 2**32 - 1] (got {seed})")
+            _validate_tree(value, key)
         if hasattr(node, "validate"):
             try:
                 node.validate()
@@ -747,7 +795,10 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
         raise ConfigError(f"{path}: config file not found")
     schema = OmegaConf.structured(HiveConfig)
     try:
+        _check_yaml_graph(path.read_text(encoding="utf-8"), str(path))
         loaded = OmegaConf.load(path)
+    except ConfigError:
+        raise
     except Exception as err:  # yaml syntax errors come in several types
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(loaded, DictConfig):
@@ -771,12 +822,68 @@ def load_config(path: str | Path = "params.yaml", overrides: list[str] | tuple[s
 
 
 def _dotlist(overrides) -> Any:
+    from contextlib import suppress
+
+    import yaml
     from omegaconf import OmegaConf
 
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"command line: override {item!r} must look like key=value")
-    return OmegaConf.from_dotlist(list(overrides))
+        key, value = item.split("=", 1)
+        with suppress(yaml.YAMLError, RecursionError):  # not YAML: OmegaConf takes it as a plain string
+            _check_yaml_graph(value, f"command line: {key}", sections=False)
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"command line: an override is not valid YAML: {' '.join(str(err).split())}") from None
+
+
+MAX_YAML_VALUES = 100_000
+"""A params file of this project holds under 1,000 values; YAML aliases (*name) can make a few lines expand to
+billions ("billion laughs"), which OmegaConf would build one by one."""
+
+
+def _check_yaml_graph(text: str, where: str, sections: bool = True) -> None:
+    """Refuse, before anything is expanded, YAML whose top-level keys are not sections of HiveConfig (with
+    `sections`) or whose aliases expand to more than MAX_YAML_VALUES values or refer to themselves. Works on
+    PyYAML's composed node graph, in which an alias is one shared node, not a copy."""
+    import yaml
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        return
+    known = {f.name for f in fields(HiveConfig)}
+    parts = root.value if sections and isinstance(root, yaml.MappingNode) else [(None, root)]
+    sizes: dict[int, int | None] = {}  # node id -> expanded size; None while being counted (a cycle)
+
+    def size(node) -> int:
+        if id(node) in sizes:
+            if sizes[id(node)] is None:
+                raise ConfigError(f"{where}: line {node.start_mark.line + 1}: a YAML alias refers to itself")
+            return sizes[id(node)]
+        sizes[id(node)] = None
+        children = node.value if isinstance(node, yaml.SequenceNode) else (
+            [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+        total = 1
+        for child in children:
+            total = min(total + size(child), MAX_YAML_VALUES + 1)
+        sizes[id(node)] = total
+        return total
+
+    for key_node, value in parts:
+        key = getattr(key_node, "value", None)
+        place = f"{where}: {key}" if key is not None else where
+        if key is not None and key not in known:
+            raise ConfigError(f"{place}: unknown section (params.yaml has {', '.join(sorted(known))})")
+        if size(value) > MAX_YAML_VALUES:
+            while isinstance(value, yaml.MappingNode):  # name the deepest key that expands too far
+                big = [(k, v) for k, v in value.value if size(v) > MAX_YAML_VALUES]
+                if not big:
+                    break
+                place, value = f"{place}.{big[0][0].value}", big[0][1]
+            raise ConfigError(f"{place}: expands to over {MAX_YAML_VALUES:,} values through YAML aliases (*name); "
+                              "write the values out, or use fewer aliases")
 
 
 def _describe(err, key: str | None = None) -> str:

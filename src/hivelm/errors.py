@@ -44,3 +44,14 @@ def storage_cause(error: BaseException) -> str | None:
                 return f"the MLflow store: {what}"
         error = error.__cause__ or error.__context__
     return None
+
+
+def redact(text: str) -> str:
+    """`text` with every URI password (scheme://user:PASSWORD@host, and ?password=/token= query values) shown
+    as ***: the one redaction for whatever prints or logs a tracking URI (MLFLOW_TRACKING_URI may hold a
+    database or proxy password), the CLI's error line included."""
+    import re
+
+    text = re.sub(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", r"\1:***@", text, flags=re.IGNORECASE)
+    return re.sub(r"([?&;](?:password|passwd|pwd|token|access_token)=)[^&;\s]*", r"\1***", text,
+                  flags=re.IGNORECASE)

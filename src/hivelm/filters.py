@@ -35,11 +35,19 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, shingle_chars:
 
     MinHash signatures in an LSH index (datasketch) make this one index query per post instead of comparing
     all pairs; candidates are then confirmed with the exact Jaccard of their shingle sets, so the LSH only
-    decides which pairs to check.
+    decides which pairs to check. At threshold 1.0 a near duplicate has the same shingles: no LSH needed.
     """
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHash
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    if threshold >= 1.0:
+        seen: set[frozenset[str]] = set()
+        flags = []
+        for text in texts:
+            grams = frozenset(shingles(text, shingle_chars))
+            flags.append(grams in seen)
+            seen.add(grams)
+        return flags
+    lsh = _lsh(threshold, num_perm)
     kept: dict[str, set[str]] = {}
     flags = []
     for index, text in enumerate(texts):
@@ -55,6 +63,23 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, shingle_chars:
             lsh.insert(key, signature)
             kept[key] = grams
     return flags
+
+
+def _lsh(threshold: float, num_perm: int):
+    """datasketch's LSH index with its own optimal banding, or, where that optimum has fewer than two bands
+    (datasketch refuses: e.g. threshold 0.99 with 128 permutations), the fewest bands (b = num_perm // r, most
+    rows r) that still make a pair at the threshold a candidate with probability 1 - (1 - t**r)**b >= 0.99.
+    Candidates are confirmed exactly, so extra bands cost only time (datasketch's docs: the `params` argument)."""
+    from datasketch import MinHashLSH
+
+    try:
+        return MinHashLSH(threshold=threshold, num_perm=num_perm)
+    except ValueError:  # "The number of bands are too small (b < 2)"
+        for rows in range(num_perm // 2, 0, -1):
+            bands = num_perm // rows
+            if 1 - (1 - threshold ** rows) ** bands >= 0.99 or rows == 1:
+                return MinHashLSH(num_perm=num_perm, params=(bands, rows))
+        raise
 
 
 # --- Refusals: generated "posts" that are the model declining to write one ------------------------------

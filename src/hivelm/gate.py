@@ -52,7 +52,12 @@ def load_rules(path: str | Path = RULES_PATH) -> list[Rule]:
     path = Path(path)
     if not path.is_file():
         raise HiveError(f"{path}: rules file not found")
-    entries = (yaml.safe_load(path.read_text()) or {}).get("rules")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, RecursionError) as err:  # PyYAML's composer recurses once per nesting level
+        raise HiveError(f"{path}: not valid YAML ({' '.join(str(err).split())[:200] or 'nested too deeply'})") \
+            from None
+    entries = loaded.get("rules") if isinstance(loaded, dict) else None
     if not isinstance(entries, list) or not entries:
         raise HiveError(f"{path}: needs a non-empty 'rules' list")
     rules = []
@@ -61,8 +66,11 @@ def load_rules(path: str | Path = RULES_PATH) -> list[Rule]:
             raise HiveError(f"{path}: rule #{number} needs exactly metric, direction and tolerance")
         if entry["direction"] not in {"higher", "lower"}:
             raise HiveError(f"{path}: rule #{number} ({entry['metric']}): direction must be higher or lower")
-        if not isinstance(entry["tolerance"], (int, float)) or entry["tolerance"] < 0:
-            raise HiveError(f"{path}: rule #{number} ({entry['metric']}): tolerance must be a number >= 0")
+        tolerance = entry["tolerance"]  # NaN passes `< 0` and would wave any change through
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
+                or tolerance < 0:
+            raise HiveError(f"{path}: rule #{number} ({entry['metric']}): tolerance must be a finite number >= 0 "
+                            f"(got {tolerance!r})")
         rules.append(Rule(str(entry["metric"]), entry["direction"], float(entry["tolerance"])))
     return rules
 
@@ -81,14 +89,35 @@ def load_baseline(base: str, metrics_path: Path = METRICS_PATH) -> dict:
     return parse_metrics(shown.stdout, f"baseline {metrics_path} at git revision {base}")
 
 
+MAX_DEPTH = 32
+"""Metrics files nest a few levels (section, community, corpus, metric, estimate); deeper is not ours, and
+the flattening (and Python's json, at ~1,000 levels) would hit the recursion limit."""
+
+
 def parse_metrics(text: str, where: str) -> dict:
     try:
         tree = json.loads(text)
     except json.JSONDecodeError as err:
         raise HiveError(f"{where}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except RecursionError:
+        raise HiveError(f"{where}: nested too deeply to be a metrics file") from None
     if not isinstance(tree, dict):
         raise HiveError(f"{where}: expected a JSON object of metrics, got {type(tree).__name__}")
+    if depth(tree) > MAX_DEPTH:
+        raise HiveError(f"{where}: nested more than {MAX_DEPTH} levels deep: not a metrics file")
     return tree
+
+
+def depth(tree) -> int:
+    """How many levels of objects and arrays `tree` nests (iterative: no recursion limit)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def compare(base: dict, current: dict, rules: list[Rule]) -> list[Check]:
@@ -145,6 +174,10 @@ def main(base: str, rules_path: str | Path = RULES_PATH, metrics_path: str | Pat
     if all(c.base is None for c in checks):
         raise HiveError(f"baseline {base}: has none of the {len(checks)} metrics that {rules_path} checks "
                         f"(e.g. {checks[0].metric}); not a metrics file of this pipeline?")
+    if not any(c.base is not None and math.isfinite(c.base) for c in checks):  # nothing to compare against
+        raise HiveError(f"baseline {base}: none of the {len(checks)} metrics that {rules_path} checks is a "
+                        f"finite number (e.g. {checks[0].metric} is {checks[0].base}); a gate against it "
+                        "would pass anything")
     report(checks)
     regressed = [c.metric for c in checks if c.regressed]
     if regressed:

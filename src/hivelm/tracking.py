@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from hivelm.config import HiveConfig, flatten, select
-from hivelm.errors import HiveError
+from hivelm.errors import HiveError, redact
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,14 @@ def ensure_store(uri: str | None = None) -> str:
     elif uri.startswith("sqlite:///"):
         _open_sqlite(uri)
     else:
-        _search(uri)
+        _probe_database(uri)
+        try:
+            _search(uri)
+        except Exception as err:  # a missing driver, a refused login, a missing database: many types
+            reason = str(getattr(err, "orig", None) or err).strip().splitlines()[0] if str(err).strip() else \
+                type(err).__name__
+            raise HiveError(redact(f"tracking store {uri} (MLFLOW_TRACKING_URI) cannot be opened: {reason}")) \
+                from None
     end_runs_of_dead_processes(uri)
     return uri
 
@@ -93,6 +100,32 @@ def end_runs_of_dead_processes(uri: str) -> int:
     return len(dead)
 
 
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+"""Default ports of the databases MLflow stores runs in (mlflow/store/db/db_types.py)."""
+
+
+def _probe_database(uri: str, timeout_s: float = 5.0) -> None:
+    """A database that does not answer fails in seconds: MLflow would retry for about 100 s
+    (create_sqlalchemy_engine_with_retry) and end in a traceback. Other URIs are left to MLflow."""
+    import socket
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(uri)
+    except Exception:  # not a database URL (file:, databricks): MLflow decides
+        return
+    port = url.port or DATABASE_PORTS.get(url.get_backend_name())
+    if not url.host or port is None:
+        return
+    try:
+        socket.create_connection((url.host, port), timeout=timeout_s).close()
+    except OSError as err:
+        raise HiveError(redact(f"tracking store {uri} (MLFLOW_TRACKING_URI) is unreachable: "
+                               f"{getattr(err, 'strerror', None) or err}; start the database, or unset "
+                               "MLFLOW_TRACKING_URI to log to mlflow.db")) from None
+
+
 def _search(uri: str) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -111,8 +144,8 @@ def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
         pass
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise HiveError(f"tracking server {uri} (MLFLOW_TRACKING_URI) is unreachable: {reason}; start it, "
-                        "or unset MLFLOW_TRACKING_URI to log to mlflow.db") from None
+        raise HiveError(redact(f"tracking server {uri} (MLFLOW_TRACKING_URI) is unreachable: {reason}; start it, "
+                               "or unset MLFLOW_TRACKING_URI to log to mlflow.db")) from None
 
 
 def _open_sqlite(uri: str) -> None:
@@ -327,7 +360,7 @@ def tracking_failures(uri: str, name: str) -> Iterator[None]:
         yield
     except (MlflowException, RequestException) as err:
         reason = str(getattr(err, "message", err)).strip().splitlines()[0][:400]
-        raise HiveError(f"MLflow tracking at {uri} failed during {name}: {reason}") from None
+        raise HiveError(redact(f"MLflow tracking at {uri} failed during {name}: {reason}")) from None
 
 
 @contextmanager

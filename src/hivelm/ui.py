@@ -21,15 +21,18 @@ from pathlib import Path
 from hivelm.errors import HiveError
 
 
-def server_command(uri: str, host: str, port: int) -> list[str]:
+def server_command(host: str, port: int) -> list[str]:
+    """No store URI here: any local user can read a command line (/proc/PID/cmdline), and the URI may hold a
+    database password. `start` hands it over in the environment, which only its owner can read."""
     mlflow = str(Path(sys.executable).parent / "mlflow")
-    return [mlflow, "server", "--backend-store-uri", uri, "--host", host, "--port", str(port), "--workers", "1"]
+    return [mlflow, "server", "--host", host, "--port", str(port), "--workers", "1"]
 
 
 def start(uri: str, host: str = "127.0.0.1", port: int = 5000) -> subprocess.Popen:
-    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
+    # `mlflow server` reads --backend-store-uri from MLFLOW_BACKEND_STORE_URI (its click option's envvar).
+    env = dict(os.environ, MLFLOW_BACKEND_STORE_URI=uri, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
                MLFLOW_DISABLE_TELEMETRY=os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true"))
-    return subprocess.Popen(server_command(uri, host, port), env=env, start_new_session=True)
+    return subprocess.Popen(server_command(host, port), env=env, start_new_session=True)
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen, timeout_s: float = 90.0) -> None:

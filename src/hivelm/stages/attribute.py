@@ -254,16 +254,15 @@ def attribute_file(cfg: HiveConfig, posts: str | Path, out: str | Path | None = 
     return out
 
 
-def cli_main(params: str, arguments: list[str], out: str | None) -> int:
-    """`hivelm attribute FILE [--out PATH] [key=value ...]`: `arguments` are the command line's positionals,
-    FILE and any overrides (a positional with '=' is an override). No MLflow run: nothing of the pipeline
-    changes. Without FILE, cli.run_stage runs the stage instead."""
+def cli_main(params: str, files: list[str], overrides: list[str], out: str | None) -> int:
+    """`hivelm attribute FILE [--out PATH] [key=value ...]`: `files` and `overrides` are the command line's
+    positionals, told apart by cli._post_files. No MLflow run: nothing of the pipeline changes. Without FILE,
+    cli.run_stage runs the stage instead."""
     from hivelm.config import load_config
 
-    files = [a for a in arguments if "=" not in a]
     if len(files) > 1:
         raise HiveError(f"attribute takes one FILE, got {files}")
-    cfg = load_config(params, [a for a in arguments if "=" in a])
+    cfg = load_config(params, overrides)
     written = attribute_file(cfg, files[0], out)
     print(f"wrote {written}: a distribution over {len(cfg.communities)} communities per post")
     return 0

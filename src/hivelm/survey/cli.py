@@ -30,6 +30,8 @@ def read_answers(path: str | Path) -> dict[str, dict]:
         data = yaml.safe_load(text) if path.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
         raise InstrumentError(f"{path}: not a valid answers file: {err}") from None
+    except RecursionError:  # both parsers recurse once per nesting level
+        raise InstrumentError(f"{path}: not a valid answers file: nested too deeply") from None
     if not isinstance(data, dict) or not data:
         raise InstrumentError(f"{path}: must map respondent names to {{item id: answer}} mappings")
     for name, answers in data.items():
