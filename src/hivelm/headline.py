@@ -2,7 +2,7 @@
 prints at its end (and a test checks that the two agree).
 
 One row per community and headline metric: the finetuned model beside each baseline, each with its interval as
-evaluate wrote it (reports/metrics/<community>.json), and a verdict. "yes" when the finetuned interval lies on
+evaluate wrote it (hivelm.paths.community_metrics), and a verdict. "yes" when the finetuned interval lies on
 the better side of every baseline's interval, "no" when it lies on the worse side of every one, "unclear" when
 intervals overlap: non-overlapping percentile intervals are a conservative test of a difference
 (Schenker & Gentleman 2001, https://doi.org/10.1198/000313001317097960), so "unclear" may hide a real one.

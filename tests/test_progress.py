@@ -1,0 +1,50 @@
+"""Progress where there is no terminal (issue 23.5): logged lines with rate and ETA, tune's records as lines."""
+
+import logging
+
+import pytest
+
+from hivelm.errors import HiveError
+from hivelm.progress import LoggedProgress, every_s, progress_bar, training_line
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_without_a_terminal_a_long_loop_logs_a_line_every_n_seconds_with_rate_and_eta(caplog):
+    clock = Clock()
+    advance = LoggedProgress(100, "generate keto", "it", every=30.0, clock=clock)
+    with caplog.at_level(logging.INFO, logger="hivelm.progress"):
+        for _ in range(50):
+            clock.now += 1.0  # one item a second: a line at 30 s, none before
+            advance(1)
+        advance.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == ["generate keto: 30/100 it (30%), 1.00it/s, ETA 01:10",
+                     "generate keto: 50/100 it (50%), 1.00it/s, ETA 00:50 (done)"]
+
+
+def test_the_interval_comes_from_the_environment_and_is_validated(monkeypatch, caplog):
+    monkeypatch.delenv("HIVELM_PROGRESS_EVERY_S", raising=False)
+    assert every_s() == 30.0
+    monkeypatch.setenv("HIVELM_PROGRESS_EVERY_S", "0.000001")
+    with caplog.at_level(logging.INFO, logger="hivelm.progress"), progress_bar(None, "survey keto", "prompt") as step:
+        step(3)  # pytest's captured stderr is no terminal
+    assert caplog.records[0].getMessage().startswith("survey keto: 3 prompt, ")
+    for bad in ("0", "soon", "nan"):
+        monkeypatch.setenv("HIVELM_PROGRESS_EVERY_S", bad)
+        with pytest.raises(HiveError, match="HIVELM_PROGRESS_EVERY_S"):
+            every_s()
+
+
+def test_a_training_record_is_one_rounded_line():
+    record = {"loss": 2.345678912345, "grad_norm": 0.53333333333, "learning_rate": 0.00012345678, "epoch": 0.3,
+              "num_input_tokens_seen": 1024}
+    assert training_line(record, 12, 40) == ("step 12/40  loss 2.3457  grad_norm 0.53333  learning_rate 0.00012346  "
+                                              "epoch 0.3  num_input_tokens_seen 1024")
+
