@@ -48,3 +48,21 @@ def test_a_training_record_is_one_rounded_line():
     assert training_line(record, 12, 40) == ("step 12/40  loss 2.3457  grad_norm 0.53333  learning_rate 0.00012346  "
                                               "epoch 0.3  num_input_tokens_seen 1024")
 
+
+
+def test_the_quickstart_offers_the_ci_sized_run_before_the_demo(tmp_path):
+    """Issue 23.8: a first result in minutes. README's Quickstart runs `make quick` before `make repro`; the
+    target runs configs/ci/params.yaml in a scratch copy of HEAD (CI runs the same target)."""
+    import re
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    quickstart = (root / "README.md").read_text(encoding="utf-8").split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^(make \S+)", quickstart, flags=re.M)
+    assert commands.index("make quick") < commands.index("make repro")
+    dry = subprocess.run(["make", "-n", "quick", f"QUICK={tmp_path}", "VENV=/nonexistent"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    assert f"cp configs/ci/params.yaml {tmp_path}/params.yaml" in dry
+    assert re.search(rf"cd {tmp_path} && \S+/hivelm +run", dry) and not any(tmp_path.iterdir())  # dry: nothing run
+    assert "make quick" in (root / ".ci/run").read_text(encoding="utf-8")
