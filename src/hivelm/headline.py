@@ -72,6 +72,16 @@ def rows(per_community: dict) -> list[list[str]]:
     return table
 
 
+def counts(per_community: dict) -> dict:
+    """The headline in numbers only, small enough for a `dvc metrics show` line: communities compared, and per
+    metric how many said "yes" (tuning helped) and "no"."""
+    verdicts = {key: [row[-1] for row in rows(per_community) if row[1] == label]
+                for key, (label, _) in METRICS.items()}
+    return {"communities": sum(TUNED in ((r or {}).get("corpora") or {}) for r in per_community.values()),
+            "helped": {key: found.count("yes") for key, found in verdicts.items()},
+            "hurt": {key: found.count("no") for key, found in verdicts.items()}}
+
+
 def read(communities) -> dict:
     """{community: evaluate's metrics file} for those that have one."""
     found = {c: paths.community_metrics(c) for c in communities}
