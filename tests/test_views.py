@@ -40,3 +40,30 @@ def test_dvc_metrics_show_lines_fit_200_columns_on_the_demo():
                            timeout=120).stdout.splitlines()
     assert len(shown) == 2 and shown[1].startswith(str(paths.HEADLINE))
     assert max(map(len, shown)) < 200, shown
+
+
+@pytest.mark.heavy  # an MLflow store
+def test_stages_dvc_skipped_leave_their_numbers_in_mlflow_under_the_parent_run(project):
+    """Issue 23.6: on a fresh clone DVC skipped evaluate (outputs matched dvc.lock), so MLflow had no fidelity
+    numbers; now a run per skipped stage, tagged restored_from_dvc_lock, carries its committed numbers."""
+    from mlflow.tracking import MlflowClient
+
+    from hivelm import tracking
+    from hivelm.config import load_config
+
+    cfg = load_config()
+    (project / "reports/metrics").mkdir(parents=True)
+    (project / "reports/metrics/keto.json").write_text(json.dumps(
+        {"corpora": {"finetuned": {"fid": {"value": 0.25, "low": 0.2, "high": 0.3, "direction": "lower"}}}}))
+    (project / "reports/prepare").mkdir(parents=True)
+    (project / "reports/prepare/stats.json").write_text(json.dumps({"input": 99}))
+    client = MlflowClient(tracking.tracking_uri())
+    with tracking.pipeline_run(cfg, "p") as parent_id:
+        experiment = client.get_run(parent_id).info.experiment_id
+        ran = client.create_run(experiment, tags={"mlflow.parentRunId": parent_id, "mlflow.runName": "prepare"})
+        client.set_terminated(ran.info.run_id)
+        restored = tracking.log_skipped_stages(cfg, parent_id)
+    assert restored == ["evaluate"]  # prepare ran; the rest have no committed files here
+    run = client.search_runs([experiment], f"tags.{tracking.RESTORED_TAG} = 'true'")[0]
+    assert run.data.tags["mlflow.parentRunId"] == parent_id and run.info.run_name == "evaluate"
+    assert run.data.metrics["keto.corpora.finetuned.fid.value"] == 0.25

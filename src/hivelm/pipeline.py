@@ -57,6 +57,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
                 forkserver.stop(*server)
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
+        tracking.log_skipped_stages(cfg, parent_id)
     print(closing_note(cfg), flush=True)
     return 0
 
