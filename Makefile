@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup repro test test-fast lint clean
+.PHONY: setup repro quick test test-fast lint clean
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,15 @@ $(VENV)/.installed: pyproject.toml
 
 repro: setup
 	$(BIN)/hivelm run
+
+# A first result in minutes: the CI-sized pipeline (configs/ci/params.yaml: the demo corpus, few steps and
+# generations) in a scratch copy of HEAD, so the demo's committed results stay as they are. .ci/run runs it too.
+QUICK ?= .hivelm/quick
+quick: setup
+	rm -rf $(QUICK) && mkdir -p $(QUICK) && git archive HEAD | tar -x -C $(QUICK)
+	cp configs/ci/params.yaml $(QUICK)/params.yaml
+	cd $(QUICK) && git init -q && git add -A && git -c user.name=quick -c user.email=quick@example.com commit -qm quick
+	cd $(QUICK) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
 
 # One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
 # end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.

@@ -39,8 +39,18 @@ def runs_by_parent(repo: Path):
                                                ["tracking"]["experiment"])
     runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
     parents = [r for r in runs if r.data.tags["stage"] == "pipeline"]
+    # children: the stage runs that ran (not the runs restored from dvc.lock for stages DVC skipped)
     return client, parents, {p.info.run_id: [r for r in runs if r.data.tags.get("mlflow.parentRunId")
-                                             == p.info.run_id] for p in parents}
+                                             == p.info.run_id and "restored_from_dvc_lock" not in r.data.tags]
+                             for p in parents}
+
+
+def restored_runs(client, parent_id: str) -> dict:
+    """{stage run name: run} of the runs `hivelm run` restored from dvc.lock under `parent_id`."""
+    experiment = client.get_run(parent_id).info.experiment_id
+    found = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_id}' and "
+                                             "tags.restored_from_dvc_lock = 'true'")
+    return {r.info.run_name: r for r in found}
 
 
 def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_repo):
@@ -135,6 +145,11 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     second = run([str(BIN / "hivelm"), "run"], repo)
     assert ran_stages(second.stdout) == []
     assert sum(len(v) for v in runs_by_parent(repo)[2].values()) == len(kids)
+    # issue 23.6: the skipped stages' committed numbers are still in MLflow, under the new parent run
+    client, parents, _ = runs_by_parent(repo)
+    restored = restored_runs(client, parents[-1].info.run_id)
+    assert {"prepare", "evaluate", "summarize"} <= set(restored)
+    assert any(k.endswith("corpora.finetuned.fid.value") for k in restored["evaluate"].data.metrics)
 
     # One community's training post edited: only that community's stages (after prepare) rerun.
     edited = json.loads((repo / f"data/prepared/{communities[0]}/train.jsonl").open().readline())["post_id"]

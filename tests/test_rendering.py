@@ -141,3 +141,91 @@ def test_title_warning_and_survey_come_from_params():
     assert "No survey: this project declares no instrument (survey.instrument: null)" in own
     warned = page(numbers() | {"content_warning": "Posts discuss <hunting>."})
     assert "<b>Content warning.</b> Posts discuss &lt;hunting&gt;." in warned
+
+
+def headline_cells(html: str) -> list[list[str]]:
+    """The cells of the report's first table, under its "Did tuning help?" heading."""
+    from html import unescape
+
+    section = html.split("<h2>Did tuning help?</h2>", 1)[1].split("</table>", 1)[0]
+    return [[unescape(re.sub("<[^>]+>", "", cell)) for cell in re.findall(r"<t[dh]>(.*?)</t[dh]>", row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", section)]
+
+
+def test_the_end_of_run_table_and_the_report_headline_agree(tmp_path, monkeypatch):
+    """Issue 23.4: the page opens with the headline that `hivelm run` prints at its end, from one function."""
+    import json
+    from types import SimpleNamespace
+
+    from hivelm import headline
+    from hivelm.pipeline import closing_note
+
+    data = numbers()
+    data["per_community"]["keto"]["corpora"]["finetuned"]["fid"] = estimate(0.1, 0.05, 0.15)  # beats 0.4 +- 0.1
+    html = page(data)
+    assert html.index("Did tuning help?") < html.index("<h2>Provenance")  # the page opens with it
+    cfg = SimpleNamespace(communities=dict.fromkeys(data["per_community"]))  # closing_note reads only these
+    monkeypatch.chdir(tmp_path)
+    for community, result in data["per_community"].items():
+        path = tmp_path / "reports/metrics" / f"{community}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
+    printed = closing_note(cfg).splitlines()
+    assert not any(line.startswith("Report:") for line in printed)  # no page written yet: no path
+    table = [re.split(r"\s{2,}", line) for line in printed[1:]]
+    assert table == headline_cells(html) and table[0] == headline.HEADERS
+    assert len(table) == 1 + 2 * len(headline.METRICS)
+    fid = {row[0]: row[-1] for row in table if row[1].startswith("FID")}
+    assert fid == {"keto": "yes", "run<ning>": "unclear"}  # 0.2 +- 0.1 overlaps 0.4 +- 0.1
+    (tmp_path / "reports/report.html").write_text(html)
+    assert closing_note(cfg).splitlines()[-1] == f"Report: {tmp_path / 'reports/report.html'}"
+
+
+def test_tuning_verdicts_follow_the_metric_direction():
+    from hivelm.headline import verdict
+
+    assert verdict(estimate(0.9), [estimate(0.5), estimate(0.6)], "higher") == "yes"
+    assert verdict(estimate(0.9), [estimate(0.5), estimate(0.6)], "lower") == "no"
+    assert verdict(estimate(0.9), [estimate(0.5), estimate(0.85)], "higher") == "unclear"
+    assert verdict(None, [estimate(0.5)], "higher") == verdict(estimate(0.5), [None], "higher") == "-"
+
+
+def test_readability_text_colour_legends_p_values_and_axes():
+    """Issue 23.4: counts were white on near-white cells, legends sat on bars, p-values printed as 0.000, the
+    survey axis from 0 hid 53 vs 50."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hivelm.rendering import cell_colour, legend_outside, p_value_text, survey_plot
+
+    figure, axis = plt.subplots()
+    image = axis.imshow([[0, 50], [10, 100]], cmap="Blues")
+    axis.bar([0, 1], [3, 4], label="finetuned")
+    legend_outside(axis)
+    figure.canvas.draw()
+    assert cell_colour(image, 0) == "black" and cell_colour(image, 100) == "white"
+    assert axis.get_legend().get_window_extent().x0 >= axis.get_window_extent().x1  # beside the axes, not on them
+    plt.close(figure)
+    assert [p_value_text(p) for p in (0.0, 0.0004, 0.011, 0.2978, None)] == ["< 0.001", "< 0.001", "0.011", "0.3",
+                                                                            "-"]
+    results = {"keto": survey(53.0), "running": survey(50.0)}
+    drawn = survey_plot(results)
+    low = float(re.search(r"axis ([\d.]+) to", drawn).group(1))
+    assert 45 < low < 50  # from the data range, labelled as such
+    contrasts = page(numbers())
+    assert "<td>0.01</td></tr>" in contrasts and "<td>0.010</td></tr>" not in contrasts
+
+
+def test_plots_without_data_are_left_out():
+    """Issue 23.4: a corpus without data showed four empty axes."""
+    data = numbers()
+    for result in data["per_community"].values():
+        for metrics in result["corpora"].values():
+            for key in ("attribution", "auc", "fid", "emotion_alignment"):
+                metrics[key] = {"value": None, "low": None, "high": None, "reason": "insufficient: 2 posts"}
+        result["profiles"] = {"real": {"emotion": {}, "toxicity_histogram": {"toxicity": [0] * 10}}}
+    html = page(data)
+    assert html.count("<svg") == 1 + 1  # the heatmap and the survey plot only
+    assert html.count("No emotion or toxicity data.") == 2

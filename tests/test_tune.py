@@ -73,7 +73,9 @@ def adapter_tensors(path):
     return load_file(str(path / "adapter_model.safetensors"))
 
 
-def test_lora_trains_the_adapter_only_and_loss_falls(tiny_model_dir, tmp_path):
+def test_lora_trains_the_adapter_only_and_loss_falls(tiny_model_dir, tmp_path, caplog):
+    import logging
+
     import torch
     from safetensors.torch import load_file
 
@@ -87,9 +89,13 @@ def test_lora_trains_the_adapter_only_and_loss_falls(tiny_model_dir, tmp_path):
             if logs and "loss" in logs:
                 losses.append(logs["loss"])
 
-    stats = train_adapter(config(max_steps=30, lora_dropout=0.0, learning_rate=3e-2, lora_r=16), demonstrations(), tmp_path / "adapter",
-                          tmp_path / "ckpt", tiny_model_dir, "fp", callbacks=[Record()])
+    with caplog.at_level(logging.INFO, logger="hivelm.stages.tune"):
+        stats = train_adapter(config(max_steps=30, lora_dropout=0.0, learning_rate=3e-2, lora_r=16), demonstrations(),
+                              tmp_path / "adapter", tmp_path / "ckpt", tiny_model_dir, "fp", callbacks=[Record()])
     assert stats["steps"] == 30 and not stats["resumed"]
+    # issue 23.5: without a terminal each record is one rounded line in the log, not a raw dict
+    steps = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert len(steps) >= 30 and steps[0].startswith("step 1/30  loss ") and "{" not in "".join(steps)
     assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
     tensors = adapter_tensors(tmp_path / "adapter")
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in tensors.items())  # lora_B starts at zero

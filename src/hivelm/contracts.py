@@ -41,7 +41,8 @@ class Contract:
     reports: tuple[str, ...] = ()
     """Small numbers-only outputs committed to git (DVC `cache: false`)."""
     metrics: tuple[str, ...] = ()
-    """Metrics files (`dvc metrics`), committed to git."""
+    """Metrics files (`dvc metrics`), committed to git: numbers only and few of them, since `dvc metrics show`
+    and `dvc exp show` print one column per number (the headline alone; every other figure is in reports)."""
     in_dvc: bool = True
     """False for stages run by hand (detect): not rendered into dvc.yaml."""
 
@@ -71,7 +72,7 @@ CONTRACTS = (
              params=("communities", "data", "prepare"),
              # the base model is read only when prepare.cap_strategy is lowest_perplexity
              deps=("${data.path}", str(paths.BASE_MODEL)),
-             outs=(str(paths.PREPARED),), metrics=(str(paths.PREPARE_STATS),)),
+             outs=(str(paths.PREPARED),), reports=(str(paths.PREPARE_STATS),)),
     Contract("instruct", "pair training posts with persona instructions", True,
              params=(f"communities.{KEY}", "instruct"),
              deps=(str(paths.train_posts(KEY)), "${instruct.templates}"),
@@ -86,7 +87,7 @@ CONTRACTS = (
                      "base_model.attn_implementation", "base_model.num_threads", "generate"),
              deps=(str(paths.train_posts(KEY)), str(paths.BASE_MODEL), str(paths.adapter(KEY)),
                    "${generate.templates}"),
-             outs=(str(paths.generated(KEY)),), metrics=(str(paths.generate_stats(KEY)),)),
+             outs=(str(paths.generated(KEY)),), reports=(str(paths.generate_stats(KEY)),)),
     Contract("survey", "administer the psychometric instrument to the adapter and both baselines", True,
              params=(f"communities.{KEY}", "base_model.device", "base_model.dtype",
                      "base_model.attn_implementation", "base_model.num_threads", "survey"),
@@ -113,7 +114,7 @@ CONTRACTS = (
                      "prepare.cap_strategy", "report.small_rows", "report.small_posts"),
              deps=(str(paths.PREPARE_STATS), str(paths.GENERATE_STATS), str(paths.METRICS_DIR),
                    str(paths.SURVEY_REPORTS), str(paths.ATTRIBUTE_DIR)),
-             reports=(str(paths.SURVEY_PLOT),), metrics=(str(paths.METRICS),)),
+             reports=(str(paths.METRICS), str(paths.SURVEY_PLOT)), metrics=(str(paths.HEADLINE),)),
     Contract("report", "write the self-contained HTML report", False,
              params=("communities", "base_model.source", "report", "survey.instrument", "tracking.experiment",
                      "evaluate.corpora", "prepare.cap_strategy"),

@@ -23,6 +23,7 @@ SURVEY_REPORTS = Path("reports/survey")
 METRICS_DIR = Path("reports/metrics")
 PLOTS_DIR = Path("reports/plots")
 METRICS = Path("reports/metrics.json")
+HEADLINE = Path("reports/headline.json")  # the only DVC metrics file: numbers only, a short `dvc metrics show`
 SURVEY_PLOT = Path("reports/survey_plot.json")
 REPORT = Path("reports/report.html")
 DETECT_SUMMARY = Path("reports/detect/summary.json")

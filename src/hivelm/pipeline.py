@@ -60,7 +60,17 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
                 forkserver.stop(*server)
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
+        tracking.log_skipped_stages(cfg, parent_id)
+    print(closing_note(cfg), flush=True)
     return 0
+
+
+def closing_note(cfg: HiveConfig) -> str:
+    """The headline table (hivelm.headline, the report's opening table) and where the report is."""
+    from hivelm import headline, paths
+
+    report = paths.REPORT.resolve() if paths.REPORT.is_file() else None
+    return headline.terminal(headline.read(cfg.communities), report)
 
 
 def model_devices(cfg: HiveConfig) -> list[str]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 import io
 
+from hivelm import headline
+
 CORPORA_ORDER = ("finetuned", "untuned", "in_context")
-METRIC_LABELS = {"attribution": ("attribution to own community", "higher"), "auc": ("real-vs-generated AUC", "lower"),
-                 "fid": ("FID to own held-out posts", "lower"), "emotion_alignment": ("emotion alignment", "higher")}
+METRIC_LABELS = headline.METRICS
 
 
 def svg(figure) -> str:
@@ -39,6 +40,37 @@ def error_bar(estimate: dict | None) -> list[float]:
     return [max(0.0, below) if math.isfinite(below) else 0.0, max(0.0, above) if math.isfinite(above) else 0.0]
 
 
+def cell_colour(image, value: float) -> str:
+    """Black or white text, whichever contrasts more with the cell's colour: black above relative luminance
+    0.179, where WCAG 2.1's contrast ratios against black and white are equal, (L + 0.05) / 0.05 = 1.05 / (L +
+    0.05) (https://www.w3.org/TR/WCAG21/#dfn-contrast-ratio; sRGB linearised approximately with gamma 2.2)."""
+    if value != value:  # NaN: matplotlib leaves the cell blank
+        return "black"
+    red, green, blue, _ = image.cmap(image.norm(value))
+    luminance = 0.2126 * red ** 2.2 + 0.7152 * green ** 2.2 + 0.0722 * blue ** 2.2
+    return "black" if luminance > 0.179 else "white"
+
+
+def legend_outside(axis, fontsize: int = 8) -> None:
+    """The legend right of the axes, where it cannot cover a bar or a line (the SVG is cropped to fit it)."""
+    axis.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+
+
+def p_value_text(p: float | None) -> str:
+    """A p-value as a reader should see it: "< 0.001" below that (a permutation p is never 0), else two
+    significant digits."""
+    if p is None or p != p:
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def has_values(per_community: dict, key: str, corpora=CORPORA_ORDER) -> bool:
+    """Whether any corpus of any community has an estimate of `key` (else its plot would be empty axes)."""
+    estimates = (((result.get("corpora") or {}).get(corpus) or {}).get(key) or {}
+                 for result in per_community.values() for corpus in corpora)
+    return any(e.get("value") is not None for e in estimates)
+
+
 def fidelity_bars(per_community: dict, key: str, corpora=CORPORA_ORDER) -> str:
     import matplotlib
 
@@ -57,7 +89,7 @@ def fidelity_bars(per_community: dict, key: str, corpora=CORPORA_ORDER) -> str:
     axis.set_xticks(np.arange(len(communities)) + width, communities)
     label, better = METRIC_LABELS[key]
     axis.set_title(f"{label} ({better} is better)", fontsize=10)
-    axis.legend(fontsize=8)
+    legend_outside(axis)
     return svg(figure)
 
 
@@ -76,7 +108,7 @@ def heatmap(matrix: dict, title: str) -> str:
     axis.set_xlabel("real held-out posts of")
     axis.set_ylabel("posts of")
     for (i, j), value in np.ndenumerate(values):
-        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white")
+        axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color=cell_colour(image, value))
     figure.colorbar(image, ax=axis, shrink=0.8)
     size = f", n={matrix['size']}" if matrix.get("size") else ""
     rows = len(matrix.get("rows") or [])
@@ -106,8 +138,7 @@ def matrix_plot(values, rows: list[str], columns: list[str], title: str, xlabel:
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     for (i, j), value in np.ndenumerate(values):
-        axis.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7,
-                  color="black" if diverging else "white")
+        axis.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7, color=cell_colour(image, value))
     figure.colorbar(image, ax=axis, shrink=0.8)
     axis.set_title(title, fontsize=9)
     return svg(figure)
@@ -143,7 +174,15 @@ def likelihood_section(likelihood: dict | None) -> str:
 
 
 def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
-    """Emotion profiles (kind='emotion') or one toxicity label's histogram, real vs each corpus."""
+    """Emotion profiles (kind='emotion') or one toxicity label's histogram, real vs each corpus; "" when no
+    corpus has data for it (no empty axes)."""
+    if kind == "emotion":
+        profiles = {name: p for name, p in profiles.items() if p.get("emotion")}
+    else:
+        profiles = {name: p for name, p in profiles.items()
+                    if sum((p.get("toxicity_histogram") or {}).get(label) or []) > 0}
+    if not profiles:
+        return ""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,7 +203,7 @@ def profile_plot(profiles: dict, kind: str, label: str | None = None) -> str:
     else:
         axis.set_xlabel(f"{label} score")
         axis.set_ylabel("share of posts")
-    axis.legend(fontsize=7)
+    legend_outside(axis, fontsize=7)
     return svg(figure)
 
 
@@ -188,7 +227,9 @@ def interval(metric: dict | None) -> str:
 
 
 def survey_plot(results: dict) -> str:
-    """The primary score (e.g. WCS) per community and model, with bootstrap intervals over personas."""
+    """The primary score (e.g. WCS) per community and model, with bootstrap intervals over personas, as points:
+    the axis spans the data (labelled so), since from 0 it hid differences such as 53 vs 50, and bars must
+    start at 0 (Cleveland & McGill 1984, https://doi.org/10.1080/01621459.1984.10478080)."""
     import matplotlib
 
     from hivelm.survey.scoring import estimate
@@ -209,10 +250,13 @@ def survey_plot(results: dict) -> str:
             estimates.append(estimate((scored or {}).get("criteria", {}).get(primary)) or {})
         values = [e.get("value") if e.get("value") is not None else np.nan for e in estimates]
         errors = np.array([error_bar(e) for e in estimates]).T
-        axis.bar(np.arange(len(communities)) + index * width, values, width, yerr=errors, capsize=3, label=corpus)
+        axis.errorbar(np.arange(len(communities)) + index * width, values, yerr=errors, fmt="o", capsize=3,
+                      label=corpus)
     axis.set_xticks(np.arange(len(communities)) + width, communities)
+    low, high = axis.get_ylim()  # matplotlib's autoscale spans the points and their intervals, with a margin
+    axis.set_ylabel(f"{primary} (axis {low:.3g} to {high:.3g}, not from 0)", fontsize=8)
     axis.set_title(f"{primary} per community and model (95% bootstrap interval over personas)", fontsize=10)
-    axis.legend(fontsize=8)
+    legend_outside(axis)
     return svg(figure)
 
 
@@ -244,7 +288,7 @@ def survey_section(results: dict, contrasts: dict) -> str:
                  table(["community", "model", *item_ids], item_rows))
     contrast_rows = [[corpus, html.escape(pair), f"{c['difference']:.1f}" if c["difference"] is not None else "-",
                       f"[{c['low']:.1f}, {c['high']:.1f}]" if c["low"] is not None else "-",
-                      f"{c['p_value']:.3f}" if c["p_value"] is not None else "-"]
+                      p_value_text(c["p_value"])]
                      for corpus, pairs in contrasts.items() for pair, c in pairs.items()]
     if contrast_rows:
         parts.append("<p>Community contrasts of the primary score (permutation p-values, not corrected for "
@@ -263,6 +307,17 @@ def small_samples_section(flagged: list[dict]) -> str:
             "as rough.</p>" + table(["figure", "rests on", "of", "threshold"], rows))
 
 
+def headline_section(per_community: dict) -> str:
+    """The page's opening: hivelm.headline's rows, the same ones `hivelm run` prints at its end."""
+    rows = headline.rows(per_community)
+    if not rows:
+        return "<h2>Did tuning help?</h2><p>No finetuned corpus was evaluated: nothing to compare.</p>"
+    return ("<h2>Did tuning help?</h2><p>The finetuned model against both baselines on the headline metrics, with "
+            "intervals. <i>yes</i>: its interval lies on the better side of every baseline's; <i>no</i>: on the "
+            "worse side of every one; <i>unclear</i>: the intervals overlap.</p>"
+            + table(headline.HEADERS, [[html.escape(cell) for cell in row] for row in rows]))
+
+
 def page(data: dict) -> str:
     """The HTML page from the numbers `hivelm.stages.report.load` collects (pure: no file is read)."""
     per_community, summary, cross, prepare = (data["per_community"], data["summary"], data["cross_community"],
@@ -271,6 +326,7 @@ def page(data: dict) -> str:
     warning = data.get("content_warning")
     parts = [f"<h1>{html.escape(title)}</h1>",
              *([f"<p class='warning'><b>Content warning.</b> {html.escape(warning)}</p>"] if warning else []),
+             headline_section(per_community),
              "<h2>Provenance</h2>", table(["", ""], [[html.escape(str(c)) for c in row] for row in data["provenance"]],
                                           text=True)]
     left_out = set(data.get("left_out") or ())
@@ -297,8 +353,8 @@ def page(data: dict) -> str:
                              interval(m["toxicity"].get("toxicity", {}).get("wasserstein"))])
     parts.append(table(["community", "corpus", "posts", "FID n", *[v[0] for v in METRIC_LABELS.values()],
                         "toxicity Wasserstein"], rows))
-    if per_community:
-        parts += [fidelity_bars(per_community, key, corpora) for key in METRIC_LABELS]
+    parts += [fidelity_bars(per_community, key, corpora) for key in METRIC_LABELS
+              if has_values(per_community, key, corpora)]
     if summary:
         classifier = summary.get("classifier", {})
         parts.append("<p>Community classifier on real held-out posts: accuracy "
@@ -318,8 +374,9 @@ def page(data: dict) -> str:
     parts.append("<h2>Emotion profiles and toxicity</h2>")
     for community, result in per_community.items():
         profiles = result.get("profiles", {})
-        parts.append(f"<h3>{html.escape(community)}</h3><div class='row'>{profile_plot(profiles, 'emotion')}"
-                     f"{profile_plot(profiles, 'toxicity', 'toxicity')}</div>")
+        plots = profile_plot(profiles, "emotion") + profile_plot(profiles, "toxicity", "toxicity")
+        parts.append(f"<h3>{html.escape(community)}</h3>"
+                     + (f"<div class='row'>{plots}</div>" if plots else "<p>No emotion or toxicity data.</p>"))
     if data.get("instrument", "declared") is None:
         parts.append("<h2>Survey</h2><p>No survey: this project declares no instrument (survey.instrument: null), "
                      "so none was administered or scored.</p>")

@@ -386,3 +386,53 @@ def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
             if Path(path).is_file():
                 client.log_artifact(run.info.run_id, path)
         client.set_terminated(run.info.run_id, status=status)
+
+
+RESTORED_TAG = "restored_from_dvc_lock"
+
+
+def log_skipped_stages(cfg: HiveConfig, parent_id: str, uri: str | None = None) -> list[str]:
+    """Under the parent run, one run per stage (and community) that DVC skipped because its outputs matched
+    dvc.lock, holding the numbers of its committed metrics and reports (tagged restored_from_dvc_lock), so
+    every figure of a pipeline run is findable in MLflow even on a fresh clone. Returns their names."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from hivelm.contracts import CONTRACTS, KEY, left_out_stages
+
+    client = MlflowClient(uri or tracking_uri())
+    parent = client.get_run(parent_id)
+    ran = {run.info.run_name for run in client.search_runs(  # stage runs are named stage or stage@community
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")}
+    left_out, restored = set(left_out_stages(cfg)), []
+    for contract in CONTRACTS:
+        if not contract.in_dvc or contract.name in left_out:
+            continue
+        communities = list(cfg.communities) if contract.per_community else [None]
+        for community in communities:
+            name = f"{contract.name}@{community}" if community else contract.name
+            if name in ran:
+                continue
+            files = [Path(p.replace(KEY, community or "")) for p in (*contract.reports, *contract.metrics)]
+            files = [f for p in files for f in (sorted(p.rglob("*.json")) if p.is_dir() else [p]) if f.is_file()]
+            numbers = {}
+            for file in files:
+                flat = flatten(json.loads(file.read_text(encoding="utf-8")), file.stem)
+                numbers |= {k: float(v) for k, v in flat.items()
+                            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            if not numbers:
+                continue
+            tags = base_tags(contract.name, community) | {
+                RESTORED_TAG: "true", "mlflow.parentRunId": parent_id, "mlflow.runName": name,
+                "mlflow.note.content": "DVC skipped this stage: its outputs matched dvc.lock. These are the numbers "
+                                       "of its committed outputs; the run that produced them is in git history."}
+            run = client.create_run(parent.info.experiment_id, tags=tags)
+            stamp = int(time.time() * 1000)
+            metrics = [Metric(k, v, stamp, 0) for k, v in numbers.items()]
+            for start in range(0, len(metrics), 1000):  # MLflow's batch limit
+                client.log_batch(run.info.run_id, metrics=metrics[start:start + 1000])
+            client.set_terminated(run.info.run_id)
+            restored.append(name)
+    if restored:
+        log.info("restored from dvc.lock into MLflow (stages DVC skipped): %s", ", ".join(restored))
+    return restored

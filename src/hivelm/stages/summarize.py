@@ -22,6 +22,8 @@ from pathlib import Path
 from hivelm import paths
 from hivelm.config import HiveConfig
 from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
+from hivelm.headline import counts
+from hivelm.headline import read as read_headline
 from hivelm.io import read_json, staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
@@ -138,8 +140,11 @@ def main(cfg: HiveConfig, run) -> dict:
                          cfg.report.small_rows, cfg.report.small_posts)
     if cfg.survey.instrument is None:  # said, not left to be guessed from a missing section
         summary["survey"] = NO_SURVEY
+    headline = counts(read_headline(list(cfg.communities)))
     with staged_outputs() as out:  # the metrics file, the plot rows and the MLflow record change together
         write_json(out.path(paths.METRICS), summary)
+        write_json(out.path(paths.HEADLINE), headline)
+        run.log_metrics({"headline": headline})
         write_json(out.path(paths.SURVEY_PLOT), survey_plot_rows(surveys))
         run.log_dict(summary, paths.METRICS.name)
     return summary

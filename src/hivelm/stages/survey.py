@@ -16,6 +16,7 @@ import logging
 
 from hivelm import paths
 from hivelm.config import ConfigError, HiveConfig
+from hivelm.headline import estimate_text
 from hivelm.io import read_jsonl, staged_outputs, write_json
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,6 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
                         | {f"survey/prompts/{corpus}": a["prompts"] for corpus, a in raw.items()})
     for corpus, summary in summaries.items():
         primary = summary["criteria"].get(summary["primary"], {}).get("mean", {})
-        log.info("%s/%s: %s %s [%s, %s], unparseable %.1f%%", community, corpus, summary["primary"],
-                 primary.get("value"), primary.get("low"), primary.get("high"), 100 * summary["unparseable_rate"])
+        log.info("%s/%s: %s %s, unparseable %.1f%%", community, corpus, summary["primary"],
+                 estimate_text(primary), 100 * summary["unparseable_rate"])
     return summaries

@@ -222,10 +222,40 @@ def _unreadable(checkpoint: Path) -> str | None:
     return f"{broken.name} is unreadable (truncated?)" if broken else None
 
 
+def show_training_lines(trainer, terminal: bool) -> None:
+    """transformers prints each training record as a raw dict (PrinterCallback without a terminal, the tqdm
+    bar's on_log on one): show it as one formatted line instead (`training_lines`)."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(training_lines(terminal))
+
+
+def training_lines(terminal: bool):
+    """A transformers callback showing each training record as hivelm.progress.training_line: under the tqdm
+    bar on a terminal, else through logging (one line per record, rounded)."""
+    from transformers import ProgressCallback, TrainerCallback
+
+    from hivelm.progress import training_line
+
+    class BarLines(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs:
+                self.training_bar.write(training_line(logs, state.global_step, state.max_steps))
+
+    class LogLines(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs:
+                log.info("%s", training_line(logs, state.global_step, state.max_steps))
+
+    return BarLines() if terminal else LogLines()
+
+
 def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir: Path, base_dir: Path,
                    run_fingerprint: str, callbacks: list = ()) -> dict:
     from datasets import Dataset
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
 
     from hivelm.models import pad_id
 
@@ -270,7 +300,7 @@ def _train_adapter(cfg: HiveConfig, records: list[dict], out_dir: Path, ckpt_dir
     trainer = Trainer(model=model, args=args, train_dataset=Dataset.from_list(train),
                       eval_dataset=Dataset.from_list(periodic), data_collator=PadCollator(pad_id(tokenizer)),
                       callbacks=extra)
-    trainer.remove_callback(PrinterCallback)  # without a terminal it would print a dict per step
+    show_training_lines(trainer, sys.stderr.isatty())
     result = trainer.train(resume_from_checkpoint=resume)
     eval_loss = final_eval_loss(trainer, evaluation, periodic, result.global_step)
     if trainer.is_world_process_zero():  # under `accelerate launch` every rank gets here with the same weights
