@@ -84,7 +84,7 @@ def test_two_processes_creating_one_fresh_store_both_succeed(tmp_path):
     assert MlflowClient(f"sqlite:///{db}").search_experiments()  # migrated completely, usable
 
 
-@pytest.mark.parametrize("command", [["prepare"], ["run"]])
+@pytest.mark.parametrize("command", [["prepare"], ["run", "--no-check"]])  # no posts here: the tracker is the point
 def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(project, command):
     uri = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
@@ -243,7 +243,7 @@ def sleeper_project(project) -> None:
 
 # The README's sentence: Ctrl-C rules hold for `hivelm run &` in a script, whose SIGINT the shell ignores.
 # The script interrupts it once the test has seen the stage; one not stopped 30 s later gets SIGTERM instead.
-BACKGROUND_RUN = """hivelm run & pid=$!
+BACKGROUND_RUN = """hivelm run --no-check & pid=$!
 while [ ! -e interrupt ] && kill -0 $pid 2>/dev/null; do sleep 0.2; done
 kill -INT $pid
 for i in $(seq 150); do kill -0 $pid 2>/dev/null || break; sleep 0.2; done
@@ -257,7 +257,7 @@ def test_a_signal_to_hivelm_run_stops_dvc_and_its_stage_and_ends_the_parent_run_
     import psutil
 
     sleeper_project(project)
-    command = [HIVELM, "run"] if how == "SIGTERM" else ["bash", "-c", BACKGROUND_RUN]
+    command = [HIVELM, "run", "--no-check"] if how == "SIGTERM" else ["bash", "-c", BACKGROUND_RUN]
     with started(command, stderr=subprocess.PIPE) as pipeline:
         wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
         tree = psutil.Process(pipeline.pid).children(recursive=True)
@@ -538,7 +538,7 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
     sleeper_project(project)
     temp = tmp_path / "tmp"
     temp.mkdir()
-    with started([HIVELM, "run"], env=env(TMPDIR=str(temp))) as pipeline:
+    with started([HIVELM, "run", "--no-check"], env=env(TMPDIR=str(temp))) as pipeline:
         wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
         stage = int((project / "stage.pid").read_text())
         helpers = [p for p in psutil.Process(pipeline.pid).children(recursive=True)

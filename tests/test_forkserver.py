@@ -30,7 +30,7 @@ def test_sigterm_to_hivelm_run_ends_a_forked_stage_and_the_server(project, tiny_
     import psutil
 
     tune_forever(project, tiny_model_dir)
-    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+    with started([HIVELM, "run", "--no-check"], stderr=subprocess.PIPE) as pipeline:
         wait_for(lambda: training(project, pipeline), 180, "training to start")
         tree = psutil.Process(pipeline.pid).children(recursive=True)
         names = [" ".join(p.cmdline()) for p in tree]
@@ -48,7 +48,7 @@ def test_a_killed_stage_client_takes_its_forked_stage_with_it(project, tiny_mode
     import psutil
 
     tune_forever(project, tiny_model_dir)
-    with started([HIVELM, "run"], stderr=subprocess.PIPE) as pipeline:
+    with started([HIVELM, "run", "--no-check"], stderr=subprocess.PIPE) as pipeline:
         wait_for(lambda: training(project, pipeline), 180, "training to start")
         tree = psutil.Process(pipeline.pid).children(recursive=True)
         server = next(p for p in tree if "hivelm.forkserver" in " ".join(p.cmdline()))

@@ -122,6 +122,9 @@ def test_no_instrument_renders_no_survey_stage_and_the_metrics_say_so(tmp_path, 
         def log_dict(self, *args):
             pass
 
+        def log_metrics(self, *args):
+            pass
+
     assert summarize.main(cfg, Run())["survey"] == summarize.NO_SURVEY == {"administered": False}
 
 

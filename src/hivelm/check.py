@@ -106,7 +106,7 @@ def problems(cfg: HiveConfig) -> list[str]:
     try:
         counts, found = community_counts(cfg)
     except HiveError as err:  # the posts cannot be read at all
-        return [f"{err} (data.path, data.columns, data.format)"]
+        return [*missing_input_files(cfg), f"{err} (data.path, data.columns, data.format)"]
     return missing_input_files(cfg) + found + evaluate_problems(cfg, counts) + survey_problems(cfg)
 
 

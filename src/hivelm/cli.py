@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             from hivelm import check, pipeline
 
             cfg = load_config(args.params)
+            pipeline.check_input_files(cfg)  # named files first: each error names its key
             if not args.no_check:
                 check.require(cfg)  # an early no: before DVC, the tracking store or any model
             return pipeline.run(cfg, args.dvc_args, args.name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hivelm.chat import render_chat
+
 
 def truncate_words(text: str, words: int) -> str:
     return " ".join(text.split()[:words])
@@ -18,45 +20,6 @@ def in_context_prompt(pool: Sequence[str], cfg, community_name: str, rng) -> tup
     picks = [int(i) for i in rng.choice(len(pool), size=min(cfg.k, len(pool)), replace=False)]
     lines = "\n".join(f"- {truncate_words(pool[i], cfg.words)}" for i in picks)
     return f"Here are posts written by members of the {community_name} community:\n{lines}\n\n", picks
-
-
-def special_strings(tokenizer) -> tuple[str, ...]:
-    """Every string the tokenizer turns into a special or added token (<|im_start|>, <|im_end|>, <filename>,
-    ...): in a post's text each would become the real control token, and a post could open a system turn."""
-    found = set(tokenizer.all_special_tokens) | set(tokenizer.get_added_vocab())
-    return tuple(sorted(s for s in found if s))
-
-
-def neutralize(tokenizer, text: str) -> tuple[str, int]:
-    """`text` without any of the tokenizer's special-token strings (text.strip_strings); and how many there
-    were. Every place that renders text into a model's input goes through here (`render_messages`)."""
-    from hivelm.text import strip_strings
-
-    return strip_strings(text, special_strings(tokenizer))
-
-
-def neutralize_prompts(tokenizer, prompts: list[dict]) -> tuple[list[dict], int]:
-    """{system, prompt} records with both neutralised, and the number of special-token strings removed, so a
-    stage can store the prompts its model saw and count what was changed."""
-    cleaned, removed = [], 0
-    for record in prompts:
-        (system, a), (prompt, b) = neutralize(tokenizer, record["system"]), neutralize(tokenizer, record["prompt"])
-        cleaned.append(record | {"system": system, "prompt": prompt})
-        removed += a + b
-    return cleaned, removed
-
-
-def render_messages(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    """Chat messages rendered with the model's chat template, each message's content neutralised first, so
-    only the template itself can put control tokens in the text."""
-    safe = [m | {"content": neutralize(tokenizer, m["content"])[0]} for m in messages]
-    return tokenizer.apply_chat_template(safe, add_generation_prompt=add_generation_prompt, tokenize=False)
-
-
-def render_chat(tokenizer, system: str, prompt: str) -> str:
-    """A system + user exchange, rendered up to the assistant's turn with the model's chat template."""
-    return render_messages(tokenizer, [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-                           add_generation_prompt=True)
 
 
 def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None) -> tuple[list[str], int]:

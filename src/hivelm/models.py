@@ -198,7 +198,7 @@ def perplexities(model, tokenizer, texts: Sequence[str], batch_size: int = 16, m
     """Per-text perplexity exp(mean token NLL), batched with right padding and masked by attention."""
     import torch
 
-    from hivelm.generation import neutralize
+    from hivelm.chat import neutralize
 
     texts = [neutralize(tokenizer, t)[0] for t in texts]  # a post's <|endoftext|> is text, not an end
     scores: list[float] = []

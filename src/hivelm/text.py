@@ -61,7 +61,7 @@ BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Chat-template control tokens (<|im_start|>, <|im_end|>, <|eot_id|>, <|endoftext|>): in a post they would
 # become real control tokens when a prompt is tokenised, and a post could open a system turn. Whatever the
-# tokenizer, generation.neutralize also strips its own special tokens at every place a prompt is rendered.
+# tokenizer, chat.neutralize also strips its own special tokens at every place a prompt is rendered.
 CHAT_TOKEN = re.compile(r"<\|[^\s|<>]{1,64}\|>")
 WHITESPACE = re.compile(r"\s+")
 # Emoji joined by zero-width joiners: real sequences join at most 4 (a family); the emoji package's cost grows

@@ -186,7 +186,7 @@ class JudgeHarmScorer:
 
     def render(self, text: str, category: str) -> str:
         """The chat-template prompt for one (text, class), ending where the assistant's reply begins."""
-        from hivelm.generation import render_messages
+        from hivelm.chat import render_messages
 
         user = self.rubric.format(category=category.replace("_", " "), description=TAXONOMY[category], post=text)
         messages = ([{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])

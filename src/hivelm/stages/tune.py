@@ -33,10 +33,10 @@ def encode(record: dict, tokenizer, max_length: int) -> dict | None:
     """Token ids of one chat demonstration, with labels only on the assistant's reply and its end of turn.
 
     Prompt and reply are tokenised separately and concatenated, so the label boundary is exact. Special-token
-    strings in the messages are removed first (generation.render_messages): a post cannot forge a turn.
+    strings in the messages are removed first (chat.render_messages): a post cannot forge a turn.
     Returns None when the prompt alone fills `max_length` (nothing left to learn).
     """
-    from hivelm.generation import render_messages
+    from hivelm.chat import render_messages
 
     messages = record["messages"]
     prompt = render_messages(tokenizer, messages[:-1], add_generation_prompt=True)
@@ -54,7 +54,7 @@ def encode(record: dict, tokenizer, max_length: int) -> dict | None:
 
 def special_tokens_removed(tokenizer, records: list[dict]) -> int:
     """How many special-token strings `encode` removed from these demonstrations' messages."""
-    from hivelm.generation import neutralize
+    from hivelm.chat import neutralize
 
     return sum(neutralize(tokenizer, m["content"])[1] for r in records for m in r["messages"])
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from hivelm.chat import render_chat
 from hivelm.config import InContextConfig
-from hivelm.generation import in_context_prompt, render_chat, sample_texts
+from hivelm.generation import in_context_prompt, sample_texts
 from hivelm.models import cache_rows
 from hivelm.rng import keyed_rng
 from hivelm.survey.instrument import Instrument, Item, Option
