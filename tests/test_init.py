@@ -50,6 +50,9 @@ def test_init_makes_a_project_of_its_own_and_run_stops_early_on_a_small_corpus(t
                                      "birding": {"label": "birding", "name": "birding"}}
     assert params["data"]["path"] == "data/posts.csv" and (project / "data/posts.csv").is_file()
     assert (project / ".git").is_dir() and "analytics = false" in (project / ".dvc/config").read_text()
+    template = run([str(BIN / "dvc"), "config", "plots.html_template"], project).stdout.strip()
+    assert (project / ".dvc" / template).resolve() == project / "configs/dvc-plots/index.html"  # offline plots
+    assert (project / "configs/dvc-plots/vega.min.js").is_file()
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert "survey" not in stages and not any("src/hivelm" in d for s in stages.values()
                                               for d in (s.get("do") or s)["deps"])

@@ -49,9 +49,11 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
         prepare = next(r for r, t in children if t["stage"] == "prepare")
         metric_names = {m["key"] for m in prepare["data"]["metrics"]}
         assert "communities.keto.after_near_dedupe" in metric_names and "duration_s" in metric_names
+        # the parent's row has numbers in the headline columns (0 communities compared: nothing evaluated)
+        assert {m["key"]: m["value"] for m in parent["data"]["metrics"]}["headline.communities"] == 0
 
         url = ui.runs_url(base_url, uri, "hivelm-demo")
-        assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs")
+        assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs?viewStateShareKey={ui.VIEW_KEY}")
         screenshot = tmp_path / "runs.png"
         flags = chromium_flags(tmp_path / "chrome")
         subprocess.run([*flags, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
@@ -59,6 +61,7 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
         dom = subprocess.run([*flags, "--dump-dom", url], check=True, capture_output=True, text=True,
                              timeout=120).stdout
         assert "ui-check" in dom  # the parent run is listed in the rendered runs table
+        assert "headline.helped.fid" in dom  # a headline metric is a column of the runs table it opens on
     finally:
         ui.stop(server)
     assert server.poll() is not None

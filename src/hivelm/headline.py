@@ -82,6 +82,14 @@ def counts(per_community: dict) -> dict:
             "hurt": {key: found.count("no") for key, found in verdicts.items()}}
 
 
+def mlflow_keys() -> list[str]:
+    """The headline's metric names in MLflow (summarize's run and the pipeline's parent run log
+    `{"headline": counts(...)}`, flattened with dots): the columns `hivelm ui` opens the runs table with."""
+    from hivelm.config import flatten
+
+    return list(flatten({"headline": counts({})}))
+
+
 def read(communities) -> dict:
     """{community: evaluate's metrics file} for those that have one."""
     found = {c: paths.community_metrics(c) for c in communities}

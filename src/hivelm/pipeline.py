@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from hivelm import dvclock, forkserver, tracking
+from hivelm import dvclock, forkserver, headline, tracking
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 
@@ -61,13 +61,14 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
         tracking.log_skipped_stages(cfg, parent_id)
+        tracking.log_parent_metrics(parent_id, {"headline": headline.counts(headline.read(cfg.communities))})
     print(closing_note(cfg), flush=True)
     return 0
 
 
 def closing_note(cfg: HiveConfig) -> str:
     """The headline table (hivelm.headline, the report's opening table) and where the report is."""
-    from hivelm import headline, paths
+    from hivelm import paths
 
     report = paths.REPORT.resolve() if paths.REPORT.is_file() else None
     return headline.terminal(headline.read(cfg.communities), report)

@@ -23,8 +23,10 @@ from pathlib import Path
 from hivelm.errors import HiveError
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout hivelm runs from (editable install)
-SHIPPED = ("configs/templates", "configs/metric_rules.yaml")
-"""What every project needs from the checkout: the stages' template files and the gate's rules."""
+DVC_PLOTS_TEMPLATE = "configs/dvc-plots/index.html"
+"""The page `dvc plots show` fills (plots.html_template): vega from the project, not a CDN, so it renders offline."""
+SHIPPED = ("configs/templates", "configs/metric_rules.yaml", str(Path(DVC_PLOTS_TEMPLATE).parent))
+"""What every project needs from the checkout: the stages' template files, the gate's rules, vega for plots."""
 
 GUESSES = {  # canonical field -> column names seen in common exports (Reddit/Pushshift, Twitter, forums)
     "text": ("text", "body", "content", "post", "message", "selftext", "full_text", "tweet"),
@@ -146,9 +148,11 @@ def init(target: str | Path, posts: str | Path, given: dict[str, str | None], co
 
 
 def _repos(target: Path) -> None:
-    """git init, then dvc init with analytics off (DVC's docs: `dvc config core.analytics false`)."""
+    """git init, then dvc init with analytics off (DVC's docs: `dvc config core.analytics false`) and the
+    offline plots page (a relative plots.html_template is read from .dvc/: DVC's dvc/commands/plots.py)."""
     dvc = str(Path(sys.executable).parent / "dvc")
-    for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"]):
+    for cmd in (["git", "init", "-q"], [dvc, "init", "-q"], [dvc, "config", "core.analytics", "false"],
+                [dvc, "config", "plots.html_template", f"../{DVC_PLOTS_TEMPLATE}"]):
         done = subprocess.run(cmd, cwd=target, capture_output=True, text=True)
         if done.returncode != 0:
             raise HiveError(f"{' '.join(cmd[:2])} in {target} failed: {done.stderr.strip()[:300]}")

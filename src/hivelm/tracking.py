@@ -388,6 +388,17 @@ def pipeline_run(cfg: HiveConfig, name: str | None = None) -> Iterator[str]:
         client.set_terminated(run.info.run_id, status=status)
 
 
+def log_parent_metrics(parent_id: str, metrics: dict, uri: str | None = None) -> None:
+    """Numbers on the parent run itself (nested dicts flattened with dots), so its row in the UI's runs table
+    has values in the headline columns, not only its children's rows."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    stamp = int(time.time() * 1000)
+    batch = [Metric(k, float(v), stamp, 0) for k, v in flatten(metrics).items()]
+    MlflowClient(uri or tracking_uri()).log_batch(parent_id, metrics=batch)
+
+
 RESTORED_TAG = "restored_from_dvc_lock"
 
 

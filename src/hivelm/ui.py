@@ -8,6 +8,7 @@ into KeyboardInterrupt by the CLI) stops all of it.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -63,12 +64,30 @@ def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
         process.wait()
 
 
+VIEW_KEY = "hivelm-headline"
+"""MLflow's UI restores a runs-table view (its columns) from the experiment tag `mlflow.sharedViewState.<key>`
+when the URL says `?viewStateShareKey=<key>`: what its Share button writes (useSharedExperimentViewState in
+mlflow/server/js/src/experiment-tracking/components/experiment-page/hooks). Plain JSON is read as well as the
+compressed form it writes."""
+
+
+def headline_view() -> dict:
+    """The runs table with the headline metrics as its columns (MLflow's column key: metrics.`name`)."""
+    from hivelm.headline import mlflow_keys
+
+    return {"selectedColumns": [f"metrics.`{key}`" for key in mlflow_keys()]}
+
+
 def runs_url(base_url: str, uri: str, experiment: str) -> str:
-    """The runs table (the bare experiment URL opens a GenAI overview instead)."""
+    """The runs table with the headline columns (the bare experiment URL opens a GenAI overview instead)."""
     from mlflow.tracking import MlflowClient
 
-    found = MlflowClient(uri).get_experiment_by_name(experiment)
-    return f"{base_url}/#/experiments/{found.experiment_id}/runs" if found else base_url
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if not found:
+        return base_url
+    client.set_experiment_tag(found.experiment_id, f"mlflow.sharedViewState.{VIEW_KEY}", json.dumps(headline_view()))
+    return f"{base_url}/#/experiments/{found.experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
 
 
 def is_loopback(host: str) -> bool:
