@@ -322,7 +322,7 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
     only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
-    from hivelm.config import declared
+    from hivelm.declared import declared, declared_params
     from hivelm.io import recover, sweep_stale
 
     contract = STAGES[name]
@@ -332,7 +332,7 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
             cfg.community(community)  # unknown key: a clear error before any run is opened
         recover(contract.artifacts(community))  # a killed writer's half-done swap: the previous set back
         sweep_stale(contract.artifacts(community))  # and the temporary copies it left (a killed base_model: 155 MB)
-        with tracking.stage_run(cfg, contract, community) as run:
+        with tracking.stage_run(cfg, name, community, lambda c: declared_params(cfg, contract, c)) as run:
             view = declared(cfg, name, contract.params, community)
             module.main(view, run, community) if community is not None else module.main(view, run)
     return 0

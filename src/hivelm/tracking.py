@@ -11,20 +11,19 @@ project root (DVC_ROOT inside DVC, which points at the parent repo even in `dvc 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hivelm.config import HiveConfig, flatten, select
+from hivelm.config import HiveConfig, flatten
 from hivelm.errors import HiveError, redact
 
 log = logging.getLogger(__name__)
@@ -204,12 +203,6 @@ def base_tags(stage: str, community: str | None) -> dict[str, str]:
     }
 
 
-def declared_params(cfg: HiveConfig, contract, community: str | None) -> tuple[dict[str, Any], str]:
-    """(view, config_hash) of exactly the params a stage's contract declares, for this community."""
-    view = select(cfg, contract.params, community)
-    return view, hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
-
-
 class StageRun:
     """Thin handle over an active MLflow run: numeric metrics (nested dicts flattened), artifacts.
 
@@ -308,16 +301,18 @@ def loss_callback():
 
 
 @contextmanager
-def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterator[StageRun]:
+def stage_run(cfg: HiveConfig, stage: str, community: str | None,
+              params: Callable[[str | None], tuple[dict[str, Any], str]]) -> Iterator[StageRun]:
     """Open the MLflow run of one stage (and community), log exactly its declared params and their hash, and
-    time it. `contract` is the stage's hivelm.contracts.Contract. The run ends KILLED if the block is
-    interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception propagates."""
+    time it. `params(community)` gives them (hivelm.declared.declared_params: this module never reads a
+    contract, so a stage that logs through it does not depend on the read guard). The run ends KILLED if the
+    block is interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception
+    propagates."""
     import mlflow
 
     started = time.perf_counter()
-    stage = contract.name
     name = f"{stage}@{community}" if community else stage
-    view, config_hash = declared_params(cfg, contract, community)
+    view, config_hash = params(community)
     if not is_main_process():
         yield _NoRun(None, view, config_hash)
         return
@@ -336,7 +331,7 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
         if cfg.tracking.log_config_artifact:
             mlflow.log_dict(view, "config/resolved.yaml")
         try:
-            yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, contract, c))
+            yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, stage, c, params))
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
             log.error("stage %s: interrupted after %.1f s", name, time.perf_counter() - started)
             mlflow.end_run("KILLED")
