@@ -82,7 +82,7 @@ def end_runs_of_dead_processes(uri: str) -> int:
     Returns how many were ended."""
     from mlflow.tracking import MlflowClient
 
-    from hivelm import procs
+    from hivelm import processes
 
     client = MlflowClient(uri)
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
@@ -90,7 +90,7 @@ def end_runs_of_dead_processes(uri: str) -> int:
         return 0
     running = client.search_runs(experiments, "attributes.status = 'RUNNING' and tags.process_host = "
                                  f"'{socket.gethostname()}'", max_results=10000)
-    dead = [run for run in running if procs.gone(run.data.tags)]
+    dead = [run for run in running if processes.gone(run.data.tags)]
     for run in dead:
         client.set_terminated(run.info.run_id, status="KILLED")
     if dead:
@@ -190,7 +190,7 @@ def git_state() -> tuple[str, bool]:
 
 
 def base_tags(stage: str, community: str | None) -> dict[str, str]:
-    from hivelm import procs
+    from hivelm import processes
 
     commit, dirty = git_state()
     return {
@@ -199,7 +199,7 @@ def base_tags(stage: str, community: str | None) -> dict[str, str]:
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),
         "dvc_exp": os.environ.get("DVC_EXP_NAME", ""),
-        **procs.identity(),  # lets a later process end this run KILLED if this one is killed outright
+        **processes.identity(),  # lets a later process end this run KILLED if this one is killed outright
     }
 
 
@@ -325,9 +325,9 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None,
     parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
     with tracking_failures(uri, name), \
             mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
-        params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
-        if params:
-            mlflow.log_params(params)
+        logged = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
+        if logged:
+            mlflow.log_params(logged)
         if cfg.tracking.log_config_artifact:
             mlflow.log_dict(view, "config/resolved.yaml")
         try:
