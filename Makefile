@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup repro quick test test-fast lint clean
+.PHONY: setup repro quick test test-fast lint docs clean
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,12 @@ test: setup
 # The inner loop: unit tests only (no torch, DVC or MLflow import; under a minute on 2 cores).
 test-fast: setup
 	HIVELM_TEST_FAST=1 $(BIN)/pytest -m "not heavy" -q
+
+# The docs site (mkdocs.yml): the generated reference pages refreshed, then a strict, offline build into site/
+# (a broken internal link or a page missing from the nav fails). `make test` builds it too (tests/test_docs.py).
+docs: setup
+	$(BIN)/python -m hivelm.reference
+	$(BIN)/mkdocs build --strict --site-dir site
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=ScorersConfig().batch_size)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default); on shared "
-                        "cores 1 can beat 2, see docs/models-notes.md")
+                        "cores 1 can beat 2 (measured with this script)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     import torch

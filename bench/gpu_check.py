@@ -13,7 +13,7 @@ it saves a random model with the tests' byte-level tokenizer and then runs the p
     log-likelihoods under the adapter and the base (`stages.attribute.score`, i.e. `models.mean_logliks`);
   - on `tiny`, the same loglik scores recomputed in float32 on the CPU: the largest differences must stay
     within TOLERANCE for the run's dtype;
-  - fork safety: `forkserver.serves` must say no stage server when the device is not the CPU, and no fork
+  - fork safety: `processes.serves` must say no stage server when the device is not the CPU, and no fork
     may happen while CUDA is initialised (a hook on every os.fork in this process counts them).
 Reported per size: training, generation and loglik tokens/s and peak memory (torch's peak allocation on
 CUDA; on CPU the process's peak RSS so far). Token counts: training counts every input token (the
@@ -107,9 +107,9 @@ def watch_forks() -> None:
 
 
 def fork_safety(cfg, device: str) -> dict:
-    from hivelm import forkserver, pipeline
+    from hivelm import pipeline, processes
 
-    serves = forkserver.serves(pipeline.model_devices(cfg))
+    serves = processes.serves(pipeline.model_devices(cfg))
     checks = {"stage_server": serves, "forks": FORKS["forks"],
               "forks_with_cuda_initialized": FORKS["forks_with_cuda_initialized"]}
     return checks | {"ok": FORKS["forks_with_cuda_initialized"] == 0 and (device == "cpu" or not serves)}

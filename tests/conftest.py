@@ -281,7 +281,7 @@ def assert_strict_reports(root: Path, skip: tuple[str, ...] = ()) -> int:
 
 
 def chromium_flags(profile: Path) -> list[str]:
-    """Headless Debian Chromium, offline-safe flags (stack-notes.md)."""
+    """Headless Debian Chromium, offline-safe flags."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "chromium is missing: `make setup` installs it (Debian package chromium)"
     return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

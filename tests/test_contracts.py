@@ -10,8 +10,9 @@ import yaml
 
 from conftest import BIN, REPO, run
 from hivelm import dvcfile, paths
-from hivelm.config import ConfigError, UndeclaredParamError, declared, load_config
+from hivelm.config import ConfigError, load_config
 from hivelm.contracts import CONTRACTS, STAGES
+from hivelm.declared import UndeclaredParamError, declared
 
 SRC = REPO / "src" / "hivelm"
 

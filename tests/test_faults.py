@@ -456,13 +456,13 @@ def test_runs_left_running_by_dead_processes_end_killed_the_next_time_the_store_
     for runs of processes that ended on this host (a reused pid is told apart by its start time)."""
     from mlflow.tracking import MlflowClient
 
-    from hivelm import procs, tracking
+    from hivelm import processes, tracking
 
     uri = os.environ["MLFLOW_TRACKING_URI"]
     client = MlflowClient(uri)
     experiment = tracking.ensure_experiment("faults", uri)
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    me = procs.identity()
+    me = processes.identity()
     cases = {"dead": {**me, "process_pid": ended.stdout.strip()}, "reused pid": {**me, "process_start": "boot:1"},
              "alive": me, "other host": {**me, "process_host": "elsewhere", "process_pid": ended.stdout.strip()},
              "untagged": {}}
@@ -533,7 +533,7 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
 
     import psutil
 
-    from hivelm import forkserver, tracking
+    from hivelm import processes, tracking
 
     sleeper_project(project)
     temp = tmp_path / "tmp"
@@ -550,9 +550,9 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
         wait_for(lambda: gone(helpers), 30, "DVC and the stage server to end")
     finally:
         os.kill(stage, signal.SIGKILL)  # a plain script, not a hivelm stage: nothing else ends it
-    assert list(temp.glob(f"{forkserver.TEMP_PREFIX}*"))
+    assert list(temp.glob(f"{processes.TEMP_PREFIX}*"))
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
-    forkserver.sweep()
+    processes.sweep()
     assert not list(temp.iterdir())
     assert tracking.end_runs_of_dead_processes(os.environ["MLFLOW_TRACKING_URI"]) == 1
     assert [r.info.status for r in runs("pipeline")] == ["KILLED"]

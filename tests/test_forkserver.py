@@ -65,8 +65,8 @@ def test_a_killed_stage_client_takes_its_forked_stage_with_it(project, tiny_mode
 def test_no_server_on_an_accelerator_or_when_switched_off(monkeypatch):
     """CUDA cannot serve a process forked after it was touched: any configured device other than the CPU, or
     HIVELM_NO_FORKSERVER=1, and every stage starts fresh."""
-    from hivelm import forkserver
+    from hivelm import processes
 
-    assert forkserver.start({}, ["cpu", "cuda", "cpu"]) is None
-    monkeypatch.setenv(forkserver.DISABLE_ENV, "1")
-    assert forkserver.start({}, ["cpu"]) is None
+    assert processes.start({}, ["cpu", "cuda", "cpu"]) is None
+    monkeypatch.setenv(processes.DISABLE_ENV, "1")
+    assert processes.start({}, ["cpu"]) is None

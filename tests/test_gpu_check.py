@@ -59,17 +59,17 @@ def device_fields(node, prefix=""):
 def test_any_model_device_off_the_cpu_turns_the_stage_server_off(monkeypatch):
     """pipeline.model_devices must list every device field the config declares, or a CUDA stage could be
     forked from the server: each one set to cuda alone turns it off."""
-    from hivelm import forkserver, pipeline
+    from hivelm import pipeline, processes
     from hivelm.config import HiveConfig
 
-    monkeypatch.delenv(forkserver.DISABLE_ENV, raising=False)
-    assert forkserver.serves(pipeline.model_devices(HiveConfig()))
+    monkeypatch.delenv(processes.DISABLE_ENV, raising=False)
+    assert processes.serves(pipeline.model_devices(HiveConfig()))
     keys = [key for key, _, _ in device_fields(HiveConfig())]
     for key in keys:
         cfg = HiveConfig()
         parent, name = next((parent, name) for other, parent, name in device_fields(cfg) if other == key)
         setattr(parent, name, "cuda")
-        assert not forkserver.serves(pipeline.model_devices(cfg)), key
+        assert not processes.serves(pipeline.model_devices(cfg)), key
     assert len(keys) == len(pipeline.model_devices(HiveConfig())) == 3, keys
 
 

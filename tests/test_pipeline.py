@@ -117,8 +117,9 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     assert prepare.data.params["prepare.min_posts_per_community"] == "10"
     assert prepare.data.metrics[f"communities.{communities[0]}.input"] == 45
     # Every run logs exactly the params its contract declares (and hashes exactly those).
-    from hivelm.config import flatten, load_config, select
+    from hivelm.config import flatten, load_config
     from hivelm.contracts import STAGES
+    from hivelm.declared import select
 
     cfg = load_config(repo / "params.yaml")
     for kid in kids:

@@ -1,6 +1,6 @@
 """The survey on the real embedded SmolLM2-135M-Instruct: a few SWED items, two personas, both modes.
 
-SmolLM2-135M answers near chance (models-notes.md), so this checks the machinery on a real tokenizer, chat
+SmolLM2-135M answers near chance, so this checks the machinery on a real tokenizer, chat
 template and model, not the answers."""
 
 import json

@@ -13,10 +13,9 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 
-from hivelm import paths
+from hivelm import paths, processes
 from hivelm.contracts import STAGES
 
 
@@ -149,49 +148,6 @@ def _manners(parser: argparse.ArgumentParser, commands) -> None:
             sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh"})
-
-
-def _name_and_parent(pid: int) -> tuple[str, int] | None:
-    """A process's command name and parent pid from /proc; None when it is gone (or not Linux)."""
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            stat = file.read()
-    except OSError:
-        return None
-    name_end = stat.rindex(")")  # the name itself may hold spaces and parentheses
-    return stat[stat.index("(") + 1:name_end], int(stat[name_end + 2:].split()[1])
-
-
-def _end_with_dvc() -> bool:
-    """Under `dvc repro`, end (SIGTERM, so runs close as KILLED) when DVC dies: a killed `dvc repro` would
-    otherwise leave its stage (say, a trainer) running on as an orphan. DVC starts a stage through $SHELL -c;
-    bash execs the command, so DVC is our parent, but dash (/bin/sh on Debian) stays between us. So: the
-    kernel signals us when our parent dies, and where shells stand between, a watcher notices the outermost
-    shell losing DVC as its parent. False when DVC is already gone."""
-    from hivelm import procs
-
-    if not procs.end_with_parent(signal.SIGTERM):  # not Linux: the stage lock still refuses a second trainer
-        return True
-    shell, dvc = None, os.getppid()
-    while (found := _name_and_parent(dvc)) and found[0] in SHELLS:
-        shell, dvc = dvc, found[1]
-    if dvc == 1 or found is None:
-        return False
-    if shell is not None:
-        def watch(shell: int = shell, dvc: int = dvc) -> None:
-            while (found := _name_and_parent(shell)) and found[1] == dvc:
-                time.sleep(1)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-        threading.Thread(target=watch, name="end-with-dvc", daemon=True).start()
-    return True
-
-
 def main(argv: list[str] | None = None, forked: bool = False) -> int:
     """`forked`: this process is a stage forked by hivelm/forkserver.py, whose client (DVC's child) watches
     DVC and forwards its signals."""
@@ -202,15 +158,13 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
     # starts with it ignored, and `kill -INT` would do nothing (an ignored signal stays ignored across exec).
     if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _interrupt)
+            signal.signal(sig, processes.interrupt)
     if os.environ.get("DVC_STAGE") and not forked:
-        if not _end_with_dvc():
+        if not processes.end_with_dvc():
             print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
             return 130
         if args.command in STAGES:  # under `hivelm run`: fork the stage from the warm server
-            from hivelm import forkserver
-
-            code = forkserver.delegate(sys.argv[1:] if argv is None else argv)
+            code = processes.delegate(sys.argv[1:] if argv is None else argv)
             if code is not None:
                 return code
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
@@ -323,7 +277,7 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
     only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
-    from hivelm.config import declared
+    from hivelm.declared import declared, declared_params
     from hivelm.io import recover, sweep_stale
 
     contract = STAGES[name]
@@ -333,7 +287,7 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
             cfg.community(community)  # unknown key: a clear error before any run is opened
         recover(contract.artifacts(community))  # a killed writer's half-done swap: the previous set back
         sweep_stale(contract.artifacts(community))  # and the temporary copies it left (a killed base_model: 155 MB)
-        with tracking.stage_run(cfg, contract, community) as run:
+        with tracking.stage_run(cfg, name, community, lambda c: declared_params(cfg, contract, c)) as run:
             view = declared(cfg, name, contract.params, community)
             module.main(view, run, community) if community is not None else module.main(view, run)
     return 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -316,7 +315,7 @@ class DecodingConfig:
     top_k: int = 50
     """Sample among the k most likely tokens (0 = off; the paper's fork default 50)."""
     repetition_penalty: float = 1.15
-    """Above 1 stops SmolLM2's emoji loops (models-notes.md); the paper's fork default was 1.0."""
+    """Above 1 stops SmolLM2's emoji loops (seen on the demo corpus); the paper's fork default was 1.0."""
     max_new_tokens: int = 64
     """Tokens generated per answer, at most 2,048: a post is a few hundred tokens at most (prepare.max_chars),
     and every token is one more forward pass of the whole batch."""
@@ -932,85 +931,6 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def reference_markdown() -> str:
-    """The configuration reference (docs/configuration.md), generated from the dataclasses above: every
-    key with its type, default and the docstring under its field."""
-    import ast
-    import inspect
-    import sys
-    from dataclasses import MISSING
-
-    module = sys.modules[__name__]
-    tree = ast.parse(inspect.getsource(module))
-    docs: dict[tuple[str, str], str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef):
-            body = node.body
-            for current, following in zip(body, body[1:]):
-                if isinstance(current, ast.AnnAssign) and isinstance(following, ast.Expr) \
-                        and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
-                    docs[(node.name, current.target.id)] = " ".join(following.value.value.split())
-    lines = ["# Configuration reference", "",
-             "Generated from `src/hivelm/config.py` (`hivelm.config.reference_markdown()`); a test keeps it current.",
-             "Every key lives in `params.yaml` under its section; override one with `hivelm <stage> section.key=value`.",
-             ""]
-
-    def section(cls, prefix: str, instance=None) -> None:
-        """`instance`: the parent's default for this block (e.g. survey.decoding's own max_new_tokens)."""
-        lines.extend([f"## `{prefix}`", "", " ".join((cls.__doc__ or "").split()), "",
-                      "| key | type | default | meaning |", "| --- | --- | --- | --- |"])
-        nested = []
-        for f in fields(cls):
-            if is_dataclass(f.type) or (isinstance(f.type, str) and f.type in NESTED):
-                child = f.default_factory() if f.default_factory is not MISSING else None
-                nested.append((NESTED.get(f.type, f.type), f"{prefix}.{f.name}", child))
-                continue
-            if instance is not None:
-                default = getattr(instance, f.name)
-            else:
-                default = f.default if f.default is not MISSING else (
-                    f.default_factory() if f.default_factory is not MISSING else "required")
-            text = docs.get((cls.__name__, f.name), "").replace("|", "\\|")
-            kind = str(f.type).replace("|", "\\|")
-            item = re.fullmatch(r"list\[(\w+)\]", str(f.type))
-            if item and item.group(1) in NESTED:
-                nested.append((NESTED[item.group(1)], f"{prefix}.{f.name}[]", None))
-            lines.append(f"| `{f.name}` | `{kind}` | `{default!r}` | {text} |")
-        lines.append("")
-        for child, child_prefix, child_default in nested:
-            section(child, child_prefix, child_default)
-
-    for f in fields(HiveConfig):
-        if f.name == "communities":
-            lines.extend(["## `communities`", "", "A mapping: key (names files, stages and runs) -> community.", ""])
-            section(CommunityConfig, "communities.<key>")
-        else:
-            section(NESTED[f.type], f.name)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, ExternalColumnsConfig,
-                                        ExternalCorpusConfig, DataConfig, PrepareConfig, InstructConfig,
-                                        BaseModelConfig, TuneConfig, DecodingConfig, InContextConfig,
-                                        StatisticsConfig, FilterConfig, GenerateConfig, ScorersConfig,
-                                        EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig,
-                                        AttributeConfig)}
-
-
-# -------------------------------------------------------------------------------- declared params per stage
-
-FREE_SECTIONS = ("tracking",)
-"""Sections any stage may read without declaring them: they change what is logged, never what is computed."""
-
-
-class UndeclaredParamError(HiveError):
-    """A stage read a param its contract (hivelm/contracts.py) does not declare."""
-
-
-def _resolve(keys: Sequence[str], community: str | None) -> tuple[str, ...]:
-    return tuple(k.replace("${key}", community or "") for k in keys)
-
-
 def lookup(cfg: HiveConfig, key: str) -> Any:
     """The config node at dotted `key` (e.g. 'generate.decoding', 'communities.keto'); ConfigError if absent."""
     node: Any = cfg
@@ -1022,67 +942,3 @@ def lookup(cfg: HiveConfig, key: str) -> Any:
         else:
             raise ConfigError(f"no config key {key!r}")
     return node
-
-
-def select(cfg: HiveConfig, keys: Sequence[str], community: str | None = None) -> dict[str, Any]:
-    """{key: plain value} of a stage's declared params (`${key}` is the community); for a per-community run
-    of a stage that declares all `communities`, only that community's entry."""
-    view = {key: to_dict(lookup(cfg, key)) for key in _resolve(keys, community)}
-    if community is not None and isinstance(view.get("communities"), dict):
-        view["communities"] = {community: view["communities"][community]}
-    return view
-
-
-class Declared:
-    """A read-only view of a config node in which only declared params (and FREE_SECTIONS) can be read.
-
-    The stage's code gets this instead of the whole config, so a param it reads but does not declare fails
-    the first time it is read, naming the key, instead of silently missing from dvc.yaml and MLflow."""
-
-    def __init__(self, node: Any, path: str, allowed: tuple[str, ...], stage: str):
-        object.__setattr__(self, "_parts", (node, path, allowed, stage))
-
-    def _child(self, name: str, value: Any) -> Any:
-        _, path, allowed, stage = object.__getattribute__(self, "_parts")
-        key = f"{path}.{name}" if path else str(name)
-        if key.split(".")[0] in FREE_SECTIONS or any(key == a or key.startswith(a + ".") for a in allowed):
-            return value
-        if any(a.startswith(key + ".") for a in allowed):
-            return Declared(value, key, allowed, stage)
-        raise UndeclaredParamError(f"stage {stage} reads param {key!r}, which its contract does not declare "
-                                   f"(add it to the stage's params in src/hivelm/contracts.py, then run "
-                                   f"`hivelm dvc-yaml`)")
-
-    def __getattr__(self, name: str) -> Any:
-        node = object.__getattribute__(self, "_parts")[0]
-        if is_dataclass(node) and name in {f.name for f in fields(node)}:
-            return self._child(name, getattr(node, name))
-        if isinstance(node, dict) and name in ("keys", "items", "values", "get"):
-            return {"keys": node.keys,
-                    "items": lambda: [(k, self._child(k, v)) for k, v in node.items()],
-                    "values": lambda: [self._child(k, v) for k, v in node.items()],
-                    "get": lambda k, default=None: self._child(k, node[k]) if k in node else default}[name]
-        method = getattr(type(node), name, None)
-        if callable(method):  # e.g. HiveConfig.community(): runs against this view, so it is checked too
-            return lambda *args, **kwargs: method(self, *args, **kwargs)
-        raise AttributeError(name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError("the config a stage receives is read-only")
-
-    def __getitem__(self, key: str) -> Any:
-        return self._child(key, object.__getattribute__(self, "_parts")[0][key])
-
-    def __contains__(self, key: object) -> bool:
-        return key in object.__getattribute__(self, "_parts")[0]
-
-    def __iter__(self):
-        return iter(object.__getattribute__(self, "_parts")[0])
-
-    def __len__(self) -> int:
-        return len(object.__getattribute__(self, "_parts")[0])
-
-
-def declared(cfg: HiveConfig, stage: str, keys: Sequence[str], community: str | None = None) -> HiveConfig:
-    """`cfg` as stage `stage` may read it: its declared `keys` (with `${key}` = community) and FREE_SECTIONS."""
-    return Declared(cfg, "", _resolve(keys, community), stage)  # type: ignore[return-value]

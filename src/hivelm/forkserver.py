@@ -28,19 +28,12 @@ import importlib
 import json
 import os
 import selectors
-import shutil
 import signal
 import socket
-import struct
-import subprocess
 import sys
-import tempfile
 import threading
-from pathlib import Path
 
-TEMP_PREFIX = "hivelm-fs-"  # the server's socket folder: hivelm-fs-<pid of hivelm run>-XXXX in the temp dir
-ENV = "HIVELM_FORKSERVER"  # the server's socket path, set by `hivelm run` for the stages DVC starts
-DISABLE_ENV = "HIVELM_NO_FORKSERVER"  # set to 1: every stage starts as a fresh process
+from hivelm import cli, processes
 
 # What a stage imports at its slowest. A hint only: a module missing here is imported by the stage itself.
 PRELOAD = (
@@ -50,99 +43,16 @@ PRELOAD = (
     "sklearn.model_selection", "sklearn.metrics", "sentence_transformers", "datasets", "matplotlib",
     "hivelm.config", "hivelm.tracking", "hivelm.models", "hivelm.generation", "hivelm.metrics",
 )
-_HEADER = struct.Struct("!I")
-
-
-def serves(devices: list[str]) -> bool:
-    """Whether `hivelm run` starts a stage server for these configured devices: not when switched off, and not
-    when any of them is not the CPU: a CUDA process cannot be forked safely once CUDA has been touched, and the
-    imports may touch it, so on an accelerator every stage starts fresh (import time is small beside its work
-    there anyway). bench/gpu_check.py asserts it on the GPU machine."""
-    return os.environ.get(DISABLE_ENV, "") in ("", "0") and all(d == "cpu" for d in devices)
-
-
-def start(env: dict[str, str], devices: list[str]) -> tuple[subprocess.Popen, str] | None:
-    """Start a server for one pipeline run; (process, socket path), or None when `serves(devices)` says no
-    (`devices`: the configured ones, `pipeline.model_devices`). The server binds its socket before it imports
-    anything, so a stage that connects early waits for the imports instead of repeating them. Its own process
-    group: `stop` ends it and any child still running with it."""
-    if not serves(devices):
-        return None
-    path = os.path.join(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"), "stages.sock")
-    server = subprocess.Popen([sys.executable, "-m", "hivelm.forkserver", path, str(os.getpid())], env=env,
-                              process_group=0, stdin=subprocess.DEVNULL)
-    return server, path
-
-
-def sweep() -> None:
-    """Remove the socket folders of servers whose `hivelm run` (the pid in the name) is gone: a killed run
-    cannot remove its own."""
-    from hivelm import procs
-
-    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
-        pid = folder.name.removeprefix(TEMP_PREFIX).split("-")[0]
-        if pid.isdigit() and procs.start_time(int(pid)) is None:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def stop(server: subprocess.Popen, path: str) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
-    try:
-        server.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait()
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
-
-
-# --- the client: what `hivelm <stage>` does when DVC starts it under `hivelm run` ---------------------------
-
-def delegate(argv: list[str]) -> int | None:
-    """Run `hivelm argv` in a child of the server named by $HIVELM_FORKSERVER and return its exit code; None
-    when no server is there to take it (the caller then runs the stage itself)."""
-    path = os.environ.get(ENV)
-    if not path:
-        return None
-    env = {k: v for k, v in os.environ.items() if k != ENV}
-    request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": env}).encode()
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(path)
-        socket.send_fds(conn, [_HEADER.pack(len(request)) + request], [0, 1, 2])
-        replies = conn.makefile("r", encoding="utf-8")
-        first = replies.readline()
-    except OSError:
-        conn.close()
-        return None
-    if not first:  # the server went away before it forked: nothing started, run here instead
-        conn.close()
-        return None
-    pid = json.loads(first)["pid"]
-
-    def forward(signum, frame):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
-    last = replies.readline()  # the handlers above forward and return: the read resumes (PEP 475)
-    if not last:
-        print(f"hivelm {argv[0] if argv else ''}: the stage server exited before the stage did", file=sys.stderr)
-        return 1
-    return json.loads(last)["exit"]
 
 
 # --- the server ---------------------------------------------------------------------------------------------
 
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
     data, fds, _, _ = socket.recv_fds(conn, 1 << 16, 3)
-    if len(data) < _HEADER.size:
+    if len(data) < processes.HEADER.size:
         raise ConnectionError("short request")
-    size = _HEADER.unpack_from(data)[0]
-    body = data[_HEADER.size:]
+    size = processes.HEADER.unpack_from(data)[0]
+    body = data[processes.HEADER.size:]
     while len(body) < size:
         chunk = conn.recv(size - len(body))
         if not chunk:
@@ -175,8 +85,6 @@ def _child(conn: socket.socket, request: dict, fds: list[int], inherited: list[i
             os.kill(os.getpid(), signal.SIGTERM)
 
         threading.Thread(target=end_with_client, name="end-with-client", daemon=True).start()
-        from hivelm import cli
-
         try:
             code = cli.main(request["argv"], forked=True)
         except SystemExit as exit_:
@@ -240,9 +148,7 @@ def serve(path: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    from hivelm import procs
-
-    procs.end_with_parent()  # a SIGKILLed `hivelm run` must not leave ~640 MB of imports running for good
+    processes.end_with_parent()  # a SIGKILLed `hivelm run` must not leave ~640 MB of imports running for good
     if os.getppid() != int(sys.argv[2]):  # it died before the line above
         sys.exit(0)
     serve(sys.argv[1])

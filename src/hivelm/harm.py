@@ -6,7 +6,7 @@
 The paper had two eating-disorder experts label 20 generations per corpus per community as harmful or not and
 by category (body-image objectification; relationship to food and exercise; self-disclosure), reporting
 Cohen's kappa 0.453 (harm) and 0.617 (category), and 0.384-0.519 in its Limitations; a post counted as
-harmful only when both annotators agreed (paper section 5.2.2, /work/shared/docs/paper-spec.md 5.6). The
+harmful only when both annotators agreed (arXiv 2408.09366, section 5.2.2 and Limitations). The
 taxonomy document was not released, so the descriptions below are ours.
 
 Blinding: annotators see an opaque item id and the text only, in a seeded shuffle across communities and

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from hivelm import dvclock, forkserver, headline, tracking
+from hivelm import dvclock, headline, processes, tracking
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 
@@ -23,7 +21,7 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID. DVC runs in
     its own process group: on Ctrl-C or SIGTERM the whole group is interrupted and awaited, so no stage is
     left running, and the parent run ends KILLED. Killed outright, we take DVC and the stage server with us
-    (hivelm.procs). However DVC ends, dvc.lock is left readable (hivelm.dvclock).
+    (hivelm.processes). However DVC ends, dvc.lock is left readable (hivelm.dvclock).
     """
     dvc_args = [a for a in dvc_args if a != "--"]
     check_input_files(cfg)
@@ -38,26 +36,26 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
         log.info("pipeline run %s: dvc repro %s", parent_id, " ".join(dvc_args))
         # stages fork from it instead of importing torch & co. each time
-        forkserver.sweep()  # the socket folders of servers whose `hivelm run` was killed
-        server = forkserver.start(env, model_devices(cfg))
+        processes.sweep()  # the socket folders of servers whose `hivelm run` was killed
+        server = processes.start(env, model_devices(cfg))
         if server:
-            env[forkserver.ENV] = server[1]
+            env[processes.ENV] = server[1]
         lock = dvclock.LockGuard()
         lock.start()
         try:
             # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the whole group (below).
-            # Through hivelm.procs, so DVC gets SIGTERM if we are killed outright (its stages end with it).
-            dvc = subprocess.Popen([sys.executable, "-m", "hivelm.procs", str(os.getpid()),
+            # Through hivelm.processes, so DVC gets SIGTERM if we are killed outright (its stages end with it).
+            dvc = subprocess.Popen([sys.executable, "-m", "hivelm.processes", str(os.getpid()),
                                     os.path.join(bin_dir, "dvc"), "repro", *dvc_args], env=env, process_group=0)
             try:
                 code = wait(dvc, lock)
             except KeyboardInterrupt:
-                stop_group(dvc)
+                processes.stop_group(dvc)
                 raise
         finally:
             lock.finish()
             if server:
-                forkserver.stop(*server)
+                processes.stop(*server)
         if code != 0:
             raise HiveError(f"dvc repro failed with exit code {code} (see the stage output above)")
         tracking.log_skipped_stages(cfg, parent_id)
@@ -117,23 +115,3 @@ def wait(process: subprocess.Popen, lock: dvclock.LockGuard, poll_s: float = 1.0
             lock.poll()
 
 
-def stop_group(process: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """Interrupt every process in `process`'s group (DVC, its shell, the stage) as Ctrl-C would, wait until
-    all have exited, and kill what is left after `grace_s`. Further signals are ignored meanwhile, so a
-    second Ctrl-C cannot orphan the stage or leave the parent run RUNNING."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
-    for sig, wait_s in ((signal.SIGINT, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            process.poll()  # reap DVC itself, else it stays in the group as a zombie
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-        log.warning("dvc repro (process group %d) still running %.0f s after %s", process.pid, wait_s, sig.name)

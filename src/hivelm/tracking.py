@@ -11,20 +11,19 @@ project root (DVC_ROOT inside DVC, which points at the parent repo even in `dvc 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hivelm.config import HiveConfig, flatten, select
+from hivelm.config import HiveConfig, flatten
 from hivelm.errors import HiveError, redact
 
 log = logging.getLogger(__name__)
@@ -83,7 +82,7 @@ def end_runs_of_dead_processes(uri: str) -> int:
     Returns how many were ended."""
     from mlflow.tracking import MlflowClient
 
-    from hivelm import procs
+    from hivelm import processes
 
     client = MlflowClient(uri)
     experiments = [e.experiment_id for e in client.search_experiments(max_results=1000)]
@@ -91,7 +90,7 @@ def end_runs_of_dead_processes(uri: str) -> int:
         return 0
     running = client.search_runs(experiments, "attributes.status = 'RUNNING' and tags.process_host = "
                                  f"'{socket.gethostname()}'", max_results=10000)
-    dead = [run for run in running if procs.gone(run.data.tags)]
+    dead = [run for run in running if processes.gone(run.data.tags)]
     for run in dead:
         client.set_terminated(run.info.run_id, status="KILLED")
     if dead:
@@ -191,7 +190,7 @@ def git_state() -> tuple[str, bool]:
 
 
 def base_tags(stage: str, community: str | None) -> dict[str, str]:
-    from hivelm import procs
+    from hivelm import processes
 
     commit, dirty = git_state()
     return {
@@ -200,14 +199,8 @@ def base_tags(stage: str, community: str | None) -> dict[str, str]:
         "git_commit": commit,
         "git_dirty": str(dirty).lower(),
         "dvc_exp": os.environ.get("DVC_EXP_NAME", ""),
-        **procs.identity(),  # lets a later process end this run KILLED if this one is killed outright
+        **processes.identity(),  # lets a later process end this run KILLED if this one is killed outright
     }
-
-
-def declared_params(cfg: HiveConfig, contract, community: str | None) -> tuple[dict[str, Any], str]:
-    """(view, config_hash) of exactly the params a stage's contract declares, for this community."""
-    view = select(cfg, contract.params, community)
-    return view, hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class StageRun:
@@ -308,16 +301,18 @@ def loss_callback():
 
 
 @contextmanager
-def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterator[StageRun]:
+def stage_run(cfg: HiveConfig, stage: str, community: str | None,
+              params: Callable[[str | None], tuple[dict[str, Any], str]]) -> Iterator[StageRun]:
     """Open the MLflow run of one stage (and community), log exactly its declared params and their hash, and
-    time it. `contract` is the stage's hivelm.contracts.Contract. The run ends KILLED if the block is
-    interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception propagates."""
+    time it. `params(community)` gives them (hivelm.declared.declared_params: this module never reads a
+    contract, so a stage that logs through it does not depend on the read guard). The run ends KILLED if the
+    block is interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception
+    propagates."""
     import mlflow
 
     started = time.perf_counter()
-    stage = contract.name
     name = f"{stage}@{community}" if community else stage
-    view, config_hash = declared_params(cfg, contract, community)
+    view, config_hash = params(community)
     if not is_main_process():
         yield _NoRun(None, view, config_hash)
         return
@@ -330,13 +325,13 @@ def stage_run(cfg: HiveConfig, contract, community: str | None = None) -> Iterat
     parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
     with tracking_failures(uri, name), \
             mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
-        params = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
-        if params:
-            mlflow.log_params(params)
+        logged = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
+        if logged:
+            mlflow.log_params(logged)
         if cfg.tracking.log_config_artifact:
             mlflow.log_dict(view, "config/resolved.yaml")
         try:
-            yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, contract, c))
+            yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, stage, c, params))
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
             log.error("stage %s: interrupted after %.1f s", name, time.perf_counter() - started)
             mlflow.end_run("KILLED")

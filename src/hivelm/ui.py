@@ -1,6 +1,6 @@
 """`hivelm ui`: the MLflow UI over this project's tracking store, light enough for a laptop.
 
-Settings from stack-notes: one worker and no job execution (2 processes, about 0.5 GB, healthy in ~10 s,
+Settings measured on 2 cores: one worker and no job execution (2 processes, about 0.5 GB, healthy in ~10 s,
 instead of 15 processes and 2.7 GB). The server runs in its own process group, so Ctrl-C or SIGTERM (turned
 into KeyboardInterrupt by the CLI) stops all of it.
 """

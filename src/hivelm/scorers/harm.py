@@ -7,8 +7,8 @@ ProxyHarmScorer  embedding similarity to short prototype descriptions of each cl
                  harm. Its agreement with hand labels is in docs/harm.md and tests/test_harm.py.
 JudgeHarmScorer  a yes/no rubric question per class to an instruction-tuned model, scored by comparing the
                  log-probabilities of the two answers (no sampling, no parsing), for users with a capable
-                 model. Small models are near chance here (docs/shared models-notes: SmolLM2-135M gave no
-                 separation), so validate any judge against expert labels before trusting it.
+                 model. Small models are near chance here (SmolLM2-135M gave no separation on our
+                 hand-labelled test set), so validate any judge against expert labels before trusting it.
 
 Every output dict carries "proxy" (True for the embedding proxy) so a proxy number cannot pass for an
 expert rate downstream; `info` records the backend, the models and a hash of the prototypes or rubric.

@@ -1,7 +1,7 @@
 """evaluate: generated corpora + real held-out posts -> fidelity metrics with intervals (paper section 5.2).
 
     hivelm evaluate
-    hivelm evaluate evaluate.bootstrap_resamples=1000
+    hivelm evaluate evaluate.statistics.bootstrap_resamples=1000
 
 For every community c and corpus x (finetuned, untuned, in_context, and every corpus declared under
 evaluate.external), against c's real held-out posts:

@@ -1,7 +1,7 @@
 """generate: adapter + baselines -> filtered synthetic corpora per community (paper section 5.1).
 
     hivelm generate --community keto
-    hivelm generate --community keto generate.samples_per_topic=2 generate.temperature=0.7
+    hivelm generate --community keto generate.samples_per_topic=2 generate.decoding.temperature=0.7
 
 Three corpora from the same topic-conditioned prompts:
   finetuned   base model + the community's adapter;

@@ -4,8 +4,8 @@ Two modes (survey.mode):
   loglik    (default) every option is scored as the assistant's reply, its letter and its text ("b. Slightly
             afraid"); the score is the reply's mean token log-probability (length-normalised, so long option
             texts are not penalised), and a softmax over an item's options gives a full probability
-            distribution per (item, persona). Nothing is parsed, so nothing is unparseable (paper-spec 7.2
-            item 9: "use constrained decoding or log-probabilities over the option letters"). Numeric items
+            distribution per (item, persona). Nothing is parsed, so nothing is unparseable (docs/reference/stages.md,
+            survey). Numeric items
             are scored over their bins. multi_select items are scored one option at a time, each as its own
             yes/no question ("does this apply to you?"), since options of a multi-select answer are not
             mutually exclusive; the distribution then holds P(chosen) per option, which need not sum to 1.
@@ -60,7 +60,7 @@ def build_item_prompts(instrument: Instrument, personas: Sequence[Template], com
     items in loglik mode. `context` is a pool of real posts: each respondent (persona, sample) sees its own
     draw (`generation.in_context_prompt`, keyed by `seed`, the `community` key, persona and sample), the same
     for all its items, so one respondent answers from one view of the community (the paper's code retrieved
-    posts per question from a file that was never committed; paper-spec 6.2)."""
+    posts per question from a file that was never committed; arXiv 2408.09366, section 6)."""
     if context and not community:
         # the draw is keyed by the community key: without it every community would see the same positions
         raise ValueError("build_item_prompts: context posts need the `community` key that keys their draw")

@@ -1,10 +1,10 @@
 """Reading a free-text answer as an option letter, a number or a list of letters (generate mode), or as
 UNPARSEABLE. Pure: regexes only.
 
-The paper's parser (neda-test/process_neda_results.py; paper-spec 6.4) took a leading "x. ", else "option x",
+The paper's parser (github.com/Davidchu11381/llm_align_eval, neda-test/process_neda_results.py) took a leading "x. ", else "option x",
 else the whole answer stripped of punctuation, and mapped an empty answer to "a". Here every rule is strict,
 and whatever is not clearly one answer is UNPARSEABLE, a distinct value that is counted and never mapped to
-an option (style.md lesson 6; paper-spec 7.2 item 9). In particular:
+an option (docs/reference/stages.md, survey). In particular:
   - refusals, empty answers, two different letters, a letter outside the item's options -> UNPARSEABLE;
   - the English words "a" and "I" are not letters: "a lot more" reads as option "a" only if that is the text
     of option a; a letter inside a word ("about") is never a letter;

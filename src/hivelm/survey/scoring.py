@@ -7,7 +7,7 @@ letters (multi_select), or missing: absent, None or UNPARSEABLE. A criterion tha
 None (see instrument.py for when an answer is "needed").
 
 Two views of one model's survey, both reported:
-  - per respondent (paper-spec 7.2 item 9: "score each sample"): in generate mode each (persona, sample) is
+  - per respondent (every sample scored, not a majority vote first): in generate mode each (persona, sample) is
     one respondent with its own sampled answer set; in loglik mode each persona gives a full probability
     distribution per item, and respondents are Monte-Carlo answer sets drawn from those distributions (items
     independently, seeded), so a persona's mean over its draws estimates its *expected* score (exact in the

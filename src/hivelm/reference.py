@@ -1,0 +1,141 @@
+"""The generated reference pages of the docs site, and the writer that keeps them current.
+
+    python -m hivelm.reference           # rewrite docs/configuration.md, docs/reference/cli.md, .../instruments.md
+    python -m hivelm.reference --check   # exit 1 naming each page that differs from its source
+
+Each page is generated from the one place its facts are declared: the config dataclasses (hivelm.config),
+the argument parser (hivelm.cli.build_parser) and the instrument format (hivelm.survey.instrument's
+docstring). No stage imports this module, so editing it reruns no stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import os
+import re
+import sys
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+
+from hivelm import config
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"  # the checkout's docs/ (the pages are not shipped)
+NESTED = {name: cls for name, cls in vars(config).items() if isinstance(cls, type) and is_dataclass(cls)}
+"""Every config dataclass by name: fields annotated with a string type (PEP 563) name them."""
+
+
+def reference_markdown() -> str:
+    """The configuration reference (docs/configuration.md), generated from the dataclasses of hivelm.config: every
+    key with its type, default and the docstring under its field."""
+    tree = ast.parse(inspect.getsource(config))
+    docs: dict[tuple[str, str], str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            body = node.body
+            for current, following in zip(body, body[1:]):
+                if isinstance(current, ast.AnnAssign) and isinstance(following, ast.Expr) \
+                        and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str):
+                    docs[(node.name, current.target.id)] = " ".join(following.value.value.split())
+    lines = ["# Configuration reference", "",
+             "Generated from `src/hivelm/config.py` (`python -m hivelm.reference`); a test keeps it current.",
+             "Every key lives in `params.yaml` under its section; override one with `hivelm <stage> section.key=value`.",
+             ""]
+
+    def section(cls, prefix: str, instance=None) -> None:
+        """`instance`: the parent's default for this block (e.g. survey.decoding's own max_new_tokens)."""
+        lines.extend([f"## `{prefix}`", "", " ".join((cls.__doc__ or "").split()), "",
+                      "| key | type | default | meaning |", "| --- | --- | --- | --- |"])
+        nested = []
+        for f in fields(cls):
+            if is_dataclass(f.type) or (isinstance(f.type, str) and f.type in NESTED):
+                child = f.default_factory() if f.default_factory is not MISSING else None
+                nested.append((NESTED.get(f.type, f.type), f"{prefix}.{f.name}", child))
+                continue
+            if instance is not None:
+                default = getattr(instance, f.name)
+            else:
+                default = f.default if f.default is not MISSING else (
+                    f.default_factory() if f.default_factory is not MISSING else "required")
+            text = docs.get((cls.__name__, f.name), "").replace("|", "\\|")
+            kind = str(f.type).replace("|", "\\|")
+            item = re.fullmatch(r"list\[(\w+)\]", str(f.type))
+            if item and item.group(1) in NESTED:
+                nested.append((NESTED[item.group(1)], f"{prefix}.{f.name}[]", None))
+            lines.append(f"| `{f.name}` | `{kind}` | `{default!r}` | {text} |")
+        lines.append("")
+        for child, child_prefix, child_default in nested:
+            section(child, child_prefix, child_default)
+
+    for f in fields(config.HiveConfig):
+        if f.name == "communities":
+            lines.extend(["## `communities`", "", "A mapping: key (names files, stages and runs) -> community.", ""])
+            section(config.CommunityConfig, "communities.<key>")
+        else:
+            section(NESTED[f.type], f.name)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cli_markdown() -> str:
+    """The command-line reference (docs/reference/cli.md): every subcommand's --help, from build_parser."""
+    from hivelm.cli import build_parser
+
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal: one width, so the page is the same everywhere
+    try:
+        parser = build_parser()
+        parser.prog = "hivelm"
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        lines = ["# Command-line reference", "",
+                 "Generated from the argument parser (`hivelm.cli.build_parser`, `python -m hivelm.reference`); "
+                 "a test keeps it current. Every stage command also takes trailing `KEY=VALUE` overrides of "
+                 "params.yaml keys ([overrides](overrides.md), [configuration](../configuration.md)).", "",
+                 "## `hivelm`", "", "```text", parser.format_help().rstrip(), "```", ""]
+        for name, sub in commands.choices.items():
+            lines += [f"## `hivelm {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def instruments_markdown() -> str:
+    """The survey instrument format (docs/reference/instruments.md), from hivelm.survey.instrument's docstring."""
+    from hivelm.survey import instrument
+
+    title, _, body = (instrument.__doc__ or "").partition("\n")
+    return ("# Survey instruments\n\n"
+            "Generated from the docstring of `src/hivelm/survey/instrument.py` (`python -m hivelm.reference`). "
+            "`configs/instruments/swed.yaml` and `edeq.yaml` are worked examples; `survey.instrument` picks one "
+            "([configuration](../configuration.md#survey)).\n\n"
+            f"{title.strip()}\n\n```text\n{body.strip()}\n```\n")
+
+
+PAGES = {"configuration.md": reference_markdown, "reference/cli.md": cli_markdown,
+         "reference/instruments.md": instruments_markdown}
+
+
+def stale(docs: Path = DOCS) -> list[str]:
+    """The generated pages under `docs` that differ from what their sources say now."""
+    return [name for name, make in PAGES.items()
+            if not (docs / name).is_file() or (docs / name).read_text(encoding="utf-8") != make()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    if check:
+        names = stale()
+        for name in names:
+            print(f"docs/{name} is out of date: run `python -m hivelm.reference`")
+        return 1 if names else 0
+    for name, make in PAGES.items():
+        (DOCS / name).parent.mkdir(parents=True, exist_ok=True)
+        (DOCS / name).write_text(make(), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
