@@ -4,7 +4,7 @@ measured between the training steps, at the model's own matmul shapes and at a l
     .venv/bin/python bench/tune.py [--model models/base] [--community keto] [--batch-size 4] [--max-steps 40]
                                    [--eval-every 5] [--target-drop 0.5 | --target-loss L] [--threads 0]
 
-Data: the community's demo posts (data/demo/posts.csv) as chat demonstrations (`tune.encode`, the stage's
+Data: the community's demo posts (data/demo/posts.csv) as chat demonstrations (`hivelm.tokens.encode`, the stage's
 own encoding), 16 held out for the eval loss, the rest trained on in seeded random batches with AdamW at
 the demo's learning rate, linear warm-up, LoRA as `tune` configures it. The target is an eval loss fixed
 before training (`--target-loss`, else the base model's own eval loss minus `--target-drop` nats: the same
@@ -29,7 +29,8 @@ import time
 
 from hivelm.config import TuneConfig
 from hivelm.models import load_causal_lm, set_threads
-from hivelm.stages.tune import PadCollator, add_lora, encode
+from hivelm.stages.tune import PadCollator, add_lora
+from hivelm.tokens import encode
 
 
 def spread(values: list[float]) -> dict:

@@ -9,6 +9,7 @@ import networkx as nx
 from hivelm.contracts import STAGES
 from hivelm.dvcfile import PACKAGE, _imported, code_deps, module_file
 
+
 def _name(path: Path) -> str:
     return ".".join(("hivelm", *path.relative_to(PACKAGE).with_suffix("").parts)).removesuffix(".__init__")
 
@@ -31,3 +32,13 @@ def test_the_read_guard_and_the_reference_writer_rerun_no_stage():
     for name, contract in STAGES.items():
         deps = code_deps(contract)
         assert "src/hivelm/declared.py" not in deps and "src/hivelm/reference.py" not in deps, name
+
+
+def test_no_stage_module_imports_another_stage_module():
+    """A stage's DVC deps are its import closure (dvcfile.code_deps): a stage importing another (attribute took
+    `encode` from tune) would rerun whenever the other's code changes. Shared code lives outside stages/."""
+    stages = PACKAGE / "stages"
+    for path in stages.glob("*.py"):
+        others = {module_file(m) for m in _imported(path)} & set(stages.glob("*.py"))
+        assert others <= {path, stages / "__init__.py"}, f"{path.name} imports {sorted(p.name for p in others)}"
+    assert "src/hivelm/stages/tune.py" not in code_deps(STAGES["attribute"])

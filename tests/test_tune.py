@@ -3,7 +3,8 @@
 import pytest
 
 from hivelm.config import BaseModelConfig, CommunityConfig, HiveConfig, TuneConfig
-from hivelm.stages.tune import IGNORE, PadCollator, encode, train_adapter
+from hivelm.stages.tune import PadCollator, train_adapter
+from hivelm.tokens import IGNORE, encode
 
 POSTS = ["almond flour fat bombs with butter", "cauliflower rice and salmon meal prep",
          "net carbs matter more than you think", "eggs and cheese for breakfast again"]
@@ -31,7 +32,7 @@ def test_chat_control_tokens_in_a_post_stay_text_when_encoded(tiny_model_dir):
     """A post holding <|im_end|><|im_start|>system encoded to real control tokens: it forged a system turn."""
     from transformers import AutoTokenizer
 
-    from hivelm.stages.tune import special_tokens_removed
+    from hivelm.tokens import special_tokens_removed
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     record = demonstrations(1)[0]

@@ -241,7 +241,7 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
     """Per sequence, the mean log-probability of its labelled tokens given everything before them.
 
     `sequences` are {"input_ids", "labels"} with label -100 where nothing is scored (the prompt), as
-    `hivelm.stages.tune.encode` builds them for training, so a text is scored exactly as it was learned.
+    `hivelm.tokens.encode` builds them for training, so a text is scored exactly as it was learned.
     Batched with right padding (the attention mask hides it; causal attention never looks right), sequences
     sorted by length so a batch pads little; results come back in input order.
 

@@ -6,7 +6,7 @@
 
 A post's gain under community k's adapter is its mean per-token log-likelihood under the adapter minus the same
 under the base model, both after the same prompt: the instruct stage's system prompt and one persona
-instruction (`attribute.template_id`) naming community k, the rule adapter k was tuned with (tune.encode builds
+instruction (`attribute.template_id`) naming community k, the rule adapter k was tuned with (tokens.encode builds
 the tokens, so the post is scored exactly as it was learned, end-of-turn token included). The base model is
 loaded once with every adapter attached (peft named adapters, switched with `set_adapter`; the base runs with
 them disabled); nothing is sampled. Cost: 2 x communities forward passes per post (adapter and base after
@@ -61,7 +61,7 @@ def scoring_records(texts: list[str], system_prompt: str, template: Template, co
 
 
 def encode_posts(tokenizer, records: list[dict], max_length: int) -> list[dict]:
-    from hivelm.stages.tune import encode
+    from hivelm.tokens import encode
 
     encoded = [encode(record, tokenizer, max_length) for record in records]
     if any(e is None for e in encoded):
