@@ -142,3 +142,22 @@ def test_survey_score_on_absurdly_nested_answers_is_exit_2_with_one_line(tmp_pat
     assert cli.main(["survey-score", str(tmp_path / name)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"hivelm survey-score: error: {tmp_path / name}: not a valid answers file: nested too deeply"]
+
+
+def test_the_forked_stage_runs_its_command_without_asking_dvc_or_the_server(monkeypatch):
+    """Issue 24.3: the stage server's child called cli.main(argv, forked=True), one entry telling its callers
+    apart with a flag; it has its own (cli.forked_main), which neither waits on DVC nor forks again."""
+    import inspect
+
+    from hivelm import cli, processes
+
+    def refuse(*args):
+        raise AssertionError("a forked stage asked DVC or the server")
+
+    ran = []
+    monkeypatch.setenv("DVC_STAGE", "prepare")  # the client's environment, which the child takes over
+    monkeypatch.setattr(processes, "end_with_dvc", refuse)
+    monkeypatch.setattr(processes, "delegate", refuse)
+    monkeypatch.setattr(cli, "execute", lambda args: ran.append(args.command) or 0)
+    assert cli.forked_main(["prepare"]) == 0 and ran == ["prepare"]
+    assert list(inspect.signature(cli.main).parameters) == ["argv"]

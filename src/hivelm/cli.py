@@ -148,18 +148,12 @@ def _manners(parser: argparse.ArgumentParser, commands) -> None:
             sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
 
 
-def main(argv: list[str] | None = None, forked: bool = False) -> int:
-    """`forked`: this process is a stage forked by hivelm/forkserver.py, whose client (DVC's child) watches
-    DVC and forwards its signals."""
+def main(argv: list[str] | None = None) -> int:
+    """`hivelm ...` as a shell, a script or DVC starts it. Under DVC (`hivelm run`), a stage ends with DVC and
+    is forked from the warm stage server when one runs (hivelm/processes.py)."""
     args = build_parser().parse_args(argv)
-    # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
-    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths. SIGINT is
-    # handled whatever we inherited: a background job of a non-interactive shell (`hivelm run &` in a script)
-    # starts with it ignored, and `kill -INT` would do nothing (an ignored signal stays ignored across exec).
-    if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, processes.interrupt)
-    if os.environ.get("DVC_STAGE") and not forked:
+    _handle_signals()
+    if os.environ.get("DVC_STAGE"):
         if not processes.end_with_dvc():
             print(f"hivelm {args.command}: interrupted (dvc exited)", file=sys.stderr)
             return 130
@@ -167,6 +161,29 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
             code = processes.delegate(sys.argv[1:] if argv is None else argv)
             if code is not None:
                 return code
+    return execute(args)
+
+
+def forked_main(argv: list[str]) -> int:
+    """A stage forked by the stage server (hivelm/forkserver.py): its client, DVC's child, already ends with
+    DVC and forwards its signals, so the command runs here at once."""
+    args = build_parser().parse_args(argv)
+    _handle_signals()
+    return execute(args)
+
+
+def _handle_signals() -> None:
+    # SIGTERM (kill, DVC, a scheduler) unwinds like Ctrl-C: context managers end MLflow runs as KILLED,
+    # `run` and `ui` stop their child process groups, and partial outputs stay in temporary paths. SIGINT is
+    # handled whatever we inherited: a background job of a non-interactive shell (`hivelm run &` in a script)
+    # starts with it ignored, and `kill -INT` would do nothing (an ignored signal stays ignored across exec).
+    if threading.current_thread() is threading.main_thread():  # signal() refuses other threads
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, processes.interrupt)
+
+
+def execute(args: argparse.Namespace) -> int:
+    """The parsed command, run in this process; a HiveError is one line and exit 2."""
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.

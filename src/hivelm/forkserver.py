@@ -5,7 +5,7 @@ Measured on the 2-core machine: those imports take 5-7 s per process, and the de
 processes (9 in a one-community run), so a cold pipeline spent about a minute and a half importing the same
 modules. DVC still starts and tracks every stage as an ordinary command (`hivelm <stage>`): that process is a
 thin client. It passes its argv, working directory, environment and stdin/stdout/stderr (SCM_RIGHTS) to the
-server, which forks a child that runs the stage exactly as the client would have run it (`hivelm.cli.main`)
+server, which forks a child that runs the stage exactly as the client would have run it (`hivelm.cli.forked_main`)
 and reports the child's exit status back; the client exits with it. Signals to the client (Ctrl-C, SIGTERM, a
 dying DVC) are forwarded to the child, and a child whose client disappears (SIGKILL) stops itself, so a
 stage never outlives the command DVC is waiting for.
@@ -86,7 +86,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int], inherited: list[i
 
         threading.Thread(target=end_with_client, name="end-with-client", daemon=True).start()
         try:
-            code = cli.main(request["argv"], forked=True)
+            code = cli.forked_main(request["argv"])
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         except BaseException:
