@@ -223,7 +223,7 @@ def likelihood_numbers() -> dict:
 
 
 def test_report_shows_the_gain_heatmap_and_both_confusion_matrices_byte_stably():
-    from hivelm.rendering import likelihood_section
+    from hivelm.report_page import likelihood_section
 
     html = likelihood_section(likelihood_numbers())
     assert html.count("<svg") == 3

@@ -9,8 +9,8 @@ import yaml
 
 from conftest import REPO, strict_json
 from hivelm import corpora, dvcfile
+from hivelm.artifacts import write_json
 from hivelm.config import ConfigError, load_config
-from hivelm.io import write_json
 
 PER_FILE = {"name": "llama3", "path": "data/external/llama3/{community}.jsonl", "provenance": "Llama-3-8B, tuned"}
 ONE_FILE = {"name": "api", "path": "data/external/api.csv", "columns": {"text": "post", "community": "group"},

@@ -10,8 +10,8 @@ import yaml
 
 from hivelm.cli import run_stage
 from hivelm.config import ConfigError, load_config
-from hivelm.io import CorpusError
 from hivelm.stages.detect import build_graph, detect, label_posts, read_edges
+from hivelm.tables import CorpusError
 
 BLOCKS, BLOCK_SIZE = 4, 30
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import BIN, REPO
-from hivelm.io import atomic_dir, write_json
+from hivelm.artifacts import atomic_dir, write_json
 
 HIVELM = str(BIN / "hivelm")
 
@@ -54,7 +54,7 @@ def test_atomic_writes_honour_the_umask(tmp_path, umask):
 SWAPPER = """
 import sys
 from pathlib import Path
-from hivelm.io import atomic_dir
+from hivelm.artifacts import atomic_dir
 for _ in range(100):
     with atomic_dir(Path(sys.argv[1])) as tmp:
         for i in range(20):  # enough files that each swap's cleanup overlaps the other writer's swap
@@ -165,7 +165,7 @@ def runs(stage: str) -> list:
 def test_sigterm_to_a_stage_ends_its_run_killed_and_frees_its_checkpoint_folder(project, tiny_model_dir):
     import shutil
 
-    from hivelm.io import file_lock, lock_beside, write_jsonl
+    from hivelm.artifacts import file_lock, lock_beside, write_jsonl
     from test_tune import demonstrations
 
     shutil.copytree(tiny_model_dir, project / "models/base")
@@ -187,7 +187,7 @@ def tune_forever(project, tiny_model_dir) -> None:
     """A one-stage DVC project in `project` (the cwd) whose stage trains keto's adapter for 100,000 steps."""
     import shutil
 
-    from hivelm.io import write_jsonl
+    from hivelm.artifacts import write_jsonl
     from test_tune import demonstrations
 
     shutil.copytree(tiny_model_dir, project / "models/base")
@@ -305,7 +305,7 @@ def test_hivelm_ui_refuses_a_taken_port_and_warns_about_a_public_host(project):
 STAGE_WRITER = """
 import os, sys, time
 from pathlib import Path
-import hivelm.io as hio
+import hivelm.artifacts as hio
 posts, stats, tag, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 real, calls, lock = os.replace, [0], hio.file_lock
 def replace(src, dst):  # the process killed before its kill_at-th rename
@@ -354,7 +354,7 @@ def test_concurrent_prepares_end_with_one_writers_posts_and_stats(tmp_path):
 
 @pytest.mark.parametrize("kill_at", range(1, 5))  # before each of the 4 renames (2 per output)
 def test_a_writer_killed_between_its_renames_leaves_the_previous_set(tmp_path, kill_at):
-    from hivelm.io import recover, staged_outputs, sweep_stale
+    from hivelm.artifacts import recover, staged_outputs, sweep_stale
 
     posts, stats = tmp_path / "data/prepared", tmp_path / "reports/prepare/stats.json"
     assert stage_writer(posts, stats, "old").wait(60) == 0
@@ -373,7 +373,7 @@ def test_a_writer_killed_between_its_renames_leaves_the_previous_set(tmp_path, k
 
 def test_temporary_copies_of_dead_writers_are_swept_and_live_ones_kept(tmp_path):
     """A killed base_model left 155 MB of `.base.*.tmp` in models/ that nothing removed."""
-    from hivelm.io import sweep_stale
+    from hivelm.artifacts import sweep_stale
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

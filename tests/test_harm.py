@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hivelm import harm, metrics
+from hivelm import annotation, metrics
+from hivelm.annotation import CLASSES, HARMFUL, HarmError
 from hivelm.errors import HiveError
-from hivelm.harm import CLASSES, HARMFUL, HarmError
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COMMUNITIES, CORPORA = ("keto", "running"), ("finetuned", "untuned", "in_context")
@@ -32,7 +32,7 @@ def generated(root: Path) -> Path:
 
 
 def sample(tmp_path: Path, name: str = "harm", per_corpus: int = 5, seed: int = 0) -> Path:
-    harm.harm_sample(generated(tmp_path / "generated"), COMMUNITIES, CORPORA, tmp_path / name, per_corpus, seed)
+    annotation.harm_sample(generated(tmp_path / "generated"), COMMUNITIES, CORPORA, tmp_path / name, per_corpus, seed)
     return tmp_path / name
 
 
@@ -43,7 +43,7 @@ def read_rows(path: Path) -> list[dict]:
 
 def test_sample_is_blinded(tmp_path):
     out = sample(tmp_path)
-    packet = out / harm.PACKET
+    packet = out / annotation.PACKET
     assert sorted(p.name for p in packet.iterdir()) == [
         "annotation.csv", "instructions.md", "label_studio.json", "label_studio_config.xml"]
     for path in packet.iterdir():
@@ -64,7 +64,7 @@ def test_sample_is_blinded(tmp_path):
 def test_sample_adds_to_an_existing_gitignore_instead_of_replacing_it(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data/.gitignore").write_text("/prepared\n/instructions\n")  # as DVC keeps it
-    harm.harm_sample(generated(tmp_path / "generated"), COMMUNITIES, CORPORA, tmp_path / "data", 2)
+    annotation.harm_sample(generated(tmp_path / "generated"), COMMUNITIES, CORPORA, tmp_path / "data", 2)
     assert (tmp_path / "data/.gitignore").read_text() == "/prepared\n/instructions\n/for_annotators\n/key.csv\n"
 
 
@@ -75,29 +75,29 @@ def test_sample_respects_per_corpus_shuffles_and_key_joins_back(tmp_path):
     assert {g: groups.count(g) for g in set(groups)} == {
         (m, c): min(5, SIZES[c]) for m in COMMUNITIES for c in CORPORA}
     assert groups != sorted(groups)  # shuffled across communities and corpora
-    texts = {r["item_id"]: r["text"] for r in read_rows(out / harm.PACKET / "annotation.csv")}
+    texts = {r["item_id"]: r["text"] for r in read_rows(out / annotation.PACKET / "annotation.csv")}
     assert [k["item_id"] for k in key] == list(texts) == [f"h{n:04d}" for n in range(1, len(key) + 1)]
     for k in key:  # the key leads back to the exact generation
         source = {r["id"]: r for r in map(json.loads, (tmp_path / "generated" / k["community"] /
                                                       f"{k['corpus']}.jsonl").read_text().splitlines())}
         assert source[k["generation_id"]]["text"] == texts[k["item_id"]]
-        assert k["text_sha256"] == harm.text_digest(texts[k["item_id"]])
+        assert k["text_sha256"] == annotation.text_digest(texts[k["item_id"]])
 
 
 def test_sample_is_seeded_and_keeps_an_existing_key(tmp_path):
     first, again, other = sample(tmp_path, "a", seed=3), sample(tmp_path, "b", seed=3), sample(tmp_path, "c", seed=4)
-    for name in ("key.csv", f"{harm.PACKET}/annotation.csv", f"{harm.PACKET}/label_studio.json"):
+    for name in ("key.csv", f"{annotation.PACKET}/annotation.csv", f"{annotation.PACKET}/label_studio.json"):
         assert (first / name).read_bytes() == (again / name).read_bytes()
     assert (first / "key.csv").read_bytes() != (other / "key.csv").read_bytes()
     with pytest.raises(HarmError, match="already exists"):
-        harm.harm_sample(tmp_path / "generated", COMMUNITIES, CORPORA, first, 5, 9)
-    harm.harm_sample(tmp_path / "generated", COMMUNITIES, CORPORA, first, 5, 9, overwrite=True)
+        annotation.harm_sample(tmp_path / "generated", COMMUNITIES, CORPORA, first, 5, 9)
+    annotation.harm_sample(tmp_path / "generated", COMMUNITIES, CORPORA, first, 5, 9, overwrite=True)
     assert (first / "key.csv").read_bytes() != (again / "key.csv").read_bytes()
 
 
 def test_sample_names_a_missing_corpus(tmp_path):
     with pytest.raises(HiveError, match=r"keto/nope\.jsonl: file not found"):
-        harm.harm_sample(generated(tmp_path / "g"), ["keto"], ["nope"], tmp_path / "out")
+        annotation.harm_sample(generated(tmp_path / "g"), ["keto"], ["nope"], tmp_path / "out")
 
 
 # ---------------------------------------------------------------- kappa on published examples
@@ -140,7 +140,7 @@ def annotate(path: Path, key: list[dict], labels: dict[str, list[str]], texts: d
     """Write a filled annotation file: labels maps item_id -> the classes marked 1."""
     rows = [{"item_id": k["item_id"], "text": texts[k["item_id"]]} | {c: "1" for c in labels[k["item_id"]]}
             for k in key]
-    harm.write_csv(path, harm.ANNOTATION_COLUMNS, rows)
+    annotation.write_csv(path, annotation.ANNOTATION_COLUMNS, rows)
     return path
 
 
@@ -149,8 +149,8 @@ def sampled(tmp_path):
     """A sample of 2 communities x 3 corpora (26 items) with a known 2x2 harm table: A and B both say
     harmful on 14 items (the first 8 and the last 6), only A on 2, only B on 4, neither on 6."""
     out = sample(tmp_path)
-    key = harm.read_key(out / "key.csv")
-    texts = {r["item_id"]: r["text"] for r in read_rows(out / harm.PACKET / "annotation.csv")}
+    key = annotation.read_key(out / "key.csv")
+    texts = {r["item_id"]: r["text"] for r in read_rows(out / annotation.PACKET / "annotation.csv")}
     a, b = {}, {}
     for n, k in enumerate(key):
         item = k["item_id"]
@@ -172,7 +172,7 @@ def leaves(node):
 
 def test_ingest_agreement_and_rates(sampled, tmp_path):
     out = tmp_path / "reports" / "harm.json"
-    result = harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out, rule="all", resamples=50)
+    result = annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out, rule="all", resamples=50)
     assert json.loads(out.read_text()) == result
     assert all(v is None or isinstance(v, int | float) and not isinstance(v, bool) for v in leaves(result))
     assert len(sampled["key"]) == 26 and result["items"] == 26 and result["annotators"] == 2
@@ -192,17 +192,17 @@ def test_ingest_agreement_and_rates(sampled, tmp_path):
     assert sorted(groups) == list(COMMUNITIES) and all(sorted(g) == sorted(CORPORA) for g in groups.values())
     assert sum(g[c]["harmful"]["count"] for g in groups.values() for c in g) == 14
     assert sum(result["rates_by_corpus"][c]["harmful"]["n"] for c in CORPORA) == 26
-    anyone = harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out, rule="any", resamples=50)
+    anyone = annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out, rule="any", resamples=50)
     assert anyone["rates_overall"]["harmful"]["count"] == 20 and anyone["rule_min_share"] == 0.0
 
 
 def test_ingest_fleiss_with_three_annotators(sampled, tmp_path):
     a, b = sampled["labels"]
     third = annotate(tmp_path / "c.csv", sampled["key"], a, sampled["texts"])
-    result = harm.harm_ingest(sampled["dir"] / "key.csv", [*sampled["paths"], third], tmp_path / "h.json",
+    result = annotation.harm_ingest(sampled["dir"] / "key.csv", [*sampled["paths"], third], tmp_path / "h.json",
                               rule="half", resamples=20)
     as_marks = [{item: {c: int(c in marked) for c in CLASSES} for item, marked in x.items()} for x in (a, b, a)]
-    votes = harm.votes(as_marks, [k["item_id"] for k in sampled["key"]], "harmful")
+    votes = annotation.votes(as_marks, [k["item_id"] for k in sampled["key"]], "harmful")
     expected = metrics.fleiss_kappa(np.stack([3 - votes.sum(1), votes.sum(1)], axis=1))
     assert result["agreement"]["harmful"]["fleiss_kappa"] == pytest.approx(expected)
     assert "cohen_kappa" not in result["agreement"]["harmful"]
@@ -237,27 +237,27 @@ def test_ingest_rejects_malformed_files_and_writes_nothing(sampled, tmp_path, ed
     bad = corrupt(sampled["paths"][1], edit)
     out = tmp_path / "out.json"
     with pytest.raises(HarmError, match=message) as info:
-        harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out)
+        annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out)
     assert str(bad) in str(info.value)
     assert not out.exists()
 
 
 def test_ingest_refuses_zero_resamples(sampled, tmp_path):
     with pytest.raises(HarmError, match=r"resamples must be >= 1 .*\(got 0\)"):
-        harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], tmp_path / "harm.json", resamples=0)
+        annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], tmp_path / "harm.json", resamples=0)
     assert not (tmp_path / "harm.json").exists()
 
 
 def test_ingest_needs_two_distinct_annotators(sampled, tmp_path):
     with pytest.raises(HarmError, match="at least two"):
-        harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"][:1], tmp_path / "o.json")
+        annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"][:1], tmp_path / "o.json")
     with pytest.raises(HarmError, match="twice"):
-        harm.harm_ingest(sampled["dir"] / "key.csv", [sampled["paths"][0]] * 2, tmp_path / "o.json")
+        annotation.harm_ingest(sampled["dir"] / "key.csv", [sampled["paths"][0]] * 2, tmp_path / "o.json")
 
 
 def test_label_studio_export_becomes_annotation_files(sampled, tmp_path):
     a, b = sampled["labels"]
-    tasks = json.loads((sampled["dir"] / harm.PACKET / "label_studio.json").read_text("utf-8"))
+    tasks = json.loads((sampled["dir"] / annotation.PACKET / "label_studio.json").read_text("utf-8"))
     for task in tasks:
         item = task["data"]["item_id"]
         task["annotations"] = [{"completed_by": who, "result": [
@@ -265,10 +265,10 @@ def test_label_studio_export_becomes_annotation_files(sampled, tmp_path):
             for who, labels in ((1, a), (2, b))]
     export = tmp_path / "export.json"
     export.write_text(json.dumps(tasks), "utf-8")
-    paths = harm.label_studio_to_csv(export, tmp_path / "ls")
+    paths = annotation.label_studio_to_csv(export, tmp_path / "ls")
     assert [p.name for p in paths] == ["annotator_1.csv", "annotator_2.csv"]
-    from_ls = harm.harm_ingest(sampled["dir"] / "key.csv", paths, tmp_path / "x.json", resamples=20)
-    from_csv = harm.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], tmp_path / "y.json", resamples=20)
+    from_ls = annotation.harm_ingest(sampled["dir"] / "key.csv", paths, tmp_path / "x.json", resamples=20)
+    from_csv = annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], tmp_path / "y.json", resamples=20)
     assert from_ls == from_csv
 
 
@@ -287,7 +287,7 @@ def test_main_functions_use_project_relative_defaults(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     generated(tmp_path / "data" / "generated")
-    summary = harm.main_sample(load_config(project_params(tmp_path, CORPORA, [])), per_corpus=2)
+    summary = annotation.main_sample(load_config(project_params(tmp_path, CORPORA, [])), per_corpus=2)
     assert summary["items"] == 12 and (tmp_path / "data/harm/key.csv").exists()
 
 
@@ -381,7 +381,7 @@ def test_proxy_agreement_with_hand_labels(embedder):
     rows = handlabelled()
     scorer = ProxyHarmScorer(embedder)
     texts = [r["text"] for r in rows]
-    result = harm.label_agreement([r["labels"] for r in rows], scorer.predict(texts))
+    result = annotation.label_agreement([r["labels"] for r in rows], scorer.predict(texts))
     truth = [int(r["labels"] != ["not_harmful"]) for r in rows]
     result["harmful_auc"] = metrics.auc(truth, scorer.score(texts)["harmful"])
     print("proxy agreement with hand labels:", json.dumps(result))
@@ -439,7 +439,7 @@ def test_judge_prompt_and_info(tiny_judge_parts):
     judge = JudgeHarmScorer(model, tokenizer, system_prompt="Be careful.")
     prompt = judge.render("a post", "self_disclosure")
     assert prompt.startswith("<|im_start|>system\nBe careful.") and prompt.endswith("<|im_start|>assistant\n")
-    assert harm.TAXONOMY["self_disclosure"] in prompt and '"""\na post\n"""' in prompt
+    assert annotation.TAXONOMY["self_disclosure"] in prompt and '"""\na post\n"""' in prompt
     assert judge.info["backend"] == "judge" and judge.info["answers"] == ["Yes", "No"]
     with pytest.raises(HarmScorerError, match="slot"):
         JudgeHarmScorer(model, tokenizer, rubric="Is {post} harmful?")

@@ -47,8 +47,8 @@ def test_report_shows_no_output_of_a_stage_outside_the_pipeline(tmp_path, monkey
 
 
 def test_the_page_names_stale_files_and_has_no_section_of_a_left_out_stage():
-    from hivelm.rendering import page
-    from test_rendering import numbers
+    from hivelm.report_page import page
+    from test_report_page import numbers
 
     stale = {f"{paths.ATTRIBUTE_DIR.as_posix()}/": "attribute"}
     html = page(numbers(surveys=False) | {"left_out": ["attribute", "survey"], "stale": stale,
@@ -101,8 +101,8 @@ def test_small_sample_thresholds_are_validated(tmp_path):
 
 
 def test_the_page_lists_figures_on_small_samples():
-    from hivelm.rendering import page
-    from test_rendering import numbers
+    from hivelm.report_page import page
+    from test_report_page import numbers
 
     flagged = [{"figure": "fidelity.cross_community.finetuned.diagonal_share", "n": 2, "unit": "rows",
                 "threshold": 10}]

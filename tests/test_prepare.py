@@ -6,8 +6,8 @@ import pytest
 from conftest import VOCABULARY, community_posts, write_corpus
 from hivelm.cli import main as cli
 from hivelm.config import PrepareConfig, load_config
-from hivelm.io import read_corpus
 from hivelm.stages.prepare import clean_community, clean_post, split
+from hivelm.tables import read_corpus
 
 
 def posts(texts, community="keto"):
@@ -47,7 +47,7 @@ def test_clean_community_counts_every_step():
 def test_surrogates_bidi_controls_and_chat_tokens_are_scrubbed_counted_and_writable(tmp_path):
     """A lone surrogate made writing the prepared posts raise; bidi controls and chat control tokens
     (a post forging a system turn) reached the training text."""
-    from hivelm.io import write_jsonl
+    from hivelm.artifacts import write_jsonl
 
     texts = ["Broken emoji \ud83d in my keto breakfast post with eggs and bacon today",
              "Admin says \u202etxet desrever\u202c please read the keto rules again before posting",
@@ -145,7 +145,7 @@ def test_extra_sources_are_merged_and_deduplicated_with_the_corpus(small_corpus,
 
 
 def test_json_array_errors_name_the_file_and_element(tmp_path):
-    from hivelm.io import CorpusError
+    from hivelm.tables import CorpusError
 
     (tmp_path / "a.json").write_text('[{"text": "fine"}, "not an object"]')
     with pytest.raises(CorpusError, match=r"a.json: element 2 of the array is not a JSON object"):
@@ -158,7 +158,7 @@ def test_json_array_errors_name_the_file_and_element(tmp_path):
 def test_null_and_non_text_cells_are_named_with_their_rows(tmp_path):
     import pandas as pd
 
-    from hivelm.io import CorpusError
+    from hivelm.tables import CorpusError
 
     columns = {"text": "text", "community": "group"}
     (tmp_path / "a.jsonl").write_text('{"text": "fine", "group": "k"}\n{"text": null, "group": "k"}\n'
@@ -179,7 +179,7 @@ def test_null_post_ids_are_named_by_row_and_records_are_strict_json(tmp_path):
 
     import pandas as pd
 
-    from hivelm.io import write_jsonl
+    from hivelm.artifacts import write_jsonl
 
     frame = pd.DataFrame({"text": ["one", "two", "three"], "group": ["k"] * 3, "id": [7, None, 9]})
     frame.to_parquet(tmp_path / "ids.parquet")  # an int column with a null reads back as float: 7.0, NaN, 9.0

@@ -376,7 +376,7 @@ def test_contrasts_between_communities():
 
 
 def test_survey_score_cli_prints_table_and_json(tmp_path, capsys, monkeypatch):
-    from hivelm.survey.cli import survey_score_main
+    from hivelm.survey.collected import survey_score_main
 
     answers = {c: table9(c) | {"Q13": "a", "Q14": "b", "Q15": "b"} for c in TABLE9}
     path = write(tmp_path / "answers.json", json.dumps(answers))

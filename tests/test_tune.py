@@ -221,7 +221,7 @@ def test_checkpoints_outlive_a_failed_record_and_the_rerun_resumes(tiny_model_di
     gave a raw OSError and the rerun started from step 0."""
     import shutil
 
-    from hivelm.io import write_jsonl
+    from hivelm.artifacts import write_jsonl
     from hivelm.stages import tune
 
     monkeypatch.chdir(tmp_path)
@@ -237,8 +237,8 @@ def test_checkpoints_outlive_a_failed_record_and_the_rerun_resumes(tiny_model_di
 
 
 def test_a_second_trainer_on_the_same_checkpoint_folder_is_refused(tmp_path):
+    from hivelm.artifacts import file_lock, lock_beside
     from hivelm.errors import HiveError
-    from hivelm.io import file_lock, lock_beside
 
     with file_lock(lock_beside(tmp_path / "ckpt"), "the first trainer"), \
             pytest.raises(HiveError, match=r"checkpoint folder .*ckpt .*is in use by another process"):
@@ -252,9 +252,9 @@ def test_adapters_stay_local_when_log_adapters_is_off(project, tiny_model_dir):
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from hivelm.artifacts import write_jsonl
     from hivelm.cli import run_stage
     from hivelm.config import load_config
-    from hivelm.io import write_jsonl
 
     shutil.copytree(tiny_model_dir, project / "models/base")
     write_jsonl(project / "data/instructions/keto.jsonl", demonstrations())

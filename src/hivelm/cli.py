@@ -217,20 +217,20 @@ def execute(args: argparse.Namespace) -> int:
 
             return gate.main(args.base, args.rules, args.metrics)
         if args.command == "survey-score":
-            from hivelm.survey.cli import survey_score_main
+            from hivelm.survey.collected import survey_score_main
 
             return survey_score_main(args.instrument, args.answers, args.json)
         if args.command == "harm-sample":
-            from hivelm import harm
+            from hivelm import annotation
 
             cfg = load_config(args.params)
-            harm.main_sample(cfg, out_dir=args.out_dir, per_corpus=args.per_corpus, seed=args.seed,
+            annotation.main_sample(cfg, out_dir=args.out_dir, per_corpus=args.per_corpus, seed=args.seed,
                              overwrite=args.force)
             return 0
         if args.command == "harm-ingest":
-            from hivelm import harm
+            from hivelm import annotation
 
-            harm.main_ingest(args.annotations, key=args.key, out=args.out, rule=args.rule, resamples=args.resamples)
+            annotation.main_ingest(args.annotations, key=args.key, out=args.out, rule=args.rule, resamples=args.resamples)
             return 0
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
@@ -294,8 +294,8 @@ def run_stage(name: str, cfg, communities: list[str] | None) -> int:
     """The recipe of every stage: open its MLflow run with its declared params, hand it a config in which
     only those params can be read, run it (once per community of `communities` for a fanned-out stage)."""
     from hivelm import tracking
+    from hivelm.artifacts import recover, sweep_stale
     from hivelm.declared import declared, declared_params
-    from hivelm.io import recover, sweep_stale
 
     contract = STAGES[name]
     module = importlib.import_module(contract.module)

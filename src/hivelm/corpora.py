@@ -89,7 +89,7 @@ def _jsonl_records(path: Path, text_field: str, problems: list[str], missing_hin
 def _table_records(path: Path, spec, key: str, problems: list[str]) -> list[dict] | None:
     """Records of an external CSV / JSON / Parquet / JSONL file, with `text` (and `community`) as named by
     spec.columns; every bad row is a problem `file:line:` (JSONL) or `file:row N:` (other formats)."""
-    from hivelm.io import CorpusError, detect_format, read_table
+    from hivelm.tables import CorpusError, detect_format, read_table
 
     wanted = {"text": spec.columns.text}
     if spec.columns.community is not None:

@@ -97,7 +97,7 @@ def init(target: str | Path, posts: str | Path, given: dict[str, str | None], co
     import yaml
 
     from hivelm.config import load_config
-    from hivelm.io import read_table
+    from hivelm.tables import read_table
 
     target, posts = Path(target).resolve(), Path(posts).resolve()
     if target == SOURCE_ROOT or SOURCE_ROOT in target.parents:

@@ -148,7 +148,7 @@ def _probe_server(uri: str, timeout_s: float = 5.0) -> None:
 
 
 def _open_sqlite(uri: str) -> None:
-    from hivelm.io import file_lock, lock_beside
+    from hivelm.artifacts import file_lock, lock_beside
 
     db = Path(uri.removeprefix("sqlite:///"))
     if db.exists() and not os.access(db, os.W_OK):

@@ -1,4 +1,4 @@
-"""Automatic harm scores over the taxonomy in hivelm.harm: a PROXY, never a substitute for expert annotation.
+"""Automatic harm scores over the taxonomy in hivelm.annotation: a PROXY, never a substitute for expert annotation.
 
 Two backends behind one small interface (`score(texts)`, `predict(texts, threshold)`, `info`):
 
@@ -20,8 +20,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from hivelm.annotation import CLASSES, HARMFUL, TAXONOMY
 from hivelm.errors import HiveError
-from hivelm.harm import CLASSES, HARMFUL, TAXONOMY
 
 # Several short prototypes per class, in our words, written from the taxonomy descriptions. Each class is
 # represented by the mean of its prototypes' embeddings (a nearest-centroid classifier, as in prototypical

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from hivelm import metrics, paths
+from hivelm.artifacts import staged_outputs, write_json, write_jsonl
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
-from hivelm.io import CorpusError, read_corpus, read_jsonl, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
+from hivelm.tables import CorpusError, read_corpus, read_jsonl
 from hivelm.templates import Template, load_templates
 
 log = logging.getLogger(__name__)

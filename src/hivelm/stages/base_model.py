@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import atomic_dir
 from hivelm.config import HiveConfig
-from hivelm.io import atomic_dir
 from hivelm.models import embedded_gguf, load_source
 
 

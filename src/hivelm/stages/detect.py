@@ -18,8 +18,9 @@ import logging
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import atomic_path, write_json
 from hivelm.config import ConfigError, HiveConfig
-from hivelm.io import CorpusError, atomic_path, read_table, write_json
+from hivelm.tables import CorpusError, read_table
 
 log = logging.getLogger(__name__)
 

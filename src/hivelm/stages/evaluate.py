@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from hivelm import corpora, metrics, paths
+from hivelm.artifacts import staged_outputs, write_json
 from hivelm.config import EvaluateConfig, HiveConfig
-from hivelm.io import staged_outputs, write_json
 
 log = logging.getLogger(__name__)
 

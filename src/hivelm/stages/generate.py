@@ -20,11 +20,12 @@ import time
 import zlib
 
 from hivelm import filters, paths
+from hivelm.artifacts import staged_outputs, write_json, write_jsonl
 from hivelm.chat import neutralize_prompts
 from hivelm.config import GenerateConfig, HiveConfig, to_dict
 from hivelm.generation import in_context_prompt, sample_texts
-from hivelm.io import read_jsonl, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
+from hivelm.tables import read_jsonl
 from hivelm.templates import Template, load_templates
 
 log = logging.getLogger(__name__)

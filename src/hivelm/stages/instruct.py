@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections import Counter
 
 from hivelm import paths
+from hivelm.artifacts import staged_outputs, write_jsonl
 from hivelm.config import HiveConfig
-from hivelm.io import read_jsonl, staged_outputs, write_jsonl
 from hivelm.rng import keyed_rng
+from hivelm.tables import read_jsonl
 from hivelm.templates import Template, load_templates
 
 MIN_TEMPLATES = 20

@@ -15,9 +15,10 @@ from collections import Counter
 from pathlib import Path
 
 from hivelm import filters, paths, text
+from hivelm.artifacts import staged_outputs, write_json, write_jsonl
 from hivelm.config import DataConfig, HiveConfig, PrepareConfig
-from hivelm.io import CorpusError, read_corpus, staged_outputs, write_json, write_jsonl
 from hivelm.rng import keyed_rng
+from hivelm.tables import CorpusError, read_corpus
 from hivelm.text import clip
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
     hivelm report report.show_samples=true      # a few redacted generations per corpus
 
 `load` reads every number the page shows from the other stages' outputs (paths from hivelm.paths);
-`hivelm.rendering.page` turns them into HTML. Generated text appears only with `report.show_samples`, and then
+`hivelm.report_page.page` turns them into HTML. Generated text appears only with `report.show_samples`, and then
 only a few anonymised, truncated samples.
 """
 
@@ -15,10 +15,10 @@ import json
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import read_json  # a truncated report: one line naming it and its stage
 from hivelm.config import HiveConfig
 from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
-from hivelm.io import read_json  # a truncated report: one line naming it and its stage
-from hivelm.rendering import CORPORA_ORDER
+from hivelm.report_page import CORPORA_ORDER
 
 
 def provenance(cfg: HiveConfig, summary: dict | None) -> list[list[str]]:
@@ -118,8 +118,8 @@ def load(cfg: HiveConfig) -> dict:
 
 
 def main(cfg: HiveConfig, run) -> Path:
-    from hivelm.io import staged_outputs
-    from hivelm.rendering import page
+    from hivelm.artifacts import staged_outputs
+    from hivelm.report_page import page
 
     html_page = page(load(cfg))
     with staged_outputs() as out:  # the page and its MLflow copy change together

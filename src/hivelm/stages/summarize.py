@@ -20,11 +20,11 @@ import logging
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import read_json, staged_outputs, write_json
 from hivelm.config import HiveConfig
 from hivelm.contracts import in_pipeline, left_out_outputs, stale_files
 from hivelm.headline import counts
 from hivelm.headline import read as read_headline
-from hivelm.io import read_json, staged_outputs, write_json
 
 SOURCES = {"prepare": paths.PREPARE_STATS, "fidelity": paths.fidelity_summary(),
            "likelihood": paths.attribute_summary()}

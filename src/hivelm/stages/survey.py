@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 
 from hivelm import paths
+from hivelm.artifacts import staged_outputs, write_json
 from hivelm.config import ConfigError, HiveConfig
 from hivelm.headline import estimate_text
-from hivelm.io import read_jsonl, staged_outputs, write_json
+from hivelm.tables import read_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import file_lock, lock_beside, staged_outputs
 from hivelm.config import HiveConfig, TuneConfig
 from hivelm.errors import HiveError
-from hivelm.io import file_lock, lock_beside, read_jsonl, staged_outputs
+from hivelm.tables import read_jsonl
 from hivelm.tokens import IGNORE, encode, special_tokens_removed
 
 log = logging.getLogger(__name__)

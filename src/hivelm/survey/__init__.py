@@ -9,7 +9,7 @@
     report = summarise(instrument, result, cfg.survey.statistics)
 
 Modules: instrument (format, loader, validator), parse (free text -> answer or UNPARSEABLE), answers
-(prompts, loglik, generate, administer), scoring (criteria, majority, summaries, contrasts; pure), cli
-(`hivelm survey-score`). The package imports nothing itself, so a stage that only scores (summarize) does
+(prompts, loglik, generate, administer), scoring (criteria, majority, summaries, contrasts; pure), collected
+(`hivelm survey-score`: answers collected elsewhere). The package imports nothing itself, so a stage that only scores (summarize) does
 not depend on the model code (its dvc.yaml deps are its import closure).
 """

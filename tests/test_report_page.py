@@ -1,4 +1,4 @@
-"""The HTML report's rendering (hivelm.rendering) on hand-made numbers: no pipeline, no model."""
+"""The HTML report's rendering (hivelm.report_page) on hand-made numbers: no pipeline, no model."""
 
 import math
 import re
@@ -7,7 +7,7 @@ from html import escape
 import pytest
 
 from conftest import overflowing_tables
-from hivelm.rendering import error_bar, interval, page, table
+from hivelm.report_page import error_bar, interval, page, table
 
 EMOTIONS = {"joy": 0.5, "fear": 0.3, "anger": 0.2}
 
@@ -198,7 +198,7 @@ def test_readability_text_colour_legends_p_values_and_axes():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hivelm.rendering import cell_colour, legend_outside, p_value_text, survey_plot
+    from hivelm.report_page import cell_colour, legend_outside, p_value_text, survey_plot
 
     figure, axis = plt.subplots()
     image = axis.imshow([[0, 50], [10, 100]], cmap="Blues")

@@ -25,9 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hivelm import paths
+from hivelm.artifacts import atomic_dir, atomic_path, write_json
 from hivelm.errors import HiveError
-from hivelm.io import atomic_dir, atomic_path, read_jsonl, write_json
 from hivelm.rng import keyed_rng
+from hivelm.tables import read_jsonl
 
 log = logging.getLogger(__name__)
 
