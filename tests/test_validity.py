@@ -11,6 +11,7 @@ from hivelm.survey.answers import build_item_prompts, distributions_by_variant, 
 from hivelm.survey.instrument import InstrumentError, load_instrument, select_items
 from hivelm.survey.validity import (
     CHECKS,
+    ballots,
     contrast_support,
     cronbach_alpha,
     icc_2_1,
@@ -28,7 +29,7 @@ DEMO_ITEMS = ["Q5", "Q6", "Q7", "Q8", "Q9", "Q13", "Q14", "Q15", "Q16"]
 SWED = select_items(load_instrument(REPO / "configs/instruments/swed.yaml"), DEMO_ITEMS)
 PERSONAS = load_templates(REPO / "configs/templates/survey_personas.yaml", slots=("community",))
 STATS = StatisticsConfig(bootstrap_resamples=100, permutations=100)
-VCFG = ValidityConfig(orders=2)
+VCFG = ValidityConfig(orders=2, personas=len(PERSONAS))  # every persona a probe: the checks see everything
 TRAIT = {p.id: -1.5 + 3 * i / (len(PERSONAS) - 1) for i, p in enumerate(PERSONAS)}
 
 
@@ -63,7 +64,9 @@ FAILS = {
 
 def administer_planted(scorer, vcfg=VCFG) -> dict:
     variants = {iid: item_variants(item, vcfg, 0) for iid, item in SWED.items.items()}
-    records = build_item_prompts(SWED, PERSONAS, "keto", mode="loglik", variants=lambda item: variants[item.id])
+    asked = ballots([p.id for p in PERSONAS], vcfg)
+    records = build_item_prompts(SWED, PERSONAS, "keto", mode="loglik",
+                                 variants=lambda item, persona: asked(variants[item.id], persona.id))
     probabilities = [softmax(scorer(r, SWED.items[r["item_id"]])) for r in records]
     return {"mode": "loglik"} | split_variants(distributions_by_variant(records, probabilities), variants)
 
@@ -78,7 +81,7 @@ def test_planted_responders_trip_exactly_their_checks(name):
 
 def test_letters_follow_the_displayed_position_and_answers_map_back():
     variants = {iid: item_variants(item, VCFG, 0) for iid, item in SWED.items.items()}
-    records = build_item_prompts(SWED, PERSONAS[:1], "keto", mode="loglik", variants=lambda item: variants[item.id])
+    records = build_item_prompts(SWED, PERSONAS[:1], "keto", mode="loglik", variants=lambda item, _: variants[item.id])
     reverse = next(r for r in records if r["item_id"] == "Q6" and r["order"] == 1 and not r["twin"])
     assert reverse["prompt"].endswith("a. Terrified\nb. Very afraid\nc. Moderately afraid\nd. Slightly afraid\n"
                                       "e. Not afraid at all\nAnswer with the letter of one option only.")
@@ -89,6 +92,20 @@ def test_letters_follow_the_displayed_position_and_answers_map_back():
     q6 = administered["validity"]["by_order"][1][PERSONAS[0].id]["Q6"]
     assert q6["e"] > 0.99  # first shown in the reverse order, so recorded as the keyed "e"
     assert administered["distributions"][PERSONAS[0].id]["Q6"]["a"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_split_ballots_keep_the_headline_order_balanced_with_two_probes():
+    """The default design: two probe personas answer every variant; the others one order each, alternating."""
+    vcfg = ValidityConfig(orders=2, personas=2)
+    administered = administer_planted(RESPONDERS["first_position"], vcfg)
+    by_order = administered["validity"]["by_order"]
+    ids = [p.id for p in PERSONAS]
+    assert set(by_order[0]) == {ids[0], ids[1], *ids[2::2]} and set(by_order[1]) == {ids[0], ids[1], *ids[3::2]}
+    assert set(administered["validity"]["twins"]) == set(ids[:2])
+    q6 = [administered["distributions"][p]["Q6"]["a"] for p in ids]  # position-only: "a" first in order 0 only
+    assert sum(q6) / len(q6) == pytest.approx(0.5, abs=0.01)  # balanced over the ballots
+    card = model_card(SWED, administered, vcfg, STATS, draws=20)
+    assert card["probes"] == 2 and {"order_sensitivity", "distinct_from_position"} <= set(card["failed"])
 
 
 def test_option_orders_are_the_original_the_reverse_then_distinct_seeded_permutations():

@@ -557,6 +557,12 @@ class ValidityConfig:
     orders: int = 2
     """Option orders per item: the original, the reverse, then seeded permutations (an item with fewer distinct
     orders gets all of them). Letters follow the displayed position; answers are mapped back before scoring."""
+    personas: int = 2
+    """Probe personas: the first n answer every item in every order, its paraphrases and its twin (the checks
+    compare a persona with itself); the others answer in one order each, persona i in order i mod `orders`
+    (a split ballot: the headline stays order-balanced at a single order's cost). More probes, firmer checks,
+    longer surveys (bench/survey.py --card measures it); a number at least the personas' count asks everyone
+    everything."""
     paraphrases: bool = True
     """Ask each item's `paraphrases` (instrument format) too, in the original order: the parallel forms."""
     twins: bool = True
@@ -589,6 +595,7 @@ class ValidityConfig:
 
     def validate(self) -> None:
         _check(1 <= self.orders <= 24, "orders", f"must be between 1 and 24 (got {self.orders})")
+        _check(self.personas >= 1, "personas", "at least one probe persona answers every variant")
         _check(self.answer_mode_items >= 0, "answer_mode_items", "must be >= 0")
         _check(self.answer_mode_samples >= 1, "answer_mode_samples", "must be >= 1")
         _check(all(0 <= s <= 4 for s in self.dose_scales), "dose_scales", "scales must be in [0, 4]")

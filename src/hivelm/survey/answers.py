@@ -72,7 +72,7 @@ def build_item_prompts(instrument: Instrument, personas: Sequence[Template], com
                        variants=None) -> list[dict]:
     """One prompt record per (persona, sample, item), items in instrument order within each respondent.
 
-    `variants(item)` (the validity card, survey.validity) lists the ways an item is asked, each a dict
+    `variants(item, persona)` (the validity card, survey.validity) lists the ways a persona is asked an item, each a dict
     {order, form, twin, permutation}: the options in the permutation's order (original letters), relettered
     by position (`variant_options`), the stem's paraphrase `form` (0 = the stem) or its twin. Records then
     carry `order`, `form` and `twin`; a variant other than PLAIN gets an id suffix. Default: PLAIN only.
@@ -104,7 +104,7 @@ def build_item_prompts(instrument: Instrument, personas: Sequence[Template], com
                             "prompt": f"{block}{intro}\n\n{question}",
                             "choices": [[key, f"{letter}. {text}"] for (key, text), letter in zip(YES_NO, "ab")]})
                     continue
-                for variant in (variants(item) if variants and item.type != "multi_select" else [PLAIN]):
+                for variant in (variants(item, persona) if variants and item.type != "multi_select" else [PLAIN]):
                     shown = variant_options(item, variant.get("permutation") or item.letters)
                     stem = variant_stem(item, variant)
                     tag = {k: variant[k] for k in PLAIN}
@@ -351,13 +351,14 @@ def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Temp
     card = loglik and cfg.validity.enabled
     seed = cfg.seed if seed is None else seed
     if card:
-        from hivelm.survey.validity import item_variants
+        from hivelm.survey.validity import ballots, item_variants
 
         orders = {iid: item_variants(item, cfg.validity, seed) for iid, item in instrument.items.items()}
+        asked = ballots([p.id for p in personas], cfg.validity)
     records = build_item_prompts(instrument, personas, community_name, 1 if loglik else cfg.samples_per_item,
                                  context_posts, mode=cfg.mode, system_prompt=cfg.system_prompt,
                                  in_context=cfg.in_context, seed=seed, community=community,
-                                 variants=(lambda item: orders[item.id]) if card else None)
+                                 variants=(lambda item, persona: asked(orders[item.id], persona.id)) if card else None)
     started = time.perf_counter()
     result = {"instrument": instrument.id, "mode": cfg.mode, "community": community_name,
               "personas": [p.id for p in personas], "prompts": len(records)}
@@ -367,7 +368,8 @@ def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Temp
         probabilities = option_probabilities(model, tokenizer, records, cfg.decoding.batch_size, progress)
         result |= split_variants(distributions_by_variant(records, probabilities), orders)
         if cfg.validity.answer_mode_items:
-            result["validity"]["generated"] = answer_mode_sample(model, tokenizer, instrument, personas,
+            probes = [p for p in personas if asked.probe(p.id)]
+            result["validity"]["generated"] = answer_mode_sample(model, tokenizer, instrument, probes,
                                                                  community_name, cfg, context_posts, community, seed)
     elif loglik:
         probabilities = option_probabilities(model, tokenizer, records, cfg.decoding.batch_size, progress)

@@ -68,10 +68,31 @@ def item_variants(item, vcfg, seed: int) -> list[dict]:
     return out
 
 
+class ballots:
+    """Who is asked what (a split-ballot design, Schuman & Presser 1981): the first survey.validity.personas
+    personas (the probes) answer every item in every option order, its paraphrases and its twin, so that the
+    checks compare a persona with itself; every other persona answers in one order, the i-th persona in order
+    i mod K, so that each order serves equally many personas and the headline stays order-balanced at the
+    cost of a single-order survey."""
+
+    def __init__(self, personas: Sequence[str], vcfg):
+        self.index = {p: i for i, p in enumerate(personas)}
+        self.probes, self.orders = vcfg.personas, vcfg.orders
+
+    def probe(self, persona: str) -> bool:
+        return self.index[persona] < self.probes
+
+    def __call__(self, variants: list[dict], persona: str) -> list[dict]:
+        if self.probe(persona):
+            return variants
+        ordered = [v for v in variants if v["form"] == 0 and not v["twin"]]
+        return [ordered[self.index[persona] % self.orders % len(ordered)]]
+
+
 def average(distributions: Sequence[Mapping]) -> dict:
     """Per persona and item, the mean of several {persona: {item: {letter: p}}} over those that hold it."""
     out: dict = {}
-    for persona in distributions[0]:
+    for persona in dict.fromkeys(p for d in distributions for p in d):
         items = {iid for d in distributions for iid in d.get(persona, {})}
         out[persona] = {}
         for iid in sorted(items):
@@ -150,7 +171,8 @@ def order_checks(instrument, by_order: Sequence[Mapping], orders: Mapping[str, l
         return {}
     avg = average(by_order)
     spread, first, last = {}, {}, {}
-    for persona in by_order[0]:
+    probes = [p for p in avg if all(p in d for d in by_order)]  # asked in every order: compared with itself
+    for persona in probes:
         tvs, top, bottom = [], [], []
         for iid in items:
             dists = [by_order[k][persona][iid] for k in range(len(orders[iid]))]
@@ -161,9 +183,9 @@ def order_checks(instrument, by_order: Sequence[Mapping], orders: Mapping[str, l
         spread[persona], first[persona], last[persona] = _mean(tvs), _mean(top), _mean(bottom)
     survives = 0
     for iid in items:
-        majorities = {_majority([by_order[k][p][iid] for p in by_order[k]]) for k in range(len(orders[iid]))}
+        majorities = {_majority([by_order[k][p][iid] for p in probes]) for k in range(len(orders[iid]))}
         survives += len(majorities) == 1
-    return {"order_sensitivity": over_personas(spread, stats),
+    return {"probes": len(probes), "order_sensitivity": over_personas(spread, stats),
             "position_bias": {"first": over_personas(first, stats), "last": over_personas(last, stats)},
             "majority_survives": {"value": survives / len(items), "items": len(items)}}
 
@@ -198,8 +220,8 @@ def null_checks(instrument, by_order: Sequence[Mapping], orders: Mapping[str, li
     for kind in ("uniform", "position_only"):
         null = null_distributions({iid: orders[iid] for iid in items}, kind)
         distance = {persona: _mean(tv(by_order[k][persona][iid], null[k][iid]) for iid in items
-                                   for k in range(len(orders[iid])))
-                    for persona in by_order[0]}
+                                   for k in range(len(orders[iid])) if iid in by_order[k].get(persona, {}))
+                    for persona in average(by_order)}
         mixed = average([{"null": n} for n in null])
         scores = persona_scores(instrument, mixed, draws, stats.seed)
         out[kind] = {"distance": over_personas(distance, stats),
@@ -355,7 +377,7 @@ def answer_modes(instrument, distributions: Mapping, generated: Mapping) -> dict
     agree, pairs, given, missing = 0, [], 0, 0
     for iid in items:
         item = instrument.items[iid]
-        loglik = _majority([distributions[p][iid] for p in distributions])
+        loglik = _majority([distributions[p][iid] for p in generated if p in distributions])
         flat = [{iid: a} for p in generated for a in generated[p].get(iid, [])]
         vote, _ = majority_answers(instrument, flat)
         agree += vote.get(iid) == loglik
@@ -408,6 +430,18 @@ def dose_response(instrument, by_scale: Mapping[float, Mapping], stats, draws: i
 
 # ---------------------------------------------------------------------------------------------- variance
 
+def variance_rows(cards: Mapping[str, Mapping]) -> list[dict]:
+    """{model: card} as rows {model, persona, order, form, score} of the primary score: each option order in
+    the original wording, each paraphrase in the original order."""
+    rows = []
+    for model, card in cards.items():
+        for k, values in enumerate(card.get("per_order", [])):
+            rows += [{"model": model, "persona": p, "order": k, "form": 0, "score": v} for p, v in values.items()]
+        for f, values in card.get("per_form", {}).items():
+            rows += [{"model": model, "persona": p, "order": 0, "form": int(f), "score": v} for p, v in values.items()]
+    return rows
+
+
 def variance_shares(rows: Sequence[Mapping]) -> dict:
     """Main-effect shares (eta squared: between-level sum of squares over the total, Cohen 1973) of the
     primary score across rows {model, persona, order, form, score}. `order` is read over the original wording
@@ -440,7 +474,8 @@ def variance_shares(rows: Sequence[Mapping]) -> dict:
 def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retest_distributions=None) -> dict:
     """The card of one model (one corpus of one community's survey): every check's numbers and the verdict.
     `retest_distributions`: the headline distributions under survey.validity.retest_seed (None: the same
-    prompts, so only the Monte-Carlo draws are reseeded)."""
+    prompts, so only the Monte-Carlo draws are reseeded). `per_order` holds each ballot's per-persona primary
+    scores per order (probes in every one), `per_form` the probes' per paraphrase."""
     answers = administered["validity"]
     by_order, orders = answers["by_order"], answers["orders"]
     headline = administered["distributions"]
@@ -449,23 +484,25 @@ def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retes
     card["acquiescence"] = acquiescence(instrument, headline, answers.get("twins") or {}, stats)
     card["consistency"] = consistency(instrument, headline, stats, max(10, draws // 4))
     first = persona_scores(instrument, headline, draws, stats.seed)
-    second = persona_scores(instrument, retest_distributions or headline, draws, vcfg.retest_seed)
+    second = persona_scores(instrument, _filled(retest_distributions, headline) if retest_distributions else headline,
+                            draws, vcfg.retest_seed)
     card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats)}
     card["answer_modes"] = answer_modes(instrument, headline, answers.get("generated") or {})
     primary = instrument.primary
-    card["per_order"] = ([persona_scores(instrument, _filled(d, headline), draws, stats.seed).get(primary, {}) for d in by_order] if primary else [])
-    card["single_order"] = {cid: over_personas(v, stats)
-                            for cid, v in persona_scores(instrument, _filled(by_order[0], headline), draws,
-                                                         stats.seed).items()}
-    card["forms"] = {f: over_personas(persona_scores(instrument, _filled(d, by_order[0]), draws, stats.seed)
-                                      .get(primary, {}), stats) for f, d in answers.get("forms", {}).items()} \
-        if primary else {}
+    per_order = [persona_scores(instrument, {p: headline[p] | d[p] for p in d}, draws, stats.seed) for d in by_order]
+    card["per_order"] = [scores.get(primary, {}) for scores in per_order] if primary else []
+    card["single_order"] = {cid: over_personas(v, stats) for cid, v in per_order[0].items()}
+    plain = {p: headline[p] | by_order[0][p] for p in by_order[0]}
+    card["per_form"] = {f: persona_scores(instrument, _filled(d, plain), draws, stats.seed).get(primary, {})
+                        for f, d in answers.get("forms", {}).items()} if primary else {}
+    card["forms"] = {f: over_personas(v, stats) for f, v in card["per_form"].items()}
     return card | judge(card, vcfg, primary)
 
 
 def _filled(distributions: Mapping, fallback: Mapping) -> dict:
-    """`distributions` with the items it lacks (asked in fewer orders or forms) taken from `fallback`."""
-    return {p: dict(fallback[p]) | dict(distributions.get(p, {})) for p in fallback}
+    """`distributions` with the items it lacks (asked in fewer forms) taken from `fallback`, for the personas
+    it holds."""
+    return {p: dict(fallback[p]) | dict(distributions[p]) for p in distributions if p in fallback}
 
 
 def judge(card: Mapping, vcfg, primary: str | None) -> dict:
