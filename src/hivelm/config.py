@@ -931,7 +931,7 @@ NESTED = {cls.__name__: cls for cls in (ColumnsConfig, ExtraSourceConfig, Extern
                                         ExternalCorpusConfig, DataConfig, PrepareConfig, InstructConfig,
                                         BaseModelConfig, TuneConfig, DecodingConfig, InContextConfig,
                                         StatisticsConfig, FilterConfig, GenerateConfig, ScorersConfig,
-                                        EvaluateConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig,
+                                        EvaluateConfig, ValidityConfig, SurveyConfig, DetectConfig, ReportConfig, TrackingConfig,
                                         AttributeConfig)}
 
 

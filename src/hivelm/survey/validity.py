@@ -478,22 +478,23 @@ def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retes
     scores per order (probes in every one), `per_form` the probes' per paraphrase."""
     answers = administered["validity"]
     by_order, orders = answers["by_order"], answers["orders"]
+    few = max(20, draws // 4)  # Monte-Carlo sets for the side scores (nulls, orders, forms): their means only
     headline = administered["distributions"]
     card: dict[str, Any] = {"orders": len(by_order)} | order_checks(instrument, by_order, orders, stats)
-    card["nulls"] = null_checks(instrument, by_order, orders, stats, draws)
+    card["nulls"] = null_checks(instrument, by_order, orders, stats, few)
     card["acquiescence"] = acquiescence(instrument, headline, answers.get("twins") or {}, stats)
-    card["consistency"] = consistency(instrument, headline, stats, max(10, draws // 4))
+    card["consistency"] = consistency(instrument, headline, stats, few)
     first = persona_scores(instrument, headline, draws, stats.seed)
     second = persona_scores(instrument, _filled(retest_distributions, headline) if retest_distributions else headline,
                             draws, vcfg.retest_seed)
     card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats)}
     card["answer_modes"] = answer_modes(instrument, headline, answers.get("generated") or {})
     primary = instrument.primary
-    per_order = [persona_scores(instrument, {p: headline[p] | d[p] for p in d}, draws, stats.seed) for d in by_order]
+    per_order = [persona_scores(instrument, {p: headline[p] | d[p] for p in d}, few, stats.seed) for d in by_order]
     card["per_order"] = [scores.get(primary, {}) for scores in per_order] if primary else []
     card["single_order"] = {cid: over_personas(v, stats) for cid, v in per_order[0].items()}
     plain = {p: headline[p] | by_order[0][p] for p in by_order[0]}
-    card["per_form"] = {f: persona_scores(instrument, _filled(d, plain), draws, stats.seed).get(primary, {})
+    card["per_form"] = {f: persona_scores(instrument, _filled(d, plain), few, stats.seed).get(primary, {})
                         for f, d in answers.get("forms", {}).items()} if primary else {}
     card["forms"] = {f: over_personas(v, stats) for f, v in card["per_form"].items()}
     return card | judge(card, vcfg, primary)
