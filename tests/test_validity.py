@@ -49,8 +49,8 @@ def content(record, item) -> list[float]:
 RESPONDERS = {
     "content": content,
     "first_position": lambda record, item: [8.0 * (j == 0) for j in range(len(record["choices"]))],
-    "acquiescent": lambda record, item: [c + 8.0 * (position(item, key) > 0) for c, (key, _) in
-                                         zip(content(record, item), record["choices"])],
+    "acquiescent": lambda record, item: [c + 8.0 * (item.type == "yes_no" and position(item, key) > 0)  # says yes
+                                         for c, (key, _) in zip(content(record, item), record["choices"])],
     "uniform": lambda record, item: [0.0] * len(record["choices"]),
 }
 FAILS = {
