@@ -24,7 +24,7 @@ import argparse
 import json
 import time
 
-from hivelm.config import DecodingConfig, SurveyConfig
+from hivelm.config import DecodingConfig, SurveyConfig, ValidityConfig
 from hivelm.models import load_causal_lm, set_threads
 from hivelm.survey.answers import administer
 from hivelm.survey.instrument import load_instrument, select_items
@@ -115,7 +115,7 @@ def main() -> None:
         instrument = select_items(instrument, args.items.split(","))
     personas = load_templates(args.personas_file, slots=("community",))[: args.personas]
     decoding = DecodingConfig(repetition_penalty=1.0, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
-    loglik_cfg = SurveyConfig(mode="loglik", decoding=decoding)
+    loglik_cfg = SurveyConfig(mode="loglik", decoding=decoding, validity=ValidityConfig(enabled=False))  # one order
     generate_cfg = SurveyConfig(mode="generate", samples_per_item=args.samples, decoding=decoding)
     context = None
     if args.in_context:
