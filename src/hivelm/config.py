@@ -557,7 +557,7 @@ class ValidityConfig:
     orders: int = 2
     """Option orders per item: the original, the reverse, then seeded permutations (an item with fewer distinct
     orders gets all of them). Letters follow the displayed position; answers are mapped back before scoring."""
-    personas: int = 2
+    personas: int = 1
     """Probe personas: the first n answer every item in every order, its paraphrases and its twin (the checks
     compare a persona with itself); the others answer in one order each, persona i in order i mod `orders`
     (a split ballot: the headline stays order-balanced at a single order's cost). More probes, firmer checks,
@@ -574,6 +574,10 @@ class ValidityConfig:
     dose_scales: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5])
     """Adapter scales of the dose-response (peft LoRA scaling; 0 = untuned, 1 = finetuned), over the items
     of the primary score, in the original order; [] = off."""
+    rerun_personas: int = 4
+    """The first n personas are asked again for the dose-response's new scales and the in_context retest (the
+    items of the primary score only: each re-asking costs a survey of those items); their intervals are over
+    these personas."""
     retest_seed: int = 1
     """The second seed of the retest: Monte-Carlo answer draws, in-context post draws, seeded option orders."""
     min_alpha: float = 0.7
@@ -596,6 +600,7 @@ class ValidityConfig:
     def validate(self) -> None:
         _check(1 <= self.orders <= 24, "orders", f"must be between 1 and 24 (got {self.orders})")
         _check(self.personas >= 1, "personas", "at least one probe persona answers every variant")
+        _check(self.rerun_personas >= 3, "rerun_personas", "a slope or an ICC needs at least 3 personas")
         _check(self.answer_mode_items >= 0, "answer_mode_items", "must be >= 0")
         _check(self.answer_mode_samples >= 1, "answer_mode_samples", "must be >= 1")
         _check(all(0 <= s <= 4 for s in self.dose_scales), "dose_scales", "scales must be in [0, 4]")

@@ -42,6 +42,7 @@ def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress
     """Pure-ish core: ({corpus: numbers-only summary}, {corpus: raw administration}) for one community."""
     from hivelm.models import for_corpus
     from hivelm.survey.answers import administer
+    from hivelm.survey.instrument import select_items
     from hivelm.survey.scoring import summarise
 
     instrument, personas = load_survey_inputs(cfg)
@@ -54,9 +55,11 @@ def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress
         with for_corpus(model, corpus):
             administered = administer(model, tokenizer, instrument, personas, name, cfg.survey, context, progress,
                                       community=community)
-            retest = (lite_administration(model, tokenizer, instrument, personas, name, cfg, context, progress,
-                                          community, cfg.survey.validity.retest_seed)
-                      if card and context else None)
+            rerun = personas[:cfg.survey.validity.rerun_personas]
+            retest = (lite_administration(model, tokenizer, select_items(instrument, _primary_items(instrument)),
+                                          rerun, name, cfg, context, progress, community,
+                                          cfg.survey.validity.retest_seed)
+                      if card and context and _primary_items(instrument) else None)
         summaries[corpus] = summarise(instrument, administered, cfg.survey.statistics)
         if card:
             summaries[corpus]["validity"] = model_card_of(instrument, administered, cfg, retest)
@@ -79,18 +82,22 @@ def lite_administration(model, tokenizer, instrument, personas, name, cfg, conte
 
 
 def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict | None) -> dict:
+    from dataclasses import replace
+
     from hivelm.survey.scoring import DEFAULT_DRAWS
     from hivelm.survey.validity import model_card
 
     draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
-    return model_card(instrument, administered, cfg.survey.validity, cfg.survey.statistics, draws, retest)
+    stats = cfg.survey.statistics  # the card's many intervals: at most 300 resamples each (its CPU time)
+    stats = replace(stats, bootstrap_resamples=min(300, stats.bootstrap_resamples))
+    return model_card(instrument, administered, cfg.survey.validity, stats, draws, retest)
 
 
 def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries: dict, raw: dict,
                    progress=None) -> dict:
     """The card's parts that span a community's models: the variance decomposition (order, paraphrase, persona,
     model) and the finetuned model's dose-response over survey.validity.dose_scales, over the items of the
-    primary score (s = 1 and s = 0 are the finetuned and untuned models' own answers: peft's scaling at 0
+    primary score and the first survey.validity.rerun_personas personas (s = 1 and s = 0 are the finetuned and untuned models' own answers: peft's scaling at 0
     reproduces the untuned model exactly, tests/test_survey.py)."""
     from hivelm.models import adapter_scale
     from hivelm.survey.instrument import select_items
@@ -112,8 +119,9 @@ def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries:
             by_scale[scale] = {p: {i: d[i] for i in needed} for p, d in raw[surveyed[scale]]["distributions"].items()}
             continue
         with adapter_scale(model, scale):
-            by_scale[scale] = lite_administration(model, tokenizer, subset, personas, cfg.community(community).name,
-                                                  cfg, None, progress, community, cfg.survey.seed)
+            by_scale[scale] = lite_administration(model, tokenizer, subset, personas[:cfg.survey.validity.rerun_personas],
+                                                  cfg.community(community).name, cfg, None, progress, community,
+                                                  cfg.survey.seed)
     draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
     return out | {"dose": dose_response(subset, by_scale, cfg.survey.statistics, draws)}
 

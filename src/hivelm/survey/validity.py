@@ -487,7 +487,9 @@ def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retes
     first = persona_scores(instrument, headline, draws, stats.seed)
     second = persona_scores(instrument, _filled(retest_distributions, headline) if retest_distributions else headline,
                             draws, vcfg.retest_seed)
-    card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats)}
+    redrawn = sorted({i for d in (retest_distributions or {}).values() for i in d})
+    card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats),
+                      "redrawn_items": redrawn, "personas": len(retest_distributions or headline)}
     card["answer_modes"] = answer_modes(instrument, headline, answers.get("generated") or {})
     primary = instrument.primary
     per_order = [persona_scores(instrument, {p: headline[p] | d[p] for p in d}, few, stats.seed) for d in by_order]
