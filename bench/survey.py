@@ -61,7 +61,7 @@ def stage_like(model, tokenizer, instrument, personas, context, card: bool, prob
                                           "keto", cfg.survey.validity.retest_seed) if card and posts else None)
         summaries[corpus] = summarise(instrument, raw[corpus], cfg.survey.statistics)
         if card:
-            summaries[corpus]["validity"] = model_card_of(instrument, raw[corpus], cfg, retest)
+            summaries[corpus]["validity"] = model_card_of(instrument, raw[corpus], cfg, retest, summaries[corpus])
     if card:  # community_card reads the instrument and personas from the config: hand it the bench's
         from unittest import mock
 

@@ -62,7 +62,7 @@ def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress
                       if card and context and _primary_items(instrument) else None)
         summaries[corpus] = summarise(instrument, administered, cfg.survey.statistics)
         if card:
-            summaries[corpus]["validity"] = model_card_of(instrument, administered, cfg, retest)
+            summaries[corpus]["validity"] = model_card_of(instrument, administered, cfg, retest, summaries[corpus])
         raw[corpus] = administered
     return summaries, raw
 
@@ -81,7 +81,7 @@ def lite_administration(model, tokenizer, instrument, personas, name, cfg, conte
                       seed=seed)["distributions"]
 
 
-def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict | None) -> dict:
+def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict | None, summary: dict) -> dict:
     from dataclasses import replace
 
     from hivelm.survey.scoring import DEFAULT_DRAWS
@@ -90,7 +90,8 @@ def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict 
     draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
     stats = cfg.survey.statistics  # the card's many intervals: at most 300 resamples each (its CPU time)
     stats = replace(stats, bootstrap_resamples=min(300, stats.bootstrap_resamples))
-    return model_card(instrument, administered, cfg.survey.validity, stats, draws, retest)
+    scores = {cid: c["per_persona"] for cid, c in summary["criteria"].items()}  # the same draws: not redone
+    return model_card(instrument, administered, cfg.survey.validity, stats, draws, retest, scores)
 
 
 def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries: dict, raw: dict,

@@ -471,11 +471,13 @@ def variance_shares(rows: Sequence[Mapping]) -> dict:
 
 # ---------------------------------------------------------------------------------------------- card
 
-def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retest_distributions=None) -> dict:
+def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retest_distributions=None,
+               scores: Mapping | None = None) -> dict:
     """The card of one model (one corpus of one community's survey): every check's numbers and the verdict.
     `retest_distributions`: the headline distributions under survey.validity.retest_seed (None: the same
     prompts, so only the Monte-Carlo draws are reseeded). `per_order` holds each ballot's per-persona primary
-    scores per order (probes in every one), `per_form` the probes' per paraphrase."""
+    scores per order (probes in every one), `per_form` the probes' per paraphrase. `scores`: the headline's
+    per-persona scores if already drawn ({criterion: {persona: value}}, scoring.summarise's per_persona)."""
     answers = administered["validity"]
     by_order, orders = answers["by_order"], answers["orders"]
     few = max(20, draws // 4)  # Monte-Carlo sets for the side scores (nulls, orders, forms): their means only
@@ -484,7 +486,7 @@ def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retes
     card["nulls"] = null_checks(instrument, by_order, orders, stats, few)
     card["acquiescence"] = acquiescence(instrument, headline, answers.get("twins") or {}, stats)
     card["consistency"] = consistency(instrument, headline, stats, few)
-    first = persona_scores(instrument, headline, draws, stats.seed)
+    first = scores or persona_scores(instrument, headline, draws, stats.seed)
     second = persona_scores(instrument, _filled(retest_distributions, headline) if retest_distributions else headline,
                             draws, vcfg.retest_seed)
     redrawn = sorted({i for d in (retest_distributions or {}).values() for i in d})
