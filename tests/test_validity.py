@@ -172,3 +172,23 @@ def test_validity_config_is_validated(tmp_path):
     params.write_text("survey:\n  validity:\n    orders: 0\n")
     with pytest.raises(ConfigError, match="survey.validity.orders"):
         load_config(params)
+
+
+def test_report_shows_the_card_above_the_scores_and_greys_unsupported_contrasts():
+    from hivelm.rendering import survey_section
+    from hivelm.stages.summarize import validity_section
+    from hivelm.survey.scoring import contrasts, summarise
+
+    surveys = {}
+    for community, name in (("keto", "content"), ("running", "uniform")):
+        administered = administer_planted(RESPONDERS[name])
+        summary = summarise(SWED, administered, STATS, draws_per_persona=20)
+        summary["validity"] = model_card(SWED, administered, VCFG, STATS, draws=20)
+        surveys[community] = {"community": community, "corpora": {"finetuned": summary}}
+    pairs = {"finetuned": contrasts({c: r["corpora"]["finetuned"] for c, r in surveys.items()}, STATS)}
+    section = validity_section(surveys, pairs)
+    call = section["contrasts"]["finetuned"]["keto vs running"]
+    assert not call["supported"] and call["reasons"][0].startswith("second model uninformative (distinct_from_uniform")
+    page = survey_section(surveys, pairs, section)
+    assert page.index("Validity card") < page.index("Scores (order-averaged)") < page.index("keto vs running")
+    assert "color:#999" in page and "second model uninformative" in page and page.count("<svg") == 2
