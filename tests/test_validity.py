@@ -192,3 +192,14 @@ def test_report_shows_the_card_above_the_scores_and_greys_unsupported_contrasts(
     page = survey_section(surveys, pairs, section)
     assert page.index("Validity card") < page.index("Scores (order-averaged)") < page.index("keto vs running")
     assert "color:#999" in page and "second model uninformative" in page and page.count("<svg") == 2
+
+
+def test_mlflow_names_carry_the_verdict_each_check_and_the_dose_slope():
+    from hivelm.stages.survey import validity_names
+
+    card = model_card(SWED, administer_planted(RESPONDERS["uniform"]), VCFG, STATS, draws=20)
+    names = validity_names({"finetuned": {"validity": card}}, {"dose": {"slope": {"value": 2.0, "low": 1.0,
+                                                                                  "high": 3.0}}})
+    assert names["survey/validity/finetuned/informative"] == 0.0
+    assert {f"survey/validity/finetuned/{check}" for check in CHECKS} <= set(names)
+    assert names["survey/validity/dose_slope/low"] == 1.0
