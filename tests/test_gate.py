@@ -155,3 +155,27 @@ def test_a_rules_file_nested_too_deeply_is_one_line(tmp_path):
     rules.write_text("[" * 5_000 + "]" * 5_000)  # past Python's recursion limit; PyYAML is slow
     with pytest.raises(HiveError, match="rules.yaml: not valid YAML"):
         gate.load_rules(rules)
+
+
+def test_validity_rules_cover_the_card_and_pass_against_a_baseline_without_it():
+    """The shipped rules gate the survey's validity card; the CI baseline, older than the card, has no
+    `survey.validity` section, and a run that adds one must not fail on it (new metrics are reported)."""
+    base = json.loads((REPO / "reports/ci-baseline/metrics.json").read_text())
+    assert "validity" not in base.get("survey", {})
+    card = {"checks_passed": 0.5, "order_sensitivity": {"value": 0.3, "low": 0.2, "high": 0.4},
+            "majority_survives": {"value": 0.4, "items": 9}, "alpha": {"C1": {"value": 0.1, "low": 0.0, "high": 0.2}},
+            "retest_icc": {"C1": {"value": 0.9, "low": 0.8, "high": 1.0}}}
+    current = json.loads(json.dumps(base))
+    current.setdefault("survey", {})["validity"] = {"communities": {"keto": {"finetuned": card}}}
+    checks = gate.compare(base, current, gate.load_rules(REPO / "configs/metric_rules.yaml"))
+    gated = {c.metric for c in checks if c.metric.startswith("survey.validity")}
+    assert gated == {"survey.validity.communities.keto.finetuned.checks_passed",
+                     "survey.validity.communities.keto.finetuned.order_sensitivity.value",
+                     "survey.validity.communities.keto.finetuned.majority_survives.value",
+                     "survey.validity.communities.keto.finetuned.alpha.C1.value",
+                     "survey.validity.communities.keto.finetuned.retest_icc.C1.value"}
+    assert not [c.metric for c in checks if c.regressed]
+    worse = json.loads(json.dumps(current))
+    worse["survey"]["validity"]["communities"]["keto"]["finetuned"]["checks_passed"] = 0.25
+    assert [c.metric for c in gate.compare(current, worse, gate.load_rules(REPO / "configs/metric_rules.yaml"))
+            if c.regressed] == ["survey.validity.communities.keto.finetuned.checks_passed"]

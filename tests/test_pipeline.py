@@ -94,6 +94,24 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
     assert json.loads((repo / "reports/attribute/matrix.json").read_text())["rows"] == communities
     assert_strict_reports(repo / "reports")  # strict JSON everywhere, every estimate inside its interval
     assert set(summary["fidelity"]["communities"][communities[0]]) == {"finetuned", "untuned", "in_context"}
+    # The survey's validity card: every model has every check and a verdict, the finetuned adapters their
+    # dose-response, every contrast a supported / not-supported call; the report shows it above the scores.
+    from hivelm.survey.validity import CHECKS
+
+    validity = summary["survey"]["validity"]
+    for community in communities:
+        surveyed = json.loads((repo / f"reports/survey/{community}.json").read_text())
+        for corpus in ("finetuned", "untuned", "in_context"):
+            card = surveyed["corpora"][corpus]["validity"]
+            assert set(card["checks"]) | set(card["skipped"]) == set(CHECKS) and not card["skipped"], corpus
+            assert card["verdict"] in {"informative", "uninformative"} and card["probes"] >= 1
+            assert validity["communities"][community][corpus]["verdict"] == card["verdict"]
+            assert card["answer_modes"]["items"] and len(card["per_order"]) == 2
+        dose = surveyed["validity"]["dose"]
+        assert dose["scales"] == [0.0, 0.5, 1.0, 1.5] and dose["slope"]["value"] is not None
+        assert {"order", "paraphrase", "persona", "model"} <= set(surveyed["validity"]["variance"])
+    assert all("supported" in call for pairs in validity["contrasts"].values() for call in pairs.values())
+    assert dom.index("Validity card") < dom.index("Scores (order-averaged)")
 
     client, parents, children = runs_by_parent(repo)
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hivelm.config import DecodingConfig, InContextConfig, StatisticsConfig, SurveyConfig
+from hivelm.config import DecodingConfig, InContextConfig, StatisticsConfig, SurveyConfig, ValidityConfig
 from hivelm.errors import HiveError
 from hivelm.survey.answers import build_item_prompts
 from hivelm.survey.instrument import InstrumentError, load_instrument, select_items
@@ -323,7 +323,8 @@ def generated(answer_sets_by_persona: dict) -> dict:
 def config(mode: str = "loglik", samples_per_item: int = 5, **decoding) -> SurveyConfig:
     return SurveyConfig(mode=mode, samples_per_item=samples_per_item,
                         decoding=DecodingConfig(**({"repetition_penalty": 1.0, "max_new_tokens": 16} | decoding)),
-                        statistics=StatisticsConfig(bootstrap_resamples=50, permutations=50))
+                        statistics=StatisticsConfig(bootstrap_resamples=50, permutations=50),
+                        validity=ValidityConfig(enabled=False))  # the card: tests/test_validity.py, test_pipeline
 
 
 def test_summary_of_generated_answers_counts_unparseable_and_is_json():
@@ -463,6 +464,33 @@ def test_loglik_distributions_sum_to_one_and_move_with_a_lora_adapter(tiny_model
     assert delta > 1e-3
     back = max(abs(switched_off[p][i][x] - plain[p][i][x]) for p in plain for i in plain[p] for x in plain[p][i])
     assert back < 1e-5
+
+
+def test_adapter_scale_zero_reproduces_the_untuned_model_and_the_scale_is_restored(tiny_model_dir):
+    """The dose-response's s = 0 (peft LoRA scaling) gives the untuned model's logliks; s = 0.5 lies between."""
+    from peft import LoraConfig, get_peft_model
+
+    from hivelm.models import adapter_scale, load_causal_lm
+    from hivelm.survey.answers import option_logprobs
+
+    model, tokenizer = load_causal_lm(tiny_model_dir)
+    records = build_item_prompts(select_items(SWED, ["Q6", "Q13"]), PERSONAS[:2], "keto cooking", mode="loglik")
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False)).eval()
+
+    def flat(scores):
+        return [x for row in scores for x in row]
+
+    tuned = flat(option_logprobs(peft_model, tokenizer, records))
+    with peft_model.disable_adapter():
+        untuned = flat(option_logprobs(peft_model, tokenizer, records))
+    with adapter_scale(peft_model, 0.0):
+        zero = flat(option_logprobs(peft_model, tokenizer, records))
+    with adapter_scale(peft_model, 0.5):
+        half = flat(option_logprobs(peft_model, tokenizer, records))
+    assert zero == pytest.approx(untuned, abs=1e-5) and max(abs(a - b) for a, b in zip(tuned, untuned)) > 1e-3
+    assert max(abs(a - b) for a, b in zip(half, tuned)) > 1e-4 and max(abs(a - b) for a, b in zip(half, zero)) > 1e-4
+    assert flat(option_logprobs(peft_model, tokenizer, records)) == pytest.approx(tuned, abs=1e-6)  # restored
 
 
 def test_generate_mode_records_parsed_answers_or_unparseable(tiny_model_dir):

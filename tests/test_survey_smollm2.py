@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hivelm.config import DecodingConfig, StatisticsConfig, SurveyConfig
+from hivelm.config import DecodingConfig, StatisticsConfig, SurveyConfig, ValidityConfig
 from hivelm.survey.answers import administer
 from hivelm.survey.instrument import load_instrument, select_items
 from hivelm.survey.parse import UNPARSEABLE
@@ -41,7 +41,7 @@ def survey():
 def test_loglik_survey_on_smollm2(smollm2, survey):
     model, tokenizer = smollm2
     instrument, personas = survey
-    cfg = SurveyConfig(statistics=StatisticsConfig(bootstrap_resamples=50))
+    cfg = SurveyConfig(statistics=StatisticsConfig(bootstrap_resamples=50), validity=ValidityConfig(enabled=False))
     result = administer(model, tokenizer, instrument, personas, "keto cooking", cfg)
     for persona in ("p01", "p02"):
         for iid in ITEMS:

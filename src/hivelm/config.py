@@ -595,6 +595,71 @@ class AttributeConfig:
 
 
 @dataclass
+class ValidityConfig:
+    """The survey's validity card (README "Is the survey measuring anything?"): checks that could show a model's
+    answers follow the option layout, the wording or chance rather than the item's content, and a verdict per
+    model. Loglik mode only (the checks need option probabilities); generate mode writes no card."""
+
+    enabled: bool = True
+    """Write the card (and make the headline scores order-averaged); false = the plain single-order survey."""
+    orders: int = 2
+    """Option orders per item: the original, the reverse, then seeded permutations (an item with fewer distinct
+    orders gets all of them). Letters follow the displayed position; answers are mapped back before scoring."""
+    personas: int = 1
+    """Probe personas: the first n answer every item in every order, its paraphrases and its twin (the checks
+    compare a persona with itself); the others answer in one order each, persona i in order i mod `orders`
+    (a split ballot: the headline stays order-balanced at a single order's cost). More probes, firmer checks,
+    longer surveys (bench/survey.py --card measures it); a number at least the personas' count asks everyone
+    everything."""
+    paraphrases: bool = True
+    """Ask each item's `paraphrases` (instrument format) too, in the original order: the parallel forms."""
+    twins: bool = True
+    """Ask each item's reverse-worded `twin` (instrument format; never scored): the acquiescence check."""
+    answer_mode_items: int = 2
+    """Items (a seeded draw) also answered by sampling and parsing, beside loglik; 0 = off."""
+    answer_mode_samples: int = 2
+    """Sampled answers per (item, persona) for the answer-mode comparison."""
+    dose_scales: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 1.5])
+    """Adapter scales of the dose-response (peft LoRA scaling; 0 = untuned, 1 = finetuned), over the items
+    of the primary score, in the original order; [] = off."""
+    rerun_personas: int = 4
+    """The first n personas are asked again for the dose-response's new scales and the in_context retest (the
+    items of the primary score only: each re-asking costs a survey of those items); their intervals are over
+    these personas."""
+    retest_seed: int = 1
+    """The second seed of the retest: Monte-Carlo answer draws, in-context post draws, seeded option orders."""
+    min_alpha: float = 0.7
+    """Internal consistency: Cronbach's alpha of every scale at least this (Nunnally 1978's 'modest reliability'
+    for research use)."""
+    max_order_sensitivity: float = 0.2
+    """Mean total-variation distance between an item's answer distributions across option orders at most this."""
+    max_position_bias: float = 0.1
+    """Excess probability mass on the first or last displayed position (over what the content predicts)."""
+    min_majority_survives: float = 0.5
+    """Share of items whose majority answer is the same in every option order, at least this."""
+    min_null_distance: float = 0.05
+    """Indistinguishable from a null responder: the lower bound of the distance's interval is below this."""
+    max_endorse_both: float = 0.35
+    """Acquiescence: rate of endorsing an item and its reverse-worded twin at most this (one who reads both
+    endorses both at most p(1 - p) <= 0.25 of the time; a yes-sayer near 1)."""
+    min_icc: float = 0.5
+    """Retest ICC(2,1) of the primary score at least this (Koo & Li 2016: below 0.5 is poor)."""
+
+    def validate(self) -> None:
+        _check(1 <= self.orders <= 24, "orders", f"must be between 1 and 24 (got {self.orders})")
+        _check(self.personas >= 1, "personas", "at least one probe persona answers every variant")
+        _check(self.rerun_personas >= 3, "rerun_personas", "a slope or an ICC needs at least 3 personas")
+        _check(self.answer_mode_items >= 0, "answer_mode_items", "must be >= 0")
+        _check(self.answer_mode_samples >= 1, "answer_mode_samples", "must be >= 1")
+        _check(all(0 <= s <= 4 for s in self.dose_scales), "dose_scales", "scales must be in [0, 4]")
+        _check(len(set(self.dose_scales)) == len(self.dose_scales), "dose_scales", "scales must be distinct")
+        _check(not self.dose_scales or len(self.dose_scales) >= 2, "dose_scales", "need at least two scales, or []")
+        for key in ("min_alpha", "max_order_sensitivity", "max_position_bias", "min_majority_survives",
+                    "min_null_distance", "max_endorse_both", "min_icc"):
+            _check(0 <= getattr(self, key) <= 1, key, f"must be in [0, 1] (got {getattr(self, key)})")
+
+
+@dataclass
 class SurveyConfig:
     """Psychometric surveys of each community model (paper section 6)."""
 
@@ -624,6 +689,8 @@ class SurveyConfig:
     in_context: InContextConfig = field(default_factory=InContextConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     """Intervals over personas, community contrasts (summarize), Monte-Carlo answer draws in loglik mode."""
+    validity: ValidityConfig = field(default_factory=ValidityConfig)
+    """The validity card: counterbalanced orders, parallel forms, twins, nulls, dose-response, retest, verdicts."""
 
     def validate(self) -> None:
         _check(self.mode in {"loglik", "generate"}, "mode", f"must be loglik or generate (got {self.mode!r})")

@@ -173,6 +173,26 @@ def for_corpus(model, corpus: str):
     return contextlib.nullcontext() if corpus == "finetuned" else base_only(model)
 
 
+@contextlib.contextmanager
+def adapter_scale(model, scale: float) -> Iterator:
+    """Run the block with the LoRA adapter's output scaled by `scale` (0 = the base model, 1 = as trained):
+    peft's LoraLayer.set_scale sets each layer's scaling to scale * lora_alpha / r, and 1 restores it. The
+    survey's dose-response (survey.validity.dose_scales); no retraining, nothing merged."""
+    from peft.tuners.lora import LoraLayer
+
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    if not layers:
+        raise ValueError("adapter_scale: the model has no LoRA adapter to scale")
+    adapter = model.active_adapter
+    for layer in layers:
+        layer.set_scale(adapter, scale)
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.set_scale(adapter, 1.0)
+
+
 def pad_id(tokenizer) -> int:
     """The id batches are padded with: the pad token, else end of sequence (the tokenizer is not changed)."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -260,14 +260,78 @@ def survey_plot(results: dict) -> str:
     return svg(figure)
 
 
-def survey_section(results: dict, contrasts: dict) -> str:
-    """Primary score plot, criteria table, per-item majority answers and unparseable rates, contrasts.
-    `results`: {community: its survey report}; `contrasts`: the `survey.contrasts` section of the metrics file."""
+def validity_plot(results: dict) -> str:
+    """Left: each model's order sensitivity (mean TV across option orders) with its interval; right: the
+    finetuned model's primary score against the adapter scale s (dose-response), one line per community."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    communities = list(results)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 2.8))
+    width = 0.8 / len(CORPORA_ORDER)
+    for index, corpus in enumerate(CORPORA_ORDER):
+        cards = [(results[c]["corpora"].get(corpus) or {}).get("validity") or {} for c in communities]
+        estimates = [card.get("order_sensitivity") or {} for card in cards]
+        values = [e.get("value") if e.get("value") is not None else np.nan for e in estimates]
+        errors = np.array([error_bar(e) for e in estimates]).T
+        left.bar(np.arange(len(communities)) + index * width, values, width, yerr=errors, capsize=3, label=corpus)
+    left.set_xticks(np.arange(len(communities)) + width, communities)
+    left.set_title("order sensitivity (mean TV across option orders)", fontsize=9)
+    left.legend(fontsize=7)
+    for community in communities:
+        dose = (results[community].get("validity") or {}).get("dose") or {}
+        primary = dose.get("primary")
+        points = [(s, (dose["criteria"][str(s)].get(primary) or {}).get("value")) for s in dose.get("scales", [])]
+        points = [(s, v) for s, v in points if v is not None]
+        if points:
+            right.plot(*zip(*points), marker="o", label=community)
+            right.set_title(f"dose-response: {primary} vs adapter scale s", fontsize=9)
+    right.set_xlabel("s (0 = untuned, 1 = finetuned)")
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7)
+    return svg(figure)
+
+
+def validity_table(results: dict) -> str:
+    """One row per model: verdict, the checks it failed, and the figures they rest on."""
+    rows = []
+    for community, result in results.items():
+        for corpus, scored in result["corpora"].items():
+            card = scored.get("validity")
+            if not card:
+                continue
+            figures = {name: "-" if check["value"] is None else f"{check['value']:.2f}"
+                       for name, check in card["checks"].items()}
+            verdict = card["verdict"] if card["verdict"] == "informative" else f"<b>{card['verdict']}</b>"
+            rows.append([html.escape(community), corpus, verdict, html.escape(", ".join(card["failed"]) or "none"),
+                         *[figures.get(n, "-") for n in ("order_sensitivity", "position_bias", "majority_survives",
+                                               "distinct_from_uniform", "distinct_from_position", "acquiescence",
+                                               "internal_consistency", "retest")]])
+    if not rows:
+        return ""
+    return table(["community", "model", "verdict", "failed checks", "order TV", "position bias", "majority kept",
+                  "from uniform (low)", "from position (low)", "endorse both", "alpha (min)", "retest ICC"], rows)
+
+
+def survey_section(results: dict, contrasts: dict, validity: dict | None = None) -> str:
+    """The validity card (verdicts, then order sensitivity and dose-response plots), then the primary score
+    plot, criteria table, per-item majority answers and unparseable rates, and the contrasts, greyed where
+    the card does not support them. `results`: {community: its survey report}; `contrasts` and `validity`:
+    the `survey.contrasts` and `survey.validity` sections of the metrics file."""
     from hivelm.survey.scoring import estimate
 
     if not results:
         return "<p>No survey results (the survey stage has not run).</p>"
-    parts = [survey_plot(results)]
+    parts = []
+    if card := validity_table(results):
+        parts += ["<h3>Validity card</h3><p>Does each model read the items? A model is <i>informative</i> when "
+                  "it fails none of the checks (README: \"Is the survey measuring anything?\"); scores of an "
+                  "uninformative model, and contrasts that rest on one, are not evidence about a community.</p>",
+                  card, validity_plot(results), "<h3>Scores (order-averaged)</h3>"]
+    parts.append(survey_plot(results))
     rows, names = [], []
     for community, result in results.items():
         for corpus, scored in result["corpora"].items():
@@ -286,14 +350,24 @@ def survey_section(results: dict, contrasts: dict) -> str:
     item_ids = list(first_model["items"])
     parts.append("<p>Majority answer per item (unparseable share in brackets):</p>" +
                  table(["community", "model", *item_ids], item_rows))
-    contrast_rows = [[corpus, html.escape(pair), f"{c['difference']:.1f}" if c["difference"] is not None else "-",
-                      f"[{c['low']:.1f}, {c['high']:.1f}]" if c["low"] is not None else "-",
-                      p_value_text(c["p_value"])]
-                     for corpus, pairs in contrasts.items() for pair, c in pairs.items()]
+    support = (validity or {}).get("contrasts", {})
+    contrast_rows = []
+    for corpus, pairs in contrasts.items():
+        for pair, c in pairs.items():
+            verdict = support.get(corpus, {}).get(pair)
+            cells = [corpus, html.escape(pair), f"{c['difference']:.1f}" if c["difference"] is not None else "-",
+                     f"[{c['low']:.1f}, {c['high']:.1f}]" if c["low"] is not None else "-",
+                     p_value_text(c["p_value"])]
+            if verdict is not None:
+                cells.append("supported" if verdict["supported"] else html.escape("; ".join(verdict["reasons"])))
+                if not verdict["supported"]:  # greyed: the card does not back this difference
+                    cells = [f"<span style='color:#999'>{cell}</span>" for cell in cells]
+            contrast_rows.append(cells)
     if contrast_rows:
+        headers = ["model", "pair", "difference", "interval", "p"] + (["validity"] if support else [])
         parts.append("<p>Community contrasts of the primary score (permutation p-values, not corrected for "
-                     "multiple comparisons):</p>" + table(["model", "pair", "difference", "interval", "p"],
-                                                         contrast_rows))
+                     "multiple comparisons; greyed where the validity card does not support them):</p>"
+                     + table(headers, [row + ["-"] * (len(headers) - len(row)) for row in contrast_rows]))
     return "\n".join(parts)
 
 
@@ -381,7 +455,7 @@ def page(data: dict) -> str:
         parts.append("<h2>Survey</h2><p>No survey: this project declares no instrument (survey.instrument: null), "
                      "so none was administered or scored.</p>")
     elif "survey" not in left_out:
-        parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"]))
+        parts.append("<h2>Survey</h2>" + survey_section(data["surveys"], data["contrasts"], data.get("validity")))
     parts.append("<h2>Data counts</h2>")
     # one row per prepare step, one column per community: a dozen steps side by side ran past the window
     counts = prepare["communities"]

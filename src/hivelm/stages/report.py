@@ -108,6 +108,7 @@ def load(cfg: HiveConfig) -> dict:
         "generated": {c: read(paths.generate_stats(c)) for c in communities},
         "surveys": {c: r for c, r in surveys.items() if r},
         "contrasts": ((read(paths.METRICS) or {}).get("survey") or {}).get("contrasts", {}),
+        "validity": ((read(paths.METRICS) or {}).get("survey") or {}).get("validity", {}),
         "small_samples": (read(paths.METRICS) or {}).get("small_samples") or [],
         "samples": samples,
         "likelihood": {"matrix": read(paths.attribute_matrix()),

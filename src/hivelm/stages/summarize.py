@@ -4,8 +4,9 @@
     hivelm summarize
 
 Sections: `prepare` (data counts), `generate` (post-filter counts per community and corpus), `fidelity`
-(evaluate), `survey` (criteria per community and model, and pairwise community contrasts of the primary
-score with intervals and permutation p-values) and `likelihood` (attribute: the likelihood matrix's diagonal
+(evaluate), `survey` (criteria per community and model, pairwise community contrasts of the primary
+score with intervals and permutation p-values, and `survey.validity`: the validity card's verdicts, figures
+and which contrasts it supports) and `likelihood` (attribute: the likelihood matrix's diagonal
 share, attribution by adapter likelihood beside the TF-IDF classifier); `small_samples` lists every figure
 resting on fewer rows or posts than report.small_rows / report.small_posts, and each figure carries its count
 (and `small: true`) beside it (`mark_small`). A stage that is not in the rendered pipeline
@@ -123,7 +124,47 @@ def survey_section(surveys: dict, statistics) -> dict:
         by_community = {c: r["corpora"][corpus] for c, r in surveys.items() if corpus in r["corpora"]}
         if len(by_community) >= 2:
             section["contrasts"][corpus] = contrasts(by_community, statistics)
+    if any("validity" in s for r in surveys.values() for s in r["corpora"].values()):
+        section["validity"] = validity_section(surveys, section["contrasts"])
     return section
+
+
+CARD_FIGURES = ("order_sensitivity", "majority_survives")
+
+
+def validity_section(surveys: dict, contrasts_: dict) -> dict:
+    """The validity card in the metrics file: per community and model the verdict, the failed checks, the
+    share of checks passed and each check's figure (with its interval where it has one); per community the
+    dose-response and variance shares; per contrast whether it is supported, and why not (survey.validity)."""
+    from hivelm.survey.validity import contrast_support
+
+    out: dict = {"communities": {}, "contrasts": {}}
+    for community, report in surveys.items():
+        rows = {}
+        for corpus, summary in report["corpora"].items():
+            card = summary.get("validity")
+            if not card:
+                continue
+            rows[corpus] = {"verdict": card["verdict"], "failed": card["failed"], "checks_passed": card["checks_passed"],
+                            "checks": {k: {"value": c["value"], "passed": c["passed"]} for k, c in card["checks"].items()}}
+            rows[corpus] |= {k: card[k] for k in CARD_FIGURES if card.get(k)}
+            rows[corpus]["alpha"] = {cid: c["alpha"] for cid, c in card.get("consistency", {}).items()}
+            rows[corpus]["omega"] = {cid: c["omega"] for cid, c in card.get("consistency", {}).items()}
+            rows[corpus]["null_distance"] = {k: v["distance"] for k, v in card["nulls"].items()}
+            rows[corpus]["retest_icc"] = card["retest"]["icc"]
+            if card.get("acquiescence"):
+                rows[corpus]["endorse_both"] = card["acquiescence"]["endorse_both"]
+        extra = report.get("validity") or {}
+        out["communities"][community] = rows | {"variance": extra.get("variance")} | (
+            {"dose": {k: extra["dose"][k] for k in ("slope", "monotone", "s0_max_abs_difference") if k in extra["dose"]}}
+            if extra.get("dose") else {})
+    for corpus, pairs in contrasts_.items():
+        out["contrasts"][corpus] = {}
+        for pair, contrast in pairs.items():
+            a, b = pair.split(" vs ")
+            cards = [surveys[c]["corpora"].get(corpus, {}).get("validity") for c in (a, b)]
+            out["contrasts"][corpus][pair] = contrast_support(contrast, *cards)
+    return out
 
 
 NO_SURVEY = {"administered": False}

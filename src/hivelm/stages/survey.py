@@ -44,19 +44,105 @@ def survey_community(cfg: HiveConfig, community: str, model, tokenizer, progress
     """Pure-ish core: ({corpus: numbers-only summary}, {corpus: raw administration}) for one community."""
     from hivelm.models import for_corpus
     from hivelm.survey.answers import administer
+    from hivelm.survey.instrument import select_items
     from hivelm.survey.scoring import summarise
 
     instrument, personas = load_survey_inputs(cfg)
     name = cfg.community(community).name
     posts = [p["text"] for p in read_jsonl(paths.train_posts(community))]
     summaries, raw = {}, {}
+    card = cfg.survey.mode == "loglik" and cfg.survey.validity.enabled
     for corpus in cfg.survey.corpora:
+        context = posts if corpus == "in_context" else None
         with for_corpus(model, corpus):
-            administered = administer(model, tokenizer, instrument, personas, name, cfg.survey,
-                                      posts if corpus == "in_context" else None, progress, community=community)
+            administered = administer(model, tokenizer, instrument, personas, name, cfg.survey, context, progress,
+                                      community=community)
+            rerun = personas[:cfg.survey.validity.rerun_personas]
+            retest = (lite_administration(model, tokenizer, select_items(instrument, _primary_items(instrument)),
+                                          rerun, name, cfg, context, progress, community,
+                                          cfg.survey.validity.retest_seed)
+                      if card and context and _primary_items(instrument) else None)
         summaries[corpus] = summarise(instrument, administered, cfg.survey.statistics)
+        if card:
+            summaries[corpus]["validity"] = model_card_of(instrument, administered, cfg, retest, summaries[corpus])
         raw[corpus] = administered
     return summaries, raw
+
+
+def lite_administration(model, tokenizer, instrument, personas, name, cfg, context, progress, community, seed,
+                        ) -> dict:
+    """The headline's ballots (option orders) without paraphrases, twins or sampled answers, under `seed`:
+    the retest's second draw and the dose-response's scales. Returns the order-balanced distributions."""
+    from dataclasses import replace
+
+    from hivelm.survey.answers import administer
+
+    lite = replace(cfg.survey, validity=replace(cfg.survey.validity, paraphrases=False, twins=False,
+                                                answer_mode_items=0))
+    return administer(model, tokenizer, instrument, personas, name, lite, context, progress, community=community,
+                      seed=seed)["distributions"]
+
+
+def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict | None, summary: dict) -> dict:
+    from dataclasses import replace
+
+    from hivelm.survey.scoring import DEFAULT_DRAWS
+    from hivelm.survey.validity import model_card
+
+    draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
+    stats = cfg.survey.statistics  # the card's many intervals: at most 300 resamples each (its CPU time)
+    stats = replace(stats, bootstrap_resamples=min(300, stats.bootstrap_resamples))
+    scores = {cid: c["per_persona"] for cid, c in summary["criteria"].items()}  # the same draws: not redone
+    return model_card(instrument, administered, cfg.survey.validity, stats, draws, retest, scores)
+
+
+def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries: dict, raw: dict,
+                   progress=None) -> dict:
+    """The card's parts that span a community's models: the variance decomposition (order, paraphrase, persona,
+    model) and the finetuned model's dose-response over survey.validity.dose_scales, over the items of the
+    primary score and the first survey.validity.rerun_personas personas (s = 1 and s = 0 are the finetuned and untuned models' own answers: peft's scaling at 0
+    reproduces the untuned model exactly, tests/test_survey.py)."""
+    from hivelm.models import adapter_scale
+    from hivelm.survey.instrument import select_items
+    from hivelm.survey.scoring import DEFAULT_DRAWS
+    from hivelm.survey.validity import dose_response, variance_rows, variance_shares
+
+    cards = {corpus: s["validity"] for corpus, s in summaries.items() if "validity" in s}
+    out = {"variance": variance_shares(variance_rows(cards))}
+    instrument, personas = load_survey_inputs(cfg)
+    scales = cfg.survey.validity.dose_scales
+    needed = _primary_items(instrument)
+    if not (scales and needed and "finetuned" in raw and "validity" in raw["finetuned"]):
+        return out | {"dose": None}
+    subset = select_items(instrument, needed)
+    surveyed = {1.0: "finetuned", 0.0: "untuned"}  # s = 1 is the finetuned model, s = 0 the untuned one
+    by_scale = {}
+    for scale in scales:
+        if surveyed.get(scale) in raw:  # asked already, in the same ballots (s = 0: tests/test_survey.py)
+            by_scale[scale] = {p: {i: d[i] for i in needed} for p, d in raw[surveyed[scale]]["distributions"].items()}
+            continue
+        with adapter_scale(model, scale):
+            by_scale[scale] = lite_administration(model, tokenizer, subset, personas[:cfg.survey.validity.rerun_personas],
+                                                  cfg.community(community).name, cfg, None, progress, community,
+                                                  cfg.survey.seed)
+    draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
+    return out | {"dose": dose_response(subset, by_scale, cfg.survey.statistics, draws)}
+
+
+def _primary_items(instrument) -> list[str]:
+    """The items the primary score reads (directly, or through the criteria it is built from)."""
+    from hivelm.survey.instrument import _needs, _references
+
+    if instrument.primary is None:
+        return []
+    wanted, todo = set(), [instrument.primary]
+    while todo:
+        criterion = instrument.criteria[todo.pop()]
+        wanted |= _needs(criterion)
+        todo += [c for c in _references(criterion) if c in instrument.criteria]
+    if instrument.criteria[instrument.primary].kind == "subscale_mean":
+        wanted |= set(instrument.subscale(instrument.criteria[instrument.primary].params["subscale"]))
+    return [iid for iid in instrument.items if iid in wanted]
 
 
 def mlflow_names(summaries: dict) -> dict[str, float]:
@@ -74,6 +160,24 @@ def mlflow_names(summaries: dict) -> dict[str, float]:
     return names
 
 
+def validity_names(summaries: dict, validity: dict | None) -> dict[str, float]:
+    """The card in MLflow: `survey/validity/<corpus>/informative` (1 or 0), `.../checks_passed`, each check's
+    value (`.../order_sensitivity`, ...), and `survey/validity/dose_slope` with its interval."""
+    names = {}
+    for corpus, summary in summaries.items():
+        card = summary.get("validity")
+        if not card:
+            continue
+        names[f"survey/validity/{corpus}/informative"] = float(card["verdict"] == "informative")
+        names[f"survey/validity/{corpus}/checks_passed"] = card["checks_passed"]
+        names |= {f"survey/validity/{corpus}/{name}": check["value"] for name, check in card["checks"].items()
+                  if check["value"] is not None}
+    slope = ((validity or {}).get("dose") or {}).get("slope") or {}
+    names |= {f"survey/validity/dose_slope{'' if k == 'value' else '/' + k}": v for k, v in slope.items()
+              if v is not None}
+    return names
+
+
 def main(cfg: HiveConfig, run, community: str) -> dict:
     from hivelm import models
     from hivelm.progress import progress_bar
@@ -81,12 +185,15 @@ def main(cfg: HiveConfig, run, community: str) -> dict:
     model, tokenizer = models.load_for_corpora(cfg.base_model, community, cfg.survey.corpora)
     with progress_bar(None, f"survey {community}", unit="prompt") as advance:
         summaries, raw = survey_community(cfg, community, model, tokenizer, advance)
+        validity = (community_card(cfg, community, model, tokenizer, summaries, raw, advance)
+                    if any("validity" in s for s in summaries.values()) else None)
     timings = {corpus: {k: administered.pop(k) for k in TIMINGS if k in administered}
                for corpus, administered in raw.items()}
     with staged_outputs() as out:  # answers, scores and the MLflow record change together or not at all
         write_json(out.path(paths.survey_raw(community)), raw)
-        write_json(out.path(paths.survey_report(community)), {"community": community, "corpora": summaries})
-        run.log_metrics(mlflow_names(summaries) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
+        write_json(out.path(paths.survey_report(community)), {"community": community, "corpora": summaries}
+                   | ({"validity": validity} if validity else {}))
+        run.log_metrics(mlflow_names(summaries) | validity_names(summaries, validity) | {f"survey/{k}/{corpus}": v for corpus, t in timings.items()
                                                    for k, v in t.items()}
                         | {f"survey/prompts/{corpus}": a["prompts"] for corpus, a in raw.items()})
     for corpus, summary in summaries.items():

@@ -49,12 +49,34 @@ def item_block(item: Item) -> str:
     return "\n".join([item.stem, *(reply(o) for o in item.options)])
 
 
+PLAIN = {"order": 0, "form": 0, "twin": False}
+"""The variant every survey asks: the original option order, the instrument's stem."""
+
+
+def variant_options(item: Item, permutation: Sequence[str]) -> list[Option]:
+    """The item's options in displayed order, lettered by their displayed position, so that a letter says
+    nothing about the option (each keeps its original letter in `choices`' key, which scoring reads)."""
+    return [Option(letter, item.option(key).code, item.option(key).text) for letter, key in
+            zip(item.letters, permutation)]
+
+
+def variant_stem(item: Item, variant: dict) -> str:
+    if variant.get("twin"):
+        return item.twin
+    return item.paraphrases[variant["form"] - 1] if variant.get("form") else item.stem
+
+
 def build_item_prompts(instrument: Instrument, personas: Sequence[Template], community_name: str,
                        samples_per_item: int = 1, context: Sequence[str] | None = None, *,
                        mode: str = "generate", system_prompt: str = "You are a helpful assistant.",
-                       in_context: InContextConfig | None = None, seed: int = 0, community: str = "") -> list[dict]:
+                       in_context: InContextConfig | None = None, seed: int = 0, community: str = "",
+                       variants=None) -> list[dict]:
     """One prompt record per (persona, sample, item), items in instrument order within each respondent.
 
+    `variants(item, persona)` (the validity card, survey.validity) lists the ways a persona is asked an item, each a dict
+    {order, form, twin, permutation}: the options in the permutation's order (original letters), relettered
+    by position (`variant_options`), the stem's paraphrase `form` (0 = the stem) or its twin. Records then
+    carry `order`, `form` and `twin`; a variant other than PLAIN gets an id suffix. Default: PLAIN only.
     Record: {id, item_id, persona_id, sample, option, system, prompt, choices, context_posts}; `choices` are
     the [key, reply] pairs loglik scores; `option` is set on the per-option yes/no records of multi_select
     items in loglik mode. `context` is a pool of real posts: each respondent (persona, sample) sees its own
@@ -82,11 +104,18 @@ def build_item_prompts(instrument: Instrument, personas: Sequence[Template], com
                             "id": f"{rid}-{option.letter}", "item_id": item.id, "option": option.letter,
                             "prompt": f"{block}{intro}\n\n{question}",
                             "choices": [[key, f"{letter}. {text}"] for (key, text), letter in zip(YES_NO, "ab")]})
-                else:
-                    records.append(base | {
-                        "id": rid, "item_id": item.id, "option": None,
-                        "prompt": f"{block}{intro}\n\n{item_block(item)}\n{ANSWER_LINES[item.type]}",
-                        "choices": [[o.letter, reply(o)] for o in item.options]})
+                    continue
+                for variant in (variants(item, persona) if variants and item.type != "multi_select" else [PLAIN]):
+                    shown = variant_options(item, variant.get("permutation") or item.letters)
+                    stem = variant_stem(item, variant)
+                    tag = {k: variant[k] for k in PLAIN}
+                    suffix = "" if tag == PLAIN else f"-o{tag['order']}-f{tag['form']}" + ("-t" if tag["twin"] else "")
+                    records.append(base | tag | {
+                        "id": rid + suffix, "item_id": item.id, "option": None,
+                        "prompt": f"{block}{intro}\n\n" + "\n".join([stem, *(reply(o) for o in shown)])
+                                  + f"\n{ANSWER_LINES[item.type]}",
+                        "choices": [[key, reply(o)] for o, key in
+                                    zip(shown, variant.get("permutation") or item.letters)]})
     return records
 
 
@@ -254,7 +283,8 @@ def option_probabilities(model, tokenizer, records: Sequence[dict], batch_size: 
 
 
 def distributions_from(records: Sequence[dict], probabilities: Sequence[Sequence[float]]) -> dict:
-    """{persona: {item: {letter: probability}}}; multi_select items hold P(chosen) per option."""
+    """{persona: {item: {letter: probability}}}; multi_select items hold P(chosen) per option. Letters are
+    the keyed (original) ones whatever order the options were shown in."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for record, probs in zip(records, probabilities):
         persona = out.setdefault(record["persona_id"], {})
@@ -265,27 +295,84 @@ def distributions_from(records: Sequence[dict], probabilities: Sequence[Sequence
     return out
 
 
+def variant_key(record: dict) -> tuple[int, int, bool]:
+    return record.get("order", 0), record.get("form", 0), record.get("twin", False)
+
+
+def distributions_by_variant(records: Sequence[dict], probabilities: Sequence[Sequence[float]]) -> dict:
+    """{(order, form, twin): distributions_from(those records)}; multi_select items sit under PLAIN only."""
+    split: dict[tuple, tuple[list, list]] = {}
+    for record, probs in zip(records, probabilities):
+        rows = split.setdefault(variant_key(record), ([], []))
+        rows[0].append(record)
+        rows[1].append(probs)
+    return {key: distributions_from(*rows) for key, rows in split.items()}
+
+
 # ---------------------------------------------------------------------------------------------- administer
 
+def answer_mode_sample(model, tokenizer, instrument: Instrument, personas, community_name: str, cfg,
+                       context_posts, community: str, seed: int) -> dict:
+    """The validity card's answer modes: a seeded draw of `answer_mode_items` lettered items, also answered by
+    sampling and parsing (survey.validity.answer_mode_samples per persona). {persona: {item: [answers]}}."""
+    from hivelm.survey.instrument import select_items
+
+    lettered = [iid for iid, item in instrument.items.items() if item.type in ("single_choice", "yes_no")]
+    rng = keyed_rng(seed, community, "answer-modes")
+    chosen = sorted(rng.choice(lettered, size=min(len(lettered), cfg.validity.answer_mode_items),
+                               replace=False).tolist()) if lettered else []
+    if not chosen:
+        return {}
+    subset = select_items(instrument, chosen)
+    records = build_item_prompts(subset, personas, community_name, cfg.validity.answer_mode_samples, context_posts,
+                                 mode="generate", system_prompt=cfg.system_prompt, in_context=cfg.in_context,
+                                 seed=seed, community=community)
+    texts, _ = sample_texts(model, tokenizer, records, cfg.decoding, seed)
+    out: dict[str, dict[str, list]] = {}
+    for record, text in zip(records, texts):
+        answer = parse_answer(subset.items[record["item_id"]], text)
+        out.setdefault(record["persona_id"], {}).setdefault(record["item_id"], []).append(answer)
+    return out
+
+
 def administer(model, tokenizer, instrument: Instrument, personas: Sequence[Template], community_name: str,
-               cfg, context_posts: Sequence[str] | None = None, progress=None, community: str = "") -> dict:
+               cfg, context_posts: Sequence[str] | None = None, progress=None, community: str = "",
+               seed: int | None = None) -> dict:
     """Survey one model (the caller has switched its adapter on or off) as one community's members.
 
     `cfg` is a SurveyConfig (mode, samples_per_item, system_prompt, seed, decoding, in_context);
     `context_posts` (real posts) makes it the in_context baseline, drawn per respondent keyed by the
-    `community` key. Returns
+    `community` key; `seed` replaces cfg.seed (the retest's second seed). Returns
     {instrument, mode, community, personas, seconds, prompts} plus, in loglik mode,
-    distributions {persona: {item: {letter: p}}}; in generate mode, answers {persona: [answer set per
+    distributions {persona: {item: {letter: p}}} (with the validity card on: averaged over the option orders,
+    and the `validity` answers of survey.validity.split_variants beside them); in generate mode, answers {persona: [answer set per
     sample]} and responses [{id, item_id, persona_id, sample, text, answer}] (raw text: keep it out of
     reports)."""
     loglik = cfg.mode == "loglik"
+    card = loglik and cfg.validity.enabled
+    seed = cfg.seed if seed is None else seed
+    if card:
+        from hivelm.survey.validity import ballots, item_variants
+
+        orders = {iid: item_variants(item, cfg.validity, seed) for iid, item in instrument.items.items()}
+        asked = ballots([p.id for p in personas], cfg.validity)
     records = build_item_prompts(instrument, personas, community_name, 1 if loglik else cfg.samples_per_item,
                                  context_posts, mode=cfg.mode, system_prompt=cfg.system_prompt,
-                                 in_context=cfg.in_context, seed=cfg.seed, community=community)
+                                 in_context=cfg.in_context, seed=seed, community=community,
+                                 variants=(lambda item, persona: asked(orders[item.id], persona.id)) if card else None)
     started = time.perf_counter()
     result = {"instrument": instrument.id, "mode": cfg.mode, "community": community_name,
               "personas": [p.id for p in personas], "prompts": len(records)}
-    if loglik:
+    if card:
+        from hivelm.survey.validity import split_variants
+
+        probabilities = option_probabilities(model, tokenizer, records, cfg.decoding.batch_size, progress)
+        result |= split_variants(distributions_by_variant(records, probabilities), orders)
+        if cfg.validity.answer_mode_items:
+            probes = [p for p in personas if asked.probe(p.id)]
+            result["validity"]["generated"] = answer_mode_sample(model, tokenizer, instrument, probes,
+                                                                 community_name, cfg, context_posts, community, seed)
+    elif loglik:
         probabilities = option_probabilities(model, tokenizer, records, cfg.decoding.batch_size, progress)
         result["distributions"] = distributions_from(records, probabilities)
     else:

@@ -19,6 +19,9 @@ An instrument file (configs/instruments/swed.yaml and edeq.yaml are worked examp
         subscales: [weight]        # optional subscale membership (for subscale_mean)
         unit: pounds               # optional, numeric items
         note: "..."                # optional
+        paraphrases: ["..."]       # optional: parallel forms of the stem (same options), validity card only
+        twin: "..."                # optional: a reverse-worded stem (same options) for the acquiescence
+                                   # check, never scored (single_choice and yes_no items)
       - id: Q10
         type: numeric
         stem: "..."
@@ -86,7 +89,7 @@ KINDS: dict[str, tuple[set[str], dict[str, Any]]] = {
 }
 CRITERION_META = {"kind", "label", "source", "note"}
 TOP_KEYS = {"id", "name", "source", "version", "primary", "notes", "option_sets", "items", "criteria"}
-ITEM_KEYS = {"id", "type", "stem", "options", "bins", "reverse", "subscales", "unit", "note"}
+ITEM_KEYS = {"id", "type", "stem", "options", "bins", "reverse", "subscales", "unit", "note", "paraphrases", "twin"}
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -115,6 +118,10 @@ class Item:
     subscales: tuple[str, ...] = ()
     unit: str | None = None
     note: str | None = None
+    paraphrases: tuple[str, ...] = ()
+    """Parallel forms of the stem, asked with the same options (validity card: variance from wording)."""
+    twin: str | None = None
+    """A reverse-worded stem with the same options, asked for the acquiescence check and never scored."""
 
     @property
     def letters(self) -> tuple[str, ...]:
@@ -284,9 +291,20 @@ def _parse_item(entry: Any, number: int, option_sets: dict, where: str) -> Item:
         raise InstrumentError(f"{at}: subscales must be a list of names")
     if not isinstance(entry.get("reverse", False), bool):
         raise InstrumentError(f"{at}: reverse must be true or false")
+    paraphrases = entry.get("paraphrases") or []
+    if not isinstance(paraphrases, list) or not all(isinstance(p, str) and p.strip() for p in paraphrases):
+        raise InstrumentError(f"{at}: paraphrases must be a list of non-empty stems")
+    if kind == "multi_select" and paraphrases:
+        raise InstrumentError(f"{at}: multi_select items take no paraphrases (loglik asks them option by option)")
+    twin = entry.get("twin")
+    if twin is not None and (not isinstance(twin, str) or not twin.strip()):
+        raise InstrumentError(f"{at}: twin must be a non-empty stem")
+    if twin is not None and kind not in ("single_choice", "yes_no"):
+        raise InstrumentError(f"{at}: only single_choice and yes_no items take a twin (got {kind})")
     return Item(id=iid, type=kind, stem=entry["stem"].strip(), options=options,
                 reverse=entry.get("reverse", False), subscales=tuple(subscales), unit=entry.get("unit"),
-                note=entry.get("note"))
+                note=entry.get("note"), paraphrases=tuple(p.strip() for p in paraphrases),
+                twin=twin.strip() if twin else None)
 
 
 def _check_letters(letters: list[str], at: str) -> None:
