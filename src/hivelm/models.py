@@ -114,8 +114,15 @@ def load_source(source: str, revision: str | None = None, dtype: str = "float32"
     else:
         folder, tokenizer_kwargs = source, {"revision": revision, "trust_remote_code": False}
         model_kwargs = tokenizer_kwargs | {"use_safetensors": True}
-    tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_kwargs)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **model_kwargs)
+    local = not source.startswith("embedded:") and is_local(source)
+    try:
+        with loading(folder, "a model (base_model.source)") if local else contextlib.nullcontext():
+            tokenizer = AutoTokenizer.from_pretrained(folder, **tokenizer_kwargs)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), **model_kwargs)
+    except OSError as err:  # a hub id (org/name) that is neither a folder here nor reachable on the hub
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise HiveError(f"base_model.source {source!r}: no folder of that name here, and the hub did not provide "
+                        f"it ({first[:160]}); give a local model folder, or `embedded:smollm2`") from None
     if getattr(model, "hf_quantizer", None) is not None:
         # GGUF weights are dequantized on load but stay flagged as quantized, which blocks saving and training.
         model.hf_quantizer.remove_quantization_config(model)
