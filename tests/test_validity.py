@@ -175,7 +175,7 @@ def test_validity_config_is_validated(tmp_path):
 
 
 def test_report_shows_the_card_above_the_scores_and_greys_unsupported_contrasts():
-    from hivelm.rendering import survey_section
+    from hivelm.report_page import survey_section
 
     from hivelm.stages.summarize import validity_section
     from hivelm.survey.scoring import contrasts, summarise
@@ -204,3 +204,19 @@ def test_mlflow_names_carry_the_verdict_each_check_and_the_dose_slope():
     assert names["survey/validity/finetuned/informative"] == 0.0
     assert {f"survey/validity/finetuned/{check}" for check in CHECKS} <= set(names)
     assert names["survey/validity/dose_slope/low"] == 1.0
+
+
+def test_order_checks_compare_only_items_a_persona_answered_in_every_order():
+    """The dose and retest reruns re-ask only the primary score's items of a few personas, in other orders:
+    such a persona is in every order's answers without every item (KeyError: 'Q1' on the preset before)."""
+    from hivelm.survey.validity import order_checks
+
+    keys = {iid: [o.letter for o in item.options] for iid, item in SWED.items.items()}
+    orders = {iid: [tuple(k), tuple(reversed(k))] for iid, k in keys.items()}
+    uniform = {iid: {key: 1 / len(k) for key in k} for iid, k in keys.items()}
+    first, rest = DEMO_ITEMS[0], DEMO_ITEMS[1:]
+    by_order = [{"probe": dict(uniform), "rerun": {first: uniform[first]}},
+                {"probe": dict(uniform), "rerun": {iid: uniform[iid] for iid in rest}}]  # never `first` twice
+    card = order_checks(SWED, by_order, orders, STATS)
+    assert card["probes"] == 2 and card["order_sensitivity"]["value"] == 0.0
+    assert card["majority_survives"] == {"value": 1.0, "items": len(DEMO_ITEMS)}

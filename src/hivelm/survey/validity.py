@@ -172,22 +172,27 @@ def order_checks(instrument, by_order: Sequence[Mapping], orders: Mapping[str, l
     avg = average(by_order)
     spread, first, last = {}, {}, {}
     probes = [p for p in avg if all(p in d for d in by_order)]  # asked in every order: compared with itself
+    def everywhere(persona: str, iid: str) -> bool:  # the reruns re-ask only some items of some personas
+        return all(iid in by_order[k].get(persona, {}) for k in range(len(orders[iid])))
+
     for persona in probes:
         tvs, top, bottom = [], [], []
-        for iid in items:
+        for iid in (i for i in items if everywhere(persona, i)):
             dists = [by_order[k][persona][iid] for k in range(len(orders[iid]))]
             tvs += [tv(a, b) for a, b in combinations(dists, 2)]
             for dist, perm in zip(dists, orders[iid]):
                 top.append(dist[perm[0]] - avg[persona][iid][perm[0]])
                 bottom.append(dist[perm[-1]] - avg[persona][iid][perm[-1]])
         spread[persona], first[persona], last[persona] = _mean(tvs), _mean(top), _mean(bottom)
-    survives = 0
+    survives, compared = 0, 0
     for iid in items:
-        majorities = {_majority([by_order[k][p][iid] for p in probes]) for k in range(len(orders[iid]))}
-        survives += len(majorities) == 1
+        asked = [p for p in probes if everywhere(p, iid)]
+        if asked:
+            majorities = {_majority([by_order[k][p][iid] for p in asked]) for k in range(len(orders[iid]))}
+            survives, compared = survives + (len(majorities) == 1), compared + 1
     return {"probes": len(probes), "order_sensitivity": over_personas(spread, stats),
             "position_bias": {"first": over_personas(first, stats), "last": over_personas(last, stats)},
-            "majority_survives": {"value": survives / len(items), "items": len(items)}}
+            "majority_survives": {"value": survives / compared if compared else None, "items": compared}}
 
 
 def _majority(dists: Sequence[Mapping[str, float]]) -> str:
