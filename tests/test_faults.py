@@ -218,6 +218,12 @@ def test_killing_dvc_repro_ends_its_stage_too(project, tiny_model_dir, shell):
         repro.kill()  # SIGKILL: DVC gets no chance to clean up after itself
         repro.wait(30)
         wait_for(lambda: gone(tree), 60, "the orphaned stage to end")
+    from hivelm import tracking
+
+    # The stage ends its own run KILLED on SIGTERM; on a loaded machine it may be gone before it could, and
+    # then the next process to open the store does (issue 31.3): either way no run stays RUNNING.
+    tracking.end_runs_of_dead_processes.cache_clear()
+    tracking.ensure_store(os.environ["MLFLOW_TRACKING_URI"])
     assert [r.info.status for r in runs("tune")] == ["KILLED"]
 
 
@@ -524,6 +530,17 @@ def test_dvc_lock_is_readable_after_an_interrupt_at_any_point_of_its_write(tmp_p
     assert not lock.exists()
 
 
+def cmdline(process) -> list[str]:
+    """A process's argv, or [] for one that ended (or is a zombie) while the test looked: short-lived
+    children come and go under a loaded machine."""
+    import psutil
+
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
+
+
 def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, monkeypatch):
     """Issue 31: a SIGKILLed `hivelm run` left DVC running the rest of the pipeline, the stage server (~640 MB)
     alive for good, its parent run RUNNING and the server's socket folder behind. DVC and the server now end
@@ -542,7 +559,7 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
         wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
         stage = int((project / "stage.pid").read_text())
         helpers = [p for p in psutil.Process(pipeline.pid).children(recursive=True)
-                   if {"repro", "hivelm.forkserver"} & set(p.cmdline())]
+                   if {"repro", "hivelm.forkserver"} & set(cmdline(p))]
         pipeline.kill()
         pipeline.wait(30)
     try:

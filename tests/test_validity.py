@@ -176,7 +176,6 @@ def test_validity_config_is_validated(tmp_path):
 
 def test_report_shows_the_card_above_the_scores_and_greys_unsupported_contrasts():
     from hivelm.report_page import survey_section
-
     from hivelm.stages.summarize import validity_section
     from hivelm.survey.scoring import contrasts, summarise
 
