@@ -145,3 +145,33 @@ def test_editing_a_file_the_params_name_makes_the_stage_that_reads_it_stale(comm
     with open(repo / "data/more/forum.jsonl", "a") as handle:
         handle.write('{"text": "an edit in place"}\n')
     assert set(json.loads(run([str(BIN / "dvc"), "status", "--json"], repo).stdout)) == {"prepare"}
+
+
+RUNNABLE_PARAMS = ["params.yaml", "configs/ci/params.yaml", "configs/external/params.yaml",
+                   "configs/presets/eating-disorder/params.yaml"]  # reports/*/params.yaml: archives of old runs
+
+
+@pytest.mark.parametrize("name", RUNNABLE_PARAMS)
+def test_every_param_a_stage_declares_is_in_each_runnable_params_file(name):
+    """DVC refuses a stage whose declared param is missing from params.yaml ("Parameters 'report.small_rows'
+    are missing"), after every earlier stage ran: the CI-sized config (make quick) lost summarize that way."""
+    import yaml
+
+    from hivelm import dvcfile
+    from hivelm.config import load_config
+
+    path = REPO / name
+    raw = yaml.safe_load(path.read_text())
+    stages = yaml.safe_load(dvcfile.render(load_config(path)))["stages"]
+    missing = set()
+    for stage in stages.values():
+        for key in (stage.get("do") or stage).get("params", []):
+            node = raw
+            for part in key.split(".") if isinstance(key, str) else ():
+                if part.startswith("${"):
+                    break  # a community key: the communities section exists
+                if not isinstance(node, dict) or part not in node:
+                    missing.add(key)
+                    break
+                node = node[part]
+    assert missing == set(), f"{name} lacks {sorted(missing)}"
