@@ -69,13 +69,9 @@ def test_shipped_rules_load_and_bad_rules_are_named(tmp_path):
         gate.load_rules(bad)
 
 
-@pytest.mark.parametrize("baseline, error", [
-    ("{}", "has none of the 4 metrics that .* checks"),
-    ("[1, 2]", "expected a JSON object of metrics, got list"),
-    ('{"speed": {"tokens_per_s": 12}}', "has none of the 4 metrics"),
-    ('{"fidelity": {"communities": ', r"not valid JSON \(line 1: Expecting value\)"),
-])
-def test_a_baseline_the_gate_cannot_use_is_refused_with_exit_2(tmp_path, monkeypatch, capsys, baseline, error):
+def refused(tmp_path, monkeypatch, capsys, baseline: str, error: str) -> str:
+    """Gate the demo metrics against `baseline`: the core raises naming the file and `error`, and
+    `hivelm check-metrics` exits 2. Returns what the command printed on stderr."""
     from hivelm import cli
 
     monkeypatch.chdir(tmp_path)
@@ -88,7 +84,17 @@ def test_a_baseline_the_gate_cannot_use_is_refused_with_exit_2(tmp_path, monkeyp
     with pytest.raises(HiveError, match=f"baseline base.json: {error}"):
         gate.main("base.json", rules)
     assert cli.main(["check-metrics", "base.json", "--rules", str(rules)]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("baseline, error", [
+    ("{}", "has none of the 4 metrics that .* checks"),
+    ("[1, 2]", "expected a JSON object of metrics, got list"),
+    ('{"speed": {"tokens_per_s": 12}}', "has none of the 4 metrics"),
+    ('{"fidelity": {"communities": ', r"not valid JSON \(line 1: Expecting value\)"),
+])
+def test_a_baseline_the_gate_cannot_use_is_refused_with_exit_2(tmp_path, monkeypatch, capsys, baseline, error):
+    assert "Traceback" not in refused(tmp_path, monkeypatch, capsys, baseline, error)
 
 
 def test_a_revision_that_looks_like_an_option_never_reaches_git(tmp_path, monkeypatch):
@@ -126,19 +132,7 @@ def test_rules_name_external_corpora_like_built_in_ones_and_insufficient_is_a_re
 def test_a_non_finite_or_absurdly_deep_baseline_is_exit_2_not_a_pass(tmp_path, monkeypatch, capsys, baseline, error):
     """Issue 31, point 10: an all-NaN (or Infinity) baseline said "no regression" (exit 0); 100,000-deep
     JSON was a RecursionError with exit 1, the code of a regression."""
-    from hivelm import cli
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/metrics.json").write_text(json.dumps(metrics()))
-    rules = tmp_path / "rules.yaml"
-    rules.write_text("rules:\n" + "".join(f"  - {{metric: '{r.pattern}', direction: {r.direction}, "
-                                         f"tolerance: {r.tolerance}}}\n" for r in RULES))
-    (tmp_path / "base.json").write_text(baseline)
-    with pytest.raises(HiveError, match=f"baseline base.json: {error}"):
-        gate.main("base.json", rules)
-    assert cli.main(["check-metrics", "base.json", "--rules", str(rules)]) == 2
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert len(refused(tmp_path, monkeypatch, capsys, baseline, error).strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("tolerance", [".nan", ".inf", "true", "'1'"])

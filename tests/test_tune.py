@@ -110,19 +110,24 @@ class Kill(Exception):
     pass
 
 
-def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+def train_until_killed(step: int, adapter, checkpoints, model_dir, fingerprint: str, cfg=None) -> None:
+    """Train on the demonstrations until a callback kills the run at the end of global step `step`."""
     from transformers import TrainerCallback
 
     class KillAtStep(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 5:
+            if state.global_step == step:
                 raise Kill()
 
+    with pytest.raises(Kill):
+        train_adapter(cfg or config(), demonstrations(), adapter, checkpoints, model_dir, fingerprint,
+                      callbacks=[KillAtStep()])
+
+
+def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
     cfg = config()
     train_adapter(cfg, demonstrations(), tmp_path / "straight", tmp_path / "ckpt-a", tiny_model_dir, "fp")
-    with pytest.raises(Kill):
-        train_adapter(cfg, demonstrations(), tmp_path / "resumed", tmp_path / "ckpt-b", tiny_model_dir, "fp",
-                      callbacks=[KillAtStep()])
+    train_until_killed(5, tmp_path / "resumed", tmp_path / "ckpt-b", tiny_model_dir, "fp", cfg)
     assert not (tmp_path / "resumed").exists() and (tmp_path / "ckpt-b" / "checkpoint-4").is_dir()
     stats = train_adapter(cfg, demonstrations(), tmp_path / "resumed", tmp_path / "ckpt-b", tiny_model_dir, "fp")
     assert stats["resumed"] and stats["steps"] == 8
@@ -133,16 +138,7 @@ def test_killed_run_resumes_and_matches_an_uninterrupted_run(tiny_model_dir, tmp
 
 
 def test_checkpoints_of_other_inputs_are_not_resumed(tiny_model_dir, tmp_path):
-    from transformers import TrainerCallback
-
-    class KillAtStep(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 3:
-                raise Kill()
-
-    with pytest.raises(Kill):
-        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "inputs-1",
-                      callbacks=[KillAtStep()])
+    train_until_killed(3, tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "inputs-1")
     stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir,
                           "inputs-2")
     assert not stats["resumed"]
@@ -152,16 +148,7 @@ def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_on
                                                                                           caplog):
     import shutil
 
-    from transformers import TrainerCallback
-
-    class KillAtStep(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 5:
-                raise Kill()
-
-    with pytest.raises(Kill):
-        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp",
-                      callbacks=[KillAtStep()])
+    train_until_killed(5, tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
     # A kill during the save at step 6: weights written, trainer_state.json (written last) not yet.
     shutil.copytree(tmp_path / "ckpt/checkpoint-4", tmp_path / "ckpt/checkpoint-6")
     (tmp_path / "ckpt/checkpoint-6/trainer_state.json").unlink()
@@ -176,16 +163,7 @@ def test_a_checkpoint_half_written_by_a_kill_is_removed_and_the_last_complete_on
 def test_a_truncated_file_in_the_last_checkpoint_falls_back_to_the_one_before(tiny_model_dir, tmp_path, caplog,
                                                                               file):
     """A file cut short after its checkpoint completed used to stop every rerun with a traceback."""
-    from transformers import TrainerCallback
-
-    class KillAtStep(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step == 5:
-                raise Kill()
-
-    with pytest.raises(Kill):
-        train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp",
-                      callbacks=[KillAtStep()])
+    train_until_killed(5, tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
     damaged = tmp_path / "ckpt/checkpoint-4" / file
     damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])
     stats = train_adapter(config(), demonstrations(), tmp_path / "a", tmp_path / "ckpt", tiny_model_dir, "fp")
