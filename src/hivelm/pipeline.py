@@ -21,10 +21,10 @@ def run(cfg: HiveConfig, dvc_args: list[str], name: str | None = None) -> int:
     Each stage process attaches its own child run to the parent through HIVELM_PARENT_RUN_ID. DVC runs in
     its own process group: on Ctrl-C or SIGTERM the whole group is interrupted and awaited, so no stage is
     left running, and the parent run ends KILLED. Killed outright, we take DVC and the stage server with us
-    (hivelm.processes). However DVC ends, dvc.lock is left readable (hivelm.dvclock).
+    (hivelm.processes). However DVC ends, dvc.lock is left readable (hivelm.dvclock). The caller has checked
+    the input files the params name (`check_input_files`, `hivelm run` does so first).
     """
     dvc_args = [a for a in dvc_args if a != "--"]
-    check_input_files(cfg)
     render_dvc_yaml(cfg)
     bin_dir = str(Path(sys.executable).parent)
     # A tracker that goes away mid-pipeline fails the stage that was logging (exit 2, naming the URI); the
