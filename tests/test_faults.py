@@ -558,8 +558,15 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
     with started([HIVELM, "run", "--no-check"], env=env(TMPDIR=str(temp))) as pipeline:
         wait_for(lambda: (project / "stage.pid").exists() or pipeline.poll() is not None, 120, "the stage to start")
         stage = int((project / "stage.pid").read_text())
-        helpers = [p for p in psutil.Process(pipeline.pid).children(recursive=True)
-                   if {"repro", "hivelm.forkserver"} & set(cmdline(p))]
+        def running_helpers() -> list:  # DVC and the server; not a short-lived `dvc` child already a zombie
+            try:
+                return [p for p in psutil.Process(pipeline.pid).children(recursive=True)
+                        if {"repro", "hivelm.forkserver"} & set(cmdline(p)) and p.status() != psutil.STATUS_ZOMBIE]
+            except psutil.Error:  # one ended while we looked: look again
+                return []
+
+        wait_for(lambda: len(running_helpers()) == 2 or pipeline.poll() is not None, 30, "DVC and the server")
+        helpers = running_helpers()
         pipeline.kill()
         pipeline.wait(30)
     try:
