@@ -70,3 +70,27 @@ def test_no_server_on_an_accelerator_or_when_switched_off(monkeypatch):
     assert processes.start({}, ["cpu", "cuda", "cpu"]) is None
     monkeypatch.setenv(processes.DISABLE_ENV, "1")
     assert processes.start({}, ["cpu"]) is None
+
+
+def test_the_server_serves_under_a_temp_folder_too_long_for_a_socket_path(tmp_path, monkeypatch, capfd):
+    """CI failed here: under a long $TMPDIR (pytest's, a cluster job's scratch folder) the socket path passed
+    AF_UNIX's 107 bytes, the server died on bind and every stage fell back to a fresh process."""
+    import os
+    import tempfile
+
+    from hivelm import __version__, processes
+
+    deep = tmp_path / ("t" * 60) / ("m" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    server, path = processes.start(dict(os.environ), ["cpu"])
+    try:
+        assert len(path) > 107
+        wait_for(lambda: os.path.exists(path) or server.poll() is not None, 60, "the server to bind")
+        monkeypatch.setenv(processes.ENV, path)
+        assert processes.delegate(["--version"]) == 0
+        assert __version__ in capfd.readouterr().out
+        assert server.poll() is None
+    finally:
+        processes.stop(server, path)
+    assert list(deep.iterdir()) == []  # stop removed the socket folder

@@ -105,7 +105,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int], inherited: list[i
 
 def serve(path: str) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
+    with processes.address(path) as short:
+        listener.bind(short)
     listener.listen(64)
     for name in PRELOAD:
         with contextlib.suppress(Exception):  # an optional extra not installed: its stage imports what it has

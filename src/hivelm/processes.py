@@ -188,6 +188,21 @@ def stop(server: subprocess.Popen, path: str) -> None:
         os.rmdir(os.path.dirname(path))
 
 
+@contextlib.contextmanager
+def address(path: str):
+    """`path`, or a short alias of it: a socket path over 107 bytes cannot be bound or connected (AF_UNIX's
+    sun_path, unix(7)), and a long $TMPDIR (a cluster job's scratch folder, pytest's) makes one. The alias
+    goes through the folder's descriptor, /proc/self/fd/N/NAME, which Linux resolves like the folder."""
+    if len(os.fsencode(path)) < 100:
+        yield path
+        return
+    folder = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{os.path.basename(path)}"
+    finally:
+        os.close(folder)
+
+
 def delegate(argv: list[str]) -> int | None:
     """Run `hivelm argv` in a child of the server named by $HIVELM_FORKSERVER and return its exit code; None
     when no server is there to take it (the caller then runs the stage itself)."""
@@ -198,7 +213,8 @@ def delegate(argv: list[str]) -> int | None:
     request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": env}).encode()
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(path)
+        with address(path) as short:
+            conn.connect(short)
         socket.send_fds(conn, [HEADER.pack(len(request)) + request], [0, 1, 2])
         replies = conn.makefile("r", encoding="utf-8")
         first = replies.readline()
