@@ -153,7 +153,7 @@ def test_stage_writes_matrix_attribution_plots_and_the_likelihood_section(attrib
     matrix = json.loads((out / "matrix.json").read_text(), parse_constant=pytest.fail)
     assert matrix["rows"] == matrix["columns"] == list(COMMUNITIES) and matrix["n"] == [4, 4]
     assert np.array(matrix["gain"]).shape == (2, 2)
-    assert np.allclose(np.array(matrix["adapter_loglik"]) - np.array(matrix["base_loglik"]), matrix["gain"])
+    assert np.allclose(np.array(matrix["adapter_loglik"]) - np.array(matrix["base_loglik"]), matrix["gain"], atol=2e-5)  # each written at 6 digits
     attribution = json.loads((out / "attribution.json").read_text(), parse_constant=pytest.fail)
     for name in ("likelihood", "tfidf"):
         assert np.sum(attribution[name]["confusion"]) == 8
@@ -272,3 +272,4 @@ def test_column_mean_intervals_are_paired_seeded_and_enclose_the_mean():
     assert first["low"][0] == first["low"][1] and first["high"][0] == first["high"][1]  # rows drawn together
     assert all(lo < v < hi for v, lo, hi in zip(first["value"], first["low"], first["high"]))
     assert metrics.enclosing({"value": 0.75, "low": 0.8, "high": 1.0}) == {"value": 0.75, "low": 0.75, "high": 1.0}
+
