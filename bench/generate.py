@@ -2,8 +2,11 @@
 compute limit the same run measures.
 
     .venv/bin/python bench/generate.py [--prompts 16] [--batch-size 16] [--max-new-tokens 32] [--model models/base]
+                                       [--mixed]
 
 Prints tokens/s of each mode and their ratio; the last line is JSON. Needs models/base (`hivelm base_model`).
+`--mixed` also times the generate stage's two ways of sampling a finetuned and an untuned corpus from one base
+(a random LoRA adapter): one corpus after the other, and both in mixed-adapter batches (`generate.mixed_adapters`).
 
 Compute limit: the best torch.mm rate (float32 GFLOP/s) at the model's own shapes, (batch x prompt tokens,
 hidden) @ (hidden, hidden | intermediate | vocab), measured in this process beside the generation. A generated
@@ -20,6 +23,7 @@ import json
 import time
 from dataclasses import replace
 
+from hivelm.chat import render_chat
 from hivelm.config import DecodingConfig
 from hivelm.generation import sample_texts
 from hivelm.models import load_causal_lm
@@ -74,12 +78,44 @@ def flops_per_token(model, context: float) -> float:
     return 2 * matmul + attention
 
 
+def mixed_timings(model_dir: str, items: list[dict], cfg) -> dict:
+    """Seconds for a finetuned and an untuned corpus of `items`: one after the other vs in mixed batches."""
+    import tempfile
+    from pathlib import Path
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from hivelm.config import BaseModelConfig, GenerateConfig
+    from hivelm.models import load_with_adapter
+    from hivelm.stages.generate import sample_corpora
+
+    with tempfile.TemporaryDirectory() as scratch:
+        torch.manual_seed(0)
+        lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+                          init_lora_weights=False)
+        get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir), lora).save_pretrained(Path(scratch) / "a")
+        model, tokenizer = load_with_adapter(BaseModelConfig(), Path(scratch) / "a", model_dir)
+    prompts = {"finetuned": items, "untuned": items}
+    seconds = {}
+    for mixed in (False, True, False, True):  # interleaved, best of 2: the cores are shared
+        gen = GenerateConfig(decoding=cfg, mixed_adapters=mixed)
+        started = time.perf_counter()
+        sample_corpora(model, tokenizer, prompts, gen)
+        took = time.perf_counter() - started
+        key = "mixed_s" if mixed else "one_corpus_at_a_time_s"
+        seconds[key] = min(seconds.get(key, float("inf")), took)
+    return seconds | {"mixed_speedup": seconds["one_corpus_at_a_time_s"] / seconds["mixed_s"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/base")
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--mixed", action="store_true", help="also time mixed-adapter batches (random adapter)")
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(args.model)
     items = prompts(args.prompts)
@@ -87,9 +123,8 @@ def main() -> None:
     timed(model, tokenizer, items[:2], replace(cfg, max_new_tokens=4))  # warm-up
     batched_s, batched_tokens = timed(model, tokenizer, items, cfg)
     single_s, single_tokens = timed(model, tokenizer, items, replace(cfg, batch_size=1))
-    prompt_tokens = [len(tokenizer.apply_chat_template([{"role": "system", "content": p["system"]},
-                                                        {"role": "user", "content": p["prompt"]}],
-                                                       add_generation_prompt=True, tokenize=True)) for p in items]
+    prompt_tokens = [len(tokenizer(render_chat(tokenizer, p["system"], p["prompt"]), add_special_tokens=False)["input_ids"])
+                     for p in items]  # as sample_texts encodes them
     per_row = batched_tokens / len(items)
     per_token = flops_per_token(model, sum(prompt_tokens) / len(items) + per_row / 2)
     limit = compute_limit(model.config, min(args.batch_size, len(items)) * max(prompt_tokens))
@@ -102,6 +137,8 @@ def main() -> None:
     result["speedup"] = result["batched_tokens_per_s"] / result["single_tokens_per_s"]
     result["achieved_gflops"] = result["batched_tokens_per_s"] * per_token / 1e9
     result["limit_ratio"] = result["achieved_gflops"] / limit["limit_gflops"]
+    if args.mixed:
+        result["mixed_adapters"] = mixed_timings(args.model, items, cfg)
     print(f"batched (batch {args.batch_size}): {batched_tokens} tokens in {batched_s:.1f} s = "
           f"{result['batched_tokens_per_s']:.1f} tokens/s")
     print(f"one at a time: {single_tokens} tokens in {single_s:.1f} s = {result['single_tokens_per_s']:.1f} tokens/s")
@@ -109,6 +146,10 @@ def main() -> None:
     print(f"compute: {result['gflops_per_token']:.3f} GFLOP per token, {result['achieved_gflops']:.1f} GFLOP/s achieved "
           f"batched, matmul limit {limit['limit_gflops']:.1f} GFLOP/s at the model's shapes: "
           f"{100 * result['limit_ratio']:.0f}% of the limit")
+    if args.mixed:
+        mixed = result["mixed_adapters"]
+        print(f"finetuned + untuned corpora: one after the other {mixed['one_corpus_at_a_time_s']:.1f} s, mixed-adapter "
+              f"batches {mixed['mixed_s']:.1f} s ({mixed['mixed_speedup']:.2f}x)")
     print(json.dumps(result))
 
 
