@@ -142,3 +142,16 @@ def test_survey_score_on_absurdly_nested_answers_is_exit_2_with_one_line(tmp_pat
     assert cli.main(["survey-score", str(tmp_path / name)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         f"hivelm survey-score: error: {tmp_path / name}: not a valid answers file: nested too deeply"]
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_stages_start_with_openmp_threads_that_sleep_unless_the_user_says_otherwise(given, expected):
+    """cli.STAGE_ENV is set before torch loads its OpenMP runtime, and DVC, the stage server and its forks inherit
+    it; a value in the user's environment wins."""
+    code = ("import os; from hivelm.cli import main\n"
+            "main(['dvc-yaml', '--check'])\n"
+            "print('policy:' + os.environ.get('OMP_WAIT_POLICY', ''))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env=env).stdout
+    assert out.strip().splitlines()[-1] == f"policy:{expected}"

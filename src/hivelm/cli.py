@@ -192,6 +192,17 @@ def _end_with_dvc() -> bool:
     return True
 
 
+STAGE_ENV = {
+    # OpenMP threads that finish their share of a matmul sleep instead of spinning for the next one
+    # (https://gcc.gnu.org/onlinedocs/libgomp/OMP_005fWAIT_005fPOLICY.html). A spinning thread burns user time
+    # that is not arithmetic and takes the core from the threads that have work; on a loaded 2-core machine
+    # bench/survey.py --loglik-only took half the wall time and 0.47x the user time with it (README "How
+    # long it takes"). Set for every stage (hand-run, or under `hivelm run`: DVC, the stage server and its forks
+    # inherit this process's environment); a value the user set wins.
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
 def main(argv: list[str] | None = None, forked: bool = False) -> int:
     """`forked`: this process is a stage forked by hivelm/forkserver.py, whose client (DVC's child) watches
     DVC and forwards its signals."""
@@ -215,6 +226,8 @@ def main(argv: list[str] | None = None, forked: bool = False) -> int:
                 return code
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for key, value in STAGE_ENV.items():  # before torch loads its OpenMP runtime, which reads them once
+        os.environ.setdefault(key, value)
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,

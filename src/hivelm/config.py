@@ -418,7 +418,7 @@ class GenerateConfig:
     mixed_adapters: bool = False
     """Sample all corpora in one stream of batches, the adapter's rows beside the base model's (peft's
     mixed-adapter batches), instead of one corpus after the other. Same distribution, other draws. Off: on CPU
-    at the demo's sizes it was no faster (README "Benchmarks")."""
+    it measured slower (README "How long it takes")."""
 
     def validate(self) -> None:
         _check(bool(self.topics), "topics", "list at least one topic")
@@ -593,8 +593,8 @@ class AttributeConfig:
     """Bootstrap intervals over posts (mean gains, diagonal share, accuracy, macro-F1)."""
     mixed_adapters: bool = False
     """Score each community's posts under its adapter and the base model in the same batches (peft's
-    mixed-adapter batches) instead of one after the other; equal within 1e-5. Off: on CPU at the demo's sizes it
-    was no faster (README "Benchmarks")."""
+    mixed-adapter batches) instead of one after the other; equal within 1e-5. Off until a quiet machine confirms
+    the small gain measured on a loaded one (README "How long it takes")."""
 
     def validate(self) -> None:
         _check(self.max_length >= 8, "max_length", f"must be >= 8 (got {self.max_length})")
