@@ -14,6 +14,7 @@ token costs 2 x the matmul parameters (every linear layer and the output head; t
 matmul) + 4 x layers x attention width x context FLOPs (scores and weighted values over the context so far;
 Kaplan et al. 2020, https://arxiv.org/abs/2001.08361, table 1). `limit_ratio` = batched tokens/s x FLOPs per
 token / limit; prompt processing and the rows that already stopped are not counted, so it is a lower bound.
+`matmul_at_decode_rows` times the same shapes with one row per sequence, as a decoding step multiplies them.
 """
 
 from __future__ import annotations
@@ -128,11 +129,14 @@ def main() -> None:
     per_row = batched_tokens / len(items)
     per_token = flops_per_token(model, sum(prompt_tokens) / len(items) + per_row / 2)
     limit = compute_limit(model.config, min(args.batch_size, len(items)) * max(prompt_tokens))
+    # the same shapes with one row per sequence, as each decoding step multiplies: how far below the limit
+    # a step's matmuls run by themselves
+    decode = compute_limit(model.config, min(args.batch_size, len(items)))
     result = {
         "bench": "generate", "model": args.model, "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
         "batch_size": args.batch_size, "batched_tokens_per_s": batched_tokens / batched_s,
         "single_tokens_per_s": single_tokens / single_s,
-        "gflops_per_token": per_token / 1e9, "matmul_limit": limit,
+        "gflops_per_token": per_token / 1e9, "matmul_limit": limit, "matmul_at_decode_rows": decode,
     }
     result["speedup"] = result["batched_tokens_per_s"] / result["single_tokens_per_s"]
     result["achieved_gflops"] = result["batched_tokens_per_s"] * per_token / 1e9
@@ -145,7 +149,8 @@ def main() -> None:
     print(f"speedup: {result['speedup']:.2f}x")
     print(f"compute: {result['gflops_per_token']:.3f} GFLOP per token, {result['achieved_gflops']:.1f} GFLOP/s achieved "
           f"batched, matmul limit {limit['limit_gflops']:.1f} GFLOP/s at the model's shapes: "
-          f"{100 * result['limit_ratio']:.0f}% of the limit")
+          f"{100 * result['limit_ratio']:.0f}% of the limit (matmuls of one decoding step alone: "
+          f"{decode['limit_gflops']:.1f} GFLOP/s)")
     if args.mixed:
         mixed = result["mixed_adapters"]
         print(f"finetuned + untuned corpora: one after the other {mixed['one_corpus_at_a_time_s']:.1f} s, mixed-adapter "
