@@ -14,7 +14,9 @@ top-level run under it (a fanned-out stage one per community), whose start and e
 work. A stage's time is the sum of its runs; `startup_gaps_s` is the pipeline's time outside every stage run
 (process start-up and imports, DVC's own checks and hashing). Model stages add a throughput where they log
 one: tune tokens/s (`tokens_seen` / `train_runtime_s`), generate new tokens/s (`*.new_tokens` / `*.seconds`),
-survey prompts/s (`survey/prompts/*` / `survey/seconds/*`). The last line is JSON.
+survey prompts/s (`survey/prompts/*` / `survey/seconds/*`). CPU time per stage: user and system seconds of
+its processes (`cpu_user_s`, `cpu_system_s`, logged by every stage run from resource.getrusage) and the
+system share, the part spent in the kernel rather than in arithmetic. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -107,6 +109,10 @@ def stage_times(uri: str, pipeline_run_id: str | None = None) -> dict:
             den = sum(v for k, v in stage["metrics"].items() if denominator(k))
             if den > 0:
                 row["throughput"], row["unit"] = num / den, unit
+        user, system = stage["metrics"].get("cpu_user_s"), stage["metrics"].get("cpu_system_s")
+        if user is not None and system is not None:  # runs from before hivelm logged CPU time have neither
+            row |= {"cpu_user_s": round(user, 1), "cpu_system_s": round(system, 1),
+                    "system_share": system / max(user + system, 1e-9)}
         table[name] = row
     staged = sum(s["seconds"] for s in stages.values())
     return {"pipeline_run_id": pid, "status": parent.info.status, "pipeline_s": round(total, 1),
@@ -114,11 +120,13 @@ def stage_times(uri: str, pipeline_run_id: str | None = None) -> dict:
 
 
 def render(result: dict) -> str:
-    lines = [f"{'stage':<14}{'seconds':>9}{'share':>8}{'runs':>6}  throughput"]
+    lines = [f"{'stage':<14}{'seconds':>9}{'share':>8}{'runs':>6}{'user s':>9}{'sys s':>8}{'sys %':>7}  throughput"]
     total = result["pipeline_s"]
     for name, row in result["stages"].items():
         rate = f"{row['throughput']:.1f} {row['unit']}" if "throughput" in row else ""
-        lines.append(f"{name:<14}{row['seconds']:>9.1f}{row['share']:>8.1%}{row['runs']:>6}  {rate}")
+        cpu = (f"{row['cpu_user_s']:>9.1f}{row['cpu_system_s']:>8.1f}{row['system_share']:>7.0%}"
+               if "system_share" in row else " " * 24)
+        lines.append(f"{name:<14}{row['seconds']:>9.1f}{row['share']:>8.1%}{row['runs']:>6}{cpu}  {rate}")
     lines.append(f"{'(gaps)':<14}{result['startup_gaps_s']:>9.1f}{result['startup_gaps_s'] / total:>8.1%}"
                  "        process start-ups, DVC checks between stages")
     lines.append(f"{'pipeline':<14}{total:>9.1f}{1:>8.0%}        status {result['status']}")

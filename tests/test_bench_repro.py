@@ -38,8 +38,8 @@ def test_stage_times_from_a_pipeline_store(tmp_path, mlflow_template_db, capsys)
         return run
 
     stage("base_model", 2, 12)
-    stage("tune", 15, 45, {"tokens_seen": 3000, "train_runtime_s": 25})
-    stage("tune", 50, 80, {"tokens_seen": 3000, "train_runtime_s": 35})
+    stage("tune", 15, 45, {"tokens_seen": 3000, "train_runtime_s": 25, "cpu_user_s": 50, "cpu_system_s": 5})
+    stage("tune", 50, 80, {"tokens_seen": 3000, "train_runtime_s": 35, "cpu_user_s": 40, "cpu_system_s": 25})
     stage("generate", 82, 91, {"finetuned.new_tokens": 400, "finetuned.seconds": 4,
                                "untuned.new_tokens": 200, "untuned.seconds": 4})
     survey = stage("survey", 95, 99, {"survey/prompts/finetuned": 30, "survey/seconds/finetuned": 3})
@@ -63,11 +63,15 @@ def test_stage_times_from_a_pipeline_store(tmp_path, mlflow_template_db, capsys)
     assert result["stages"]["survey"]["throughput"] == pytest.approx(10)
     assert result["startup_gaps_s"] == 17
     assert "throughput" not in result["stages"]["base_model"]
+    assert (result["stages"]["tune"]["cpu_user_s"], result["stages"]["tune"]["cpu_system_s"]) == (90, 30)
+    assert result["stages"]["tune"]["system_share"] == pytest.approx(0.25)  # kernel time over CPU time
+    assert "system_share" not in result["stages"]["base_model"]  # a run that logged no CPU time
 
     assert bench.main(["--from-mlflow", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert json.loads(lines[-1])["stages"]["tune"]["seconds"] == 60
     assert any(line.startswith("(gaps)") and "17.0" in line for line in lines)
+    assert any(line.startswith("tune") and "90.0" in line and "25%" in line for line in lines)
 
 
 def test_missing_store_is_one_line(tmp_path):

@@ -161,3 +161,16 @@ def test_the_forked_stage_runs_its_command_without_asking_dvc_or_the_server(monk
     monkeypatch.setattr(cli, "execute", lambda args: ran.append(args.command) or 0)
     assert cli.forked_main(["prepare"]) == 0 and ran == ["prepare"]
     assert list(inspect.signature(cli.main).parameters) == ["argv"]
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_stages_start_with_openmp_threads_that_sleep_unless_the_user_says_otherwise(given, expected):
+    """cli.STAGE_ENV is set before torch loads its OpenMP runtime, and DVC, the stage server and its forks inherit
+    it; a value in the user's environment wins."""
+    code = ("import os; from hivelm.cli import main\n"
+            "main(['dvc-yaml', '--check'])\n"
+            "print('policy:' + os.environ.get('OMP_WAIT_POLICY', ''))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env=env).stdout
+    assert out.strip().splitlines()[-1] == f"policy:{expected}"

@@ -1,5 +1,6 @@
 """Generation and post-filters on a tiny random Llama: the real batching, seeding and filter code."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from hivelm.config import DecodingConfig, FilterConfig, GenerateConfig, InContextConfig
@@ -115,3 +116,29 @@ def test_logged_samples_are_redacted_like_the_reports(project, monkeypatch):
     run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
     logged = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/samples/finetuned.json")
     assert logged == ["mail <EMAIL> or see <URL> now " + "word " * 24 + "..."]  # 30 words
+
+
+def test_mixed_adapter_batches_sample_each_corpus_from_its_own_model(tiny_model_dir, tmp_path):
+    """generate.mixed_adapters: the finetuned rows use the adapter and the untuned rows the bare base model in one
+    batch. With top_k=1 sampling is the argmax, so the texts must equal one corpus at a time; with real sampling
+    they are other draws from the same distributions (generation.sample_texts)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from hivelm.config import BaseModelConfig
+    from hivelm.models import load_with_adapter
+    from hivelm.stages.generate import sample_corpora
+
+    torch.manual_seed(0)
+    lora = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora).save_pretrained(tmp_path / "adapter")
+    model, tokenizer = load_with_adapter(BaseModelConfig(), tmp_path / "adapter", tiny_model_dir)
+    gen = gen_config(samples_per_topic=2, decoding=DecodingConfig(max_new_tokens=6, batch_size=8, top_k=1))
+    prompts = {corpus: build_prompts(gen, TEMPLATES, "keto", "keto cooking", corpus, TRAIN)
+               for corpus in ("finetuned", "untuned")}
+    alone = sample_corpora(model, tokenizer, prompts, gen)
+    mixed = sample_corpora(model, tokenizer, prompts, replace(gen, mixed_adapters=True))
+    for corpus in prompts:
+        assert mixed[corpus][:2] == alone[corpus][:2], corpus  # texts and generated tokens
+    assert alone["finetuned"][0] != alone["untuned"][0]  # the adapter really changes what is written

@@ -11,6 +11,7 @@ import pytest
 
 from hivelm import annotation, metrics
 from hivelm.annotation import CLASSES, HARMFUL, HarmError
+from hivelm.artifacts import rounded
 from hivelm.errors import HiveError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -173,7 +174,7 @@ def leaves(node):
 def test_ingest_agreement_and_rates(sampled, tmp_path):
     out = tmp_path / "reports" / "harm.json"
     result = annotation.harm_ingest(sampled["dir"] / "key.csv", sampled["paths"], out, rule="all", resamples=50)
-    assert json.loads(out.read_text()) == result
+    assert json.loads(out.read_text()) == rounded(result)  # written at artifacts.SIGNIFICANT_DIGITS
     assert all(v is None or isinstance(v, int | float) and not isinstance(v, bool) for v in leaves(result))
     assert len(sampled["key"]) == 26 and result["items"] == 26 and result["annotators"] == 2
     # harmful-vs-not: both 14, A only 2, B only 4, neither 6; A says harmful 16 times, B 18.

@@ -130,6 +130,8 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
         assert kid.info.status == "FINISHED" and kid.data.tags["git_commit"] == head
         assert kid.data.tags["git_dirty"] == "false"
         assert "duration_s" in kid.data.metrics
+        # CPU time in arithmetic (user) and in the kernel (system), from resource.getrusage
+        assert kid.data.metrics["cpu_user_s"] > 0 and kid.data.metrics["cpu_system_s"] >= 0
         assert "config/resolved.yaml" in [a.path for a in client.list_artifacts(kid.info.run_id, "config")]
     prepare = next(k for k in kids if k.data.tags["stage"] == "prepare")
     assert prepare.data.params["prepare.min_posts_per_community"] == "10"

@@ -8,6 +8,7 @@ half-done swap is rolled back on the next run (`recover`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -50,8 +51,6 @@ def finite(payload: Any) -> Any:
     is missing; other mappings (a profile keyed by label) are not given keys they never had. Stages give
     their own, specific reasons where they can. Python's json would otherwise write a bare `NaN`, which no
     strict parser accepts."""
-    import math
-
     if isinstance(payload, float) and not math.isfinite(payload):
         return None
     if isinstance(payload, dict):
@@ -65,11 +64,30 @@ def finite(payload: Any) -> Any:
     return payload
 
 
+SIGNIFICANT_DIGITS = 6
+"""Precision of every float `write_json` writes (reports/**/*.json, the stages' stats and metrics). Adapter
+weights differ in their last bits between CPU kinds (vectorised kernels sum in different orders), and that noise
+reaches the metrics around the seventh significant digit; written at six, the committed numbers are the same
+bytes on any machine unless a value lies within that noise of a rounding boundary."""
+
+
+def rounded(payload: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
+    """`payload` with every float rounded to `digits` significant digits (ints, bools and strings as they are)."""
+    if isinstance(payload, float):
+        return float(f"{payload:.{digits}g}") if math.isfinite(payload) else payload
+    if isinstance(payload, dict):
+        return {key: rounded(value, digits) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [rounded(value, digits) for value in payload]
+    return payload
+
+
 def write_json(path: str | Path, payload: Any) -> None:
-    """Write `payload` as strict JSON (NaN and infinity as null with a reason: `finite`), atomically."""
+    """Write `payload` as strict JSON (NaN and infinity as null with a reason: `finite`), floats at
+    SIGNIFICANT_DIGITS, atomically."""
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(finite(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
-                             encoding="utf-8")
+        Path(tmp).write_text(json.dumps(rounded(finite(payload)), indent=2, ensure_ascii=False, allow_nan=False)
+                             + "\n", encoding="utf-8")
 
 
 def _umask() -> int:

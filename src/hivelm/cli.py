@@ -148,6 +148,17 @@ def _manners(parser: argparse.ArgumentParser, commands) -> None:
             sub.add_argument("--params", default=argparse.SUPPRESS, help="params file (default: params.yaml)")
 
 
+STAGE_ENV = {
+    # OpenMP threads that finish their share of a matmul sleep instead of spinning for the next one
+    # (https://gcc.gnu.org/onlinedocs/libgomp/OMP_005fWAIT_005fPOLICY.html). A spinning thread burns user time
+    # that is not arithmetic and takes the core from the threads that have work; on a loaded 2-core machine
+    # bench/survey.py --loglik-only took half the wall time and 0.47x the user time with it (docs/explanation/
+    # performance.md). Set for every stage (hand-run, or under `hivelm run`: DVC, the stage server and its forks
+    # inherit this process's environment); a value the user set wins.
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     """`hivelm ...` as a shell, a script or DVC starts it. Under DVC (`hivelm run`), a stage ends with DVC and
     is forked from the warm stage server when one runs (hivelm/processes.py)."""
@@ -186,6 +197,8 @@ def execute(args: argparse.Namespace) -> int:
     """The parsed command, run in this process; a HiveError is one line and exit 2."""
     # Telemetry would try to reach the network at start-up; users can still opt in explicitly.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    for key, value in STAGE_ENV.items():  # before torch loads its OpenMP runtime, which reads them once
+        os.environ.setdefault(key, value)
     # peft calls a transformers API deprecated in v5, once per model load: noise, not a user problem.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,

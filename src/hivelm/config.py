@@ -414,6 +414,10 @@ class GenerateConfig:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     in_context: InContextConfig = field(default_factory=InContextConfig)
     filters: FilterConfig = field(default_factory=FilterConfig)
+    mixed_adapters: bool = False
+    """Sample all corpora in one stream of batches, the adapter's rows beside the base model's (peft's
+    mixed-adapter batches), instead of one corpus after the other. Same distribution, other draws. Off: on CPU
+    it measured slower (docs/explanation/performance.md)."""
 
     def validate(self) -> None:
         _check(bool(self.topics), "topics", "list at least one topic")
@@ -586,6 +590,10 @@ class AttributeConfig:
     is already e^100:1 odds (the argmax), and far below it gain / temperature overflows to NaN."""
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     """Bootstrap intervals over posts (mean gains, diagonal share, accuracy, macro-F1)."""
+    mixed_adapters: bool = False
+    """Score each community's posts under its adapter and the base model in the same batches (peft's
+    mixed-adapter batches) instead of one after the other; equal within 1e-5. Off until a quiet machine confirms
+    the small gain measured on a loaded one (docs/explanation/performance.md)."""
 
     def validate(self) -> None:
         _check(self.max_length >= 8, "max_length", f"must be >= 8 (got {self.max_length})")

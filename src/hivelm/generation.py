@@ -22,13 +22,26 @@ def in_context_prompt(pool: Sequence[str], cfg, community_name: str, rng) -> tup
     return f"Here are posts written by members of the {community_name} community:\n{lines}\n\n", picks
 
 
-def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None) -> tuple[list[str], int]:
+def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None,
+                 adapter_names: list[str] | None = None) -> tuple[list[str], int]:
     """Batched sampling with left padding, prompts sorted by length (less padding), KV cache on.
 
     `prompts` are {"system", "prompt"} records; `decoding` is a DecodingConfig. Each batch is seeded from
     `seed` and its index in the length-sorted order, so the same prompts and seed give the same texts.
-    Returns the texts in prompt order and the number of generated tokens.
+    Returns the texts in prompt order and the number of generated tokens (`sample_each`: per prompt).
+
+    `adapter_names`: one peft adapter name per prompt (models.BASE for the bare base model), mixed within a
+    batch (peft's mixed-adapter batches), so several models' prompts fill batches together. Each text is then a
+    draw from the same distribution as when its model samples alone, but not the same draw: the sampler's
+    random numbers are taken per batch, and the batches hold other rows (tests/test_generate.py).
     """
+    texts, tokens = sample_each(model, tokenizer, prompts, decoding, seed, progress, adapter_names)
+    return texts, sum(tokens)
+
+
+def sample_each(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None,
+                adapter_names: list[str] | None = None) -> tuple[list[str], list[int]]:
+    """`sample_texts` with the number of generated tokens of each prompt."""
     import torch
 
     from hivelm.models import padding
@@ -37,15 +50,16 @@ def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, pro
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
     texts: list[str] = [""] * len(prompts)
-    new_tokens = 0
+    new_tokens = [0] * len(prompts)
     with padding(tokenizer, "left") as pad_id:
         for batch_index, start in enumerate(range(0, len(order), decoding.batch_size)):
             chunk = order[start:start + decoding.batch_size]
             batch = tokenizer([rendered[i] for i in chunk], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
             torch.manual_seed(seed * 100_003 + batch_index)
+            route = {"adapter_names": [adapter_names[i] for i in chunk]} if adapter_names is not None else {}
             with torch.no_grad():
-                output = model.generate(**batch, do_sample=True, temperature=decoding.temperature,
+                output = model.generate(**batch, **route, do_sample=True, temperature=decoding.temperature,
                                         top_p=decoding.top_p, top_k=decoding.top_k,
                                         repetition_penalty=decoding.repetition_penalty,
                                         max_new_tokens=decoding.max_new_tokens, use_cache=True, pad_token_id=pad_id)
@@ -53,7 +67,7 @@ def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, pro
             for row, i in enumerate(chunk):
                 tokens = generated[row]
                 keep = tokens != pad_id  # pad == eos for SmolLM2: stops are dropped, not decoded
-                new_tokens += int(keep.sum())
+                new_tokens[i] = int(keep.sum())
                 texts[i] = tokenizer.decode(tokens[keep], skip_special_tokens=True).strip()
             if progress:
                 progress(len(chunk))

@@ -264,7 +264,12 @@ def load_with_adapters(cfg, adapters: dict[str, str | Path], path: str | Path = 
     return model.eval(), tokenizer
 
 
-def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, share_prefix: bool = True) -> list[float]:
+BASE = "__base__"
+"""peft's name for the bare base model in a mixed-adapter batch (`adapter_names`)."""
+
+
+def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, share_prefix: bool = True,
+                 adapter_names: Sequence[str] | None = None) -> list[float]:
     """Per sequence, the mean log-probability of its labelled tokens given everything before them.
 
     `sequences` are {"input_ids", "labels"} with label -100 where nothing is scored (the prompt), as
@@ -275,15 +280,24 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
     `share_prefix`: the tokens every sequence starts with (up to its first scored token: in attribute, the
     system prompt and persona instruction) go through the model once, and each batch continues from their
     cached keys and values, so a batch computes only its own tokens. Equal to the full pass within float
-    rounding (tests/test_attribute.py: 1e-5)."""
+    rounding (tests/test_attribute.py: 1e-5).
+
+    `adapter_names`: one peft adapter name per sequence (BASE for the bare base model), mixed freely within a
+    batch (peft's mixed-adapter batches: each LoRA layer adds each adapter's update to its own rows,
+    https://huggingface.co/docs/peft/developer_guides/lora#inference-with-different-lora-adapters-in-the-same-batch),
+    so several adapters' sequences fill batches together; the shared prefix goes through once per name. None:
+    whatever adapter the model has active. Equal to one adapter at a time within 1e-5 (tests/test_attribute.py)."""
     import torch
 
     prefix = _shared_prefix(sequences) if share_prefix else 0
+    names = list(dict.fromkeys(adapter_names)) if adapter_names is not None else []
+    route = {"adapter_names": names} if names else {}
+    slot = {name: k for k, name in enumerate(names)}  # a sequence's row in the prefix cache
     cache = None
     if prefix:
         with torch.no_grad():
-            ids = torch.tensor([sequences[0]["input_ids"][:prefix]], device=model.device)
-            out = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            ids = torch.tensor([sequences[0]["input_ids"][:prefix]] * max(len(names), 1), device=model.device)
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=1, **route)
         cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
     order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]["input_ids"]))
     scores = [0.0] * len(sequences)
@@ -298,11 +312,12 @@ def mean_logliks(model, sequences: Sequence[dict], batch_size: int, pad: int, sh
             ids[row, :n] = torch.tensor(sequences[i]["input_ids"][prefix:])
             labels[row, :n] = torch.tensor(sequences[i]["labels"][prefix:])
             mask[row, :prefix + n] = 1
-        extra = {}
+        extra = {"adapter_names": [adapter_names[i] for i in chunk]} if names else {}
         if cache is not None:
-            rows = cache_rows(cache, torch.zeros(len(chunk), dtype=torch.long, device=model.device))
-            extra = {"cache": rows, "use_cache": True,
-                     "position_ids": (prefix + torch.arange(width))[None].expand(len(chunk), -1).to(model.device)}
+            index = [slot[adapter_names[i]] for i in chunk] if names else [0] * len(chunk)
+            rows = cache_rows(cache, torch.tensor(index, dtype=torch.long, device=model.device))
+            extra |= {"cache": rows, "use_cache": True,
+                      "position_ids": (prefix + torch.arange(width))[None].expand(len(chunk), -1).to(model.device)}
         with torch.no_grad():
             logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device), **extra).logits[:, :-1]
         targets = labels[:, 1:].to(logits.device)

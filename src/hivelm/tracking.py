@@ -308,9 +308,11 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None,
     contract, so a stage that logs through it does not depend on the read guard). The run ends KILLED if the
     block is interrupted (Ctrl-C, or SIGTERM through the CLI's handler), FAILED if it raises; the exception
     propagates."""
+    import resource
+
     import mlflow
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
     name = f"{stage}@{community}" if community else stage
     view, config_hash = params(community)
     if not is_main_process():
@@ -340,8 +342,20 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None,
             log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
             raise
         seconds = time.perf_counter() - started
-        mlflow.log_metric("duration_s", seconds)
-    log.info("stage %s: done in %.1f s", name, seconds)
+        user, system = cpu_seconds(cpu)
+        mlflow.log_metrics({"duration_s": seconds, "cpu_user_s": user, "cpu_system_s": system})
+    log.info("stage %s: done in %.1f s (CPU: user %.1f s, system %.1f s, %.0f%% in the kernel)", name, seconds,
+             user, system, 100 * system / max(user + system, 1e-9))
+
+
+def cpu_seconds(since=None) -> tuple[float, float]:
+    """User and system CPU seconds of this process (all its threads) since `since` (a resource.getrusage
+    result), or in all. System time is the kernel working for us (page faults of fresh tensor memory, threads
+    spinning and waking, tokenizer threads), not arithmetic: docs/explanation/performance.md."""
+    import resource
+
+    now = resource.getrusage(resource.RUSAGE_SELF)
+    return (now.ru_utime - (since.ru_utime if since else 0.0), now.ru_stime - (since.ru_stime if since else 0.0))
 
 
 @contextmanager

@@ -9,7 +9,8 @@ under the base model, both after the same prompt: the instruct stage's system pr
 instruction (`attribute.template_id`) naming community k, the rule adapter k was tuned with (tokens.encode builds
 the tokens, so the post is scored exactly as it was learned, end-of-turn token included). The base model is
 loaded once with every adapter attached (peft named adapters, switched with `set_adapter`; the base runs with
-them disabled); nothing is sampled. Cost: 2 x communities forward passes per post (adapter and base after
+them disabled; with `attribute.mixed_adapters` an adapter's and the base's rows share batches); nothing is
+sampled. Cost: 2 x communities forward passes per post (adapter and base after
 each community's prompt), batched by `attribute.batch_size`.
 
 The stage writes numbers only (paths.ATTRIBUTE_DIR): the community x adapter matrix of mean gain with
@@ -71,22 +72,31 @@ def encode_posts(tokenizer, records: list[dict], max_length: int) -> list[dict]:
 
 
 def score(model, tokenizer, texts: list[str], communities: dict[str, str], system_prompt: str, template: Template,
-          max_length: int, batch_size: int, progress=None, share_prefix: bool = True) -> dict[str, np.ndarray]:
+          max_length: int, batch_size: int, progress=None, share_prefix: bool = True,
+          mixed: bool = False) -> dict[str, np.ndarray]:
     """Core: every post under every community's adapter and under the base model, after that community's
     prompt. `model` carries one peft named adapter per key of `communities` ({key: name}); returns arrays of
     shape (posts, communities): `adapter` and `base` mean per-token log-likelihoods, and `gain` = their
-    difference. `share_prefix`: each community's prompt goes through each model once (models.mean_logliks)."""
-    from hivelm.models import base_only, mean_logliks, pad_id
+    difference. `share_prefix`: each community's prompt goes through each model once (models.mean_logliks).
+    `mixed`: a community's adapter and the base model score its posts in the same batches (peft's mixed-adapter
+    batches), else one after the other (`set_adapter`, then the adapter disabled); equal within 1e-5
+    (tests/test_attribute.py)."""
+    from hivelm.models import BASE, base_only, mean_logliks, pad_id
 
     pad = pad_id(tokenizer)
     adapter = np.zeros((len(texts), len(communities)))
     base = np.zeros_like(adapter)
+    n = len(texts)
     for column, (key, name) in enumerate(communities.items()):
         sequences = encode_posts(tokenizer, scoring_records(texts, system_prompt, template, name), max_length)
-        model.set_adapter(key)
-        adapter[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
-        with base_only(model):
-            base[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
+        if mixed:
+            both = mean_logliks(model, sequences * 2, batch_size, pad, share_prefix, [key] * n + [BASE] * n)
+            adapter[:, column], base[:, column] = both[:n], both[n:]
+        else:
+            model.set_adapter(key)
+            adapter[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
+            with base_only(model):
+                base[:, column] = mean_logliks(model, sequences, batch_size, pad, share_prefix)
         if progress:
             progress(1)
     return {"adapter": adapter, "base": base, "gain": adapter - base}
@@ -159,7 +169,8 @@ def score_texts(cfg: HiveConfig, model, tokenizer, texts: list[str], description
     template = scoring_template(cfg.instruct.templates, cfg.attribute.template_id)
     with progress_bar(len(communities), description, unit="adapter") as advance:
         scored = score(model, tokenizer, texts, communities, cfg.instruct.system_prompt, template,
-                       cfg.attribute.max_length, cfg.attribute.batch_size, advance)
+                       cfg.attribute.max_length, cfg.attribute.batch_size, advance,
+                       mixed=cfg.attribute.mixed_adapters)
     return scored | {"template_id": template.id}
 
 

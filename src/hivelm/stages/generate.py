@@ -65,7 +65,7 @@ def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progre
     """All configured corpora for one community: {corpus: (raw records, kept records, counts)}."""
     gen = cfg.generate
     spec = cfg.community(community)
-    from hivelm.models import base_only, for_corpus, perplexities
+    from hivelm.models import base_only, perplexities
 
     templates = load_templates(gen.templates, slots=("community", "topic"))
     train_posts = read_jsonl(paths.train_posts(community))
@@ -76,20 +76,50 @@ def generate_community(cfg: HiveConfig, community: str, model, tokenizer, progre
         with base_only(model):
             return perplexities(model, tokenizer, texts)
 
-    results = {}
+    results, prompts, removed = {}, {}, {}
     for corpus in gen.corpora:
         # the prompts as the model sees them are the ones stored: special-token strings removed, and counted
-        prompts, removed = neutralize_prompts(tokenizer, build_prompts(gen, templates, community, spec.name, corpus,
-                                                                       train_posts))
-        started = time.perf_counter()
-        with for_corpus(model, corpus):
-            texts, new_tokens = sample_texts(model, tokenizer, prompts, gen.decoding, gen.seed, progress)
-        seconds = time.perf_counter() - started
-        raw = [p | {"text": t, "decoding": decoding} for p, t in zip(prompts, texts)]
+        prompts[corpus], removed[corpus] = neutralize_prompts(
+            tokenizer, build_prompts(gen, templates, community, spec.name, corpus, train_posts))
+    sampled = sample_corpora(model, tokenizer, prompts, gen, progress)
+    for corpus, (texts, new_tokens, seconds) in sampled.items():
+        raw = [p | {"text": t, "decoding": decoding} for p, t in zip(prompts[corpus], texts)]
         kept, counts = post_filter(raw, gen, references, base_perplexity)
-        counts.update(special_tokens_removed=removed, new_tokens=new_tokens, seconds=seconds, tokens_per_s=new_tokens / max(seconds, 1e-9))
+        counts.update(special_tokens_removed=removed[corpus], new_tokens=new_tokens, seconds=seconds, tokens_per_s=new_tokens / max(seconds, 1e-9))
         results[corpus] = (raw, kept, counts)
     return results
+
+
+def sample_corpora(model, tokenizer, prompts: dict[str, list[dict]], gen: GenerateConfig,
+                   progress=None) -> dict[str, tuple[list[str], int, float]]:
+    """Each corpus's texts, generated tokens and seconds: {corpus: (texts, tokens, seconds)}.
+
+    One corpus after the other (the adapter on for finetuned, off for the baselines), or with
+    `generate.mixed_adapters` all corpora in one stream of batches, the adapter's rows beside the base model's
+    (peft's mixed-adapter batches; the seconds are then shared out by generated tokens). Mixed, each text is a
+    draw from the same distribution but not the same draw as one corpus at a time (generation.sample_texts)."""
+    from hivelm.generation import sample_each
+    from hivelm.models import BASE, for_corpus
+
+    if not (gen.mixed_adapters and "finetuned" in prompts and len(prompts) > 1):
+        sampled = {}
+        for corpus, items in prompts.items():
+            started = time.perf_counter()
+            with for_corpus(model, corpus):
+                texts, new_tokens = sample_texts(model, tokenizer, items, gen.decoding, gen.seed, progress)
+            sampled[corpus] = (texts, new_tokens, time.perf_counter() - started)
+        return sampled
+    flat = [p for items in prompts.values() for p in items]
+    names = [model.active_adapter if corpus == "finetuned" else BASE for corpus, items in prompts.items() for _ in items]
+    started = time.perf_counter()
+    texts, tokens = sample_each(model, tokenizer, flat, gen.decoding, gen.seed, progress, names)
+    seconds = time.perf_counter() - started
+    sampled, start = {}, 0
+    for corpus, items in prompts.items():
+        share = sum(tokens[start:start + len(items)])
+        sampled[corpus] = (texts[start:start + len(items)], share, seconds * share / max(sum(tokens), 1))
+        start += len(items)
+    return sampled
 
 
 def main(cfg: HiveConfig, run, community: str) -> dict:
