@@ -1,6 +1,7 @@
-"""Benchmark: where a cold `hivelm run` of the demo spends its time, stage by stage.
+"""Benchmark: where a cold `hivelm run` of the demo (or a preset) spends its time, stage by stage.
 
     .venv/bin/python bench/repro.py [--keep DIR]          # cold run in a scratch copy of HEAD, then the table
+    .venv/bin/python bench/repro.py --preset eating-disorder [--keep DIR]   # the public sample, CPU-sized
     .venv/bin/python bench/repro.py --from-mlflow DIR     # the table for the last `hivelm run` in project DIR
 
 A cold run copies the committed tree (`git archive HEAD`) into a scratch folder, makes it a git repo of its
@@ -17,6 +18,11 @@ one: tune tokens/s (`tokens_seen` / `train_runtime_s`), generate new tokens/s (`
 survey prompts/s (`survey/prompts/*` / `survey/seconds/*`). CPU time per stage: user and system seconds of
 its processes (`cpu_user_s`, `cpu_system_s`, logged by every stage run from resource.getrusage) and the
 system share, the part spent in the kernel rather than in arithmetic. The last line is JSON.
+
+`--preset NAME` runs configs/presets/NAME/params.yaml instead of the demo's params, with CPU_SIZED[NAME]
+applied (`--full`: without them) and any `--set key=value` after them; the scratch copy is made beside this
+checkout, so the preset's `../shared/...` data paths resolve as they do here. The effective params are the
+copy's params.yaml (`--keep` it to archive them) and are listed in the JSON line.
 """
 
 from __future__ import annotations
@@ -41,13 +47,47 @@ THROUGHPUT = {
 }
 
 
-def cold_run(keep: str | None) -> tuple[Path, float, int]:
-    """Run the whole pipeline in a scratch copy of HEAD; (project dir, wall seconds, exit code)."""
-    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="hivelm-repro-"))
+CPU_SIZED = {
+    # The changes that fit a preset into a few CPU hours, declared once (reports/paper-sample/ records the
+    # run that used them). eating-disorder: 80 tuning steps (an eval every 20) instead of full epochs over
+    # ~5,000 posts; 2 posts per topic and corpus (54 per corpus); the nine SWED items criteria C1-C4 score (the
+    # paper's swed-prompts hold the same nine); 8 posts in the in-context prompt instead of 20.
+    "eating-disorder": ["tune.max_steps=80", "tune.eval_steps=20", "generate.samples_per_topic=2",
+                        "survey.items=[Q5,Q6,Q7,Q8,Q9,Q13,Q14,Q15,Q16]", "survey.in_context.k=8"],
+}
+
+
+def preset_params(name: str, overrides: list[str]) -> str:
+    """configs/presets/NAME/params.yaml with `overrides` applied, as YAML; validated like any params file."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from hivelm.config import load_config
+
+    source = REPO / "configs" / "presets" / name / "params.yaml"
+    if not source.is_file():
+        raise SystemExit(f"bench/repro.py: no preset {name!r} ({source} does not exist)")
+    merged = OmegaConf.merge(OmegaConf.load(source), OmegaConf.from_dotlist(overrides))
+    text = f"# bench/repro.py --preset {name}: {source.relative_to(REPO)} with {' '.join(overrides) or 'no changes'}\n"
+    text += yaml.safe_dump(OmegaConf.to_container(merged), sort_keys=False, allow_unicode=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as check:
+        check.write(text)
+        check.flush()
+        load_config(check.name)
+    return text
+
+
+def cold_run(keep: str | None, params: str | None = None) -> tuple[Path, float, int]:
+    """Run the whole pipeline in a scratch copy of HEAD, with `params` (YAML text) as its params.yaml when
+    given; (project dir, wall seconds, exit code). A preset's copy sits beside this checkout (its data paths
+    are relative to the project)."""
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="hivelm-repro-", dir=REPO.parent if params else None))
     if keep:
         work.mkdir(parents=True)
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    if params is not None:
+        (work / "params.yaml").write_text(params, encoding="utf-8")
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "bench/repro.py"]):
         subprocess.run(cmd, cwd=work, check=True)
@@ -140,14 +180,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-mlflow", metavar="DIR", help="read the last `hivelm run` of project DIR (or a tracking URI)")
     parser.add_argument("--keep", metavar="DIR", help="run in DIR (must not exist) and keep it")
     parser.add_argument("--run-id", help="this pipeline run instead of the newest")
+    parser.add_argument("--preset", metavar="NAME", help="run configs/presets/NAME/params.yaml, CPU-sized (CPU_SIZED)")
+    parser.add_argument("--full", action="store_true", help="with --preset: without the CPU-sized changes")
+    parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                        help="with --preset: one more params change (repeatable)")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     extra = {}
+    if (args.full or args.set) and not args.preset:
+        parser.error("--full and --set go with --preset")
     if args.from_mlflow:
         project = args.from_mlflow
     else:
-        work, wall, code = cold_run(args.keep)
+        overrides = ([] if args.full else CPU_SIZED.get(args.preset, [])) + args.set if args.preset else []
+        params = preset_params(args.preset, overrides) if args.preset else None
+        work, wall, code = cold_run(args.keep, params)
         project, extra = work, {"wall_s": round(wall, 1), "exit_code": code, "project": str(work)}
+        if args.preset:
+            extra |= {"preset": args.preset, "overrides": overrides}
         print(f"bench/repro.py: `hivelm run` exited {code} after {wall:.0f} s in {work}", file=sys.stderr)
     result = {"bench": "repro", "cpus": os.cpu_count(), **stage_times(store_uri(project), args.run_id), **extra}
     print(render(result))

@@ -77,3 +77,27 @@ def test_stage_times_from_a_pipeline_store(tmp_path, mlflow_template_db, capsys)
 def test_missing_store_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="mlflow.db does not exist"):
         load_bench().store_uri(tmp_path)
+
+
+def test_the_preset_run_is_the_preset_with_its_cpu_sized_changes(tmp_path):
+    """`bench/repro.py --preset eating-disorder` runs the shipped preset with CPU_SIZED applied (and `--set`
+    after them); the params it writes are valid, and an unknown preset or a bad change stops it before any run."""
+    import yaml
+
+    from hivelm.config import ConfigError, load_config
+
+    bench = load_bench()
+    overrides = bench.CPU_SIZED["eating-disorder"] + ["survey.validity.orders=3"]
+    written = tmp_path / "params.yaml"
+    written.write_text(bench.preset_params("eating-disorder", overrides))
+    cfg = load_config(written)
+    assert cfg.tune.max_steps == 80 and cfg.generate.samples_per_topic == 2 and cfg.survey.in_context.k == 8
+    assert cfg.survey.items == ["Q5", "Q6", "Q7", "Q8", "Q9", "Q13", "Q14", "Q15", "Q16"]
+    assert cfg.survey.validity.orders == 3
+    preset = yaml.safe_load((REPO / "configs/presets/eating-disorder/params.yaml").read_text())
+    assert list(cfg.communities) == list(preset["communities"]) and cfg.data.path == preset["data"]["path"]
+    assert written.read_text().startswith("# bench/repro.py --preset eating-disorder: ")
+    with pytest.raises(SystemExit, match="no preset 'nope'"):
+        bench.preset_params("nope", [])
+    with pytest.raises(ConfigError, match="tune.max_steps"):
+        bench.preset_params("eating-disorder", ["tune.max_steps=many"])
