@@ -1,6 +1,7 @@
 """The generated reference pages of the docs site, and the writer that keeps them current.
 
     python -m hivelm.reference           # rewrite docs/configuration.md, docs/reference/cli.md, .../instruments.md
+                                         # and the demo's validity card in docs/explanation/validity.md
     python -m hivelm.reference --check   # exit 1 naming each page that differs from its source
 
 Each page is generated from the one place its facts are declared: the config dataclasses (hivelm.config),
@@ -114,14 +115,53 @@ def instruments_markdown() -> str:
             f"{title.strip()}\n\n```text\n{body.strip()}\n```\n")
 
 
+def demo_card_markdown(metrics: Path = DOCS.parent / "reports" / "metrics.json") -> str:
+    """What the survey's validity card says for the demo's committed run (reports/metrics.json, survey.validity):
+    per community and model the verdict and the failed checks, then how many contrasts are supported."""
+    import json
+
+    section = json.loads(metrics.read_text(encoding="utf-8")).get("survey", {}).get("validity")
+    if not section:
+        return "The demo's committed run has no validity card (reports/metrics.json has no `survey.validity`).\n"
+    lines = ["| community | model | verdict | checks passed | failed checks |", "| --- | --- | --- | ---: | --- |"]
+    verdicts = []
+    for community, rows in section["communities"].items():
+        for model, row in rows.items():
+            if isinstance(row, dict) and "verdict" in row:
+                verdicts.append(row["verdict"])
+                lines.append(f"| {community} | {model} | {row['verdict']} | {row['checks_passed']:.0%} | "
+                             f"{', '.join(row['failed']) or 'none'} |")
+    pairs = [call for calls in section["contrasts"].values() for call in calls.values()]
+    supported = sum(call["supported"] for call in pairs)
+    return ("For SmolLM2-135M on the demo (the committed `make repro`; generated from reports/metrics.json by "
+            "`python -m hivelm.reference`): "
+            f"{verdicts.count('informative')} of {len(verdicts)} models are informative, and "
+            f"{supported} of {len(pairs)} community contrasts are supported.\n\n" + "\n".join(lines) + "\n")
+
+
 PAGES = {"configuration.md": reference_markdown, "reference/cli.md": cli_markdown,
          "reference/instruments.md": instruments_markdown}
+BLOCKS = {"explanation/validity.md": {"demo-card": demo_card_markdown}}
+"""Generated blocks inside hand-written pages: between `<!-- NAME -->` and `<!-- /NAME -->`."""
+
+
+def _with_blocks(text: str, blocks: dict) -> str:
+    for name, make in blocks.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        head, found, rest = text.partition(start)
+        if not found:
+            raise ValueError(f"no {start} marker")
+        tail = rest.partition(end)[2] if end in rest else rest.partition("\n")[2]
+        text = f"{head}{start}\n{make()}{end}\n{tail}"
+    return text
 
 
 def stale(docs: Path = DOCS) -> list[str]:
-    """The generated pages under `docs` that differ from what their sources say now."""
-    return [name for name, make in PAGES.items()
-            if not (docs / name).is_file() or (docs / name).read_text(encoding="utf-8") != make()]
+    """The generated pages and blocks under `docs` that differ from what their sources say now."""
+    names = [name for name, make in PAGES.items()
+             if not (docs / name).is_file() or (docs / name).read_text(encoding="utf-8") != make()]
+    return names + [name for name, blocks in BLOCKS.items()
+                    if (text := (docs / name).read_text(encoding="utf-8")) != _with_blocks(text, blocks)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, make in PAGES.items():
         (DOCS / name).parent.mkdir(parents=True, exist_ok=True)
         (DOCS / name).write_text(make(), encoding="utf-8")
+    for name, blocks in BLOCKS.items():
+        page = DOCS / name
+        page.write_text(_with_blocks(page.read_text(encoding="utf-8"), blocks), encoding="utf-8")
     return 0
 
 
