@@ -65,7 +65,9 @@ def test_every_figure_says_how_many_rows_or_posts_it_rests_on_and_small_ones_are
 
     root = demo_reports(tmp_path)
     cfg = load_config(REPO / "params.yaml")
-    summary = summarize.mark_small(summarize.collect(list(cfg.communities), {}, None, root), 10, 30, root)
+    surveys = summarize.read_surveys(list(cfg.communities), root)
+    summary = summarize.mark_small(summarize.collect(list(cfg.communities), surveys, cfg.survey.statistics, root),
+                                   10, 30, root)
     keto = summary["fidelity"]["communities"]["keto"]["finetuned"]
     assert (keto["n"], keto["fid_size"], keto.get("fid_small"), keto.get("small")) == (48, 17, True, None)
     cross = summary["fidelity"]["cross_community"]["finetuned"]

@@ -115,14 +115,18 @@ def instruments_markdown() -> str:
             f"{title.strip()}\n\n```text\n{body.strip()}\n```\n")
 
 
-def demo_card_markdown(metrics: Path = DOCS.parent / "reports" / "metrics.json") -> str:
-    """What the survey's validity card says for the demo's committed run (reports/metrics.json, survey.validity):
-    per community and model the verdict and the failed checks, then how many contrasts are supported."""
+def demo_card_markdown(metrics: Path | None = None) -> str:
+    """What the survey's validity card says for the demo's committed run (summarize's metrics file,
+    survey.validity): per community and model the verdict and the failed checks, then how many contrasts
+    are supported."""
     import json
 
+    from hivelm import paths
+
+    metrics = metrics or DOCS.parent / paths.METRICS
     section = json.loads(metrics.read_text(encoding="utf-8")).get("survey", {}).get("validity")
     if not section:
-        return "The demo's committed run has no validity card (reports/metrics.json has no `survey.validity`).\n"
+        return f"The demo's committed run has no validity card ({paths.METRICS} has no `survey.validity`).\n"
     lines = ["| community | model | verdict | checks passed | failed checks |", "| --- | --- | --- | ---: | --- |"]
     verdicts = []
     for community, rows in section["communities"].items():
@@ -133,7 +137,7 @@ def demo_card_markdown(metrics: Path = DOCS.parent / "reports" / "metrics.json")
                              f"{', '.join(row['failed']) or 'none'} |")
     pairs = [call for calls in section["contrasts"].values() for call in calls.values()]
     supported = sum(call["supported"] for call in pairs)
-    return ("For SmolLM2-135M on the demo (the committed `make repro`; generated from reports/metrics.json by "
+    return (f"For SmolLM2-135M on the demo (the committed `make repro`; generated from {paths.METRICS} by "
             "`python -m hivelm.reference`): "
             f"{verdicts.count('informative')} of {len(verdicts)} models are informative, and "
             f"{supported} of {len(pairs)} community contrasts are supported.\n\n" + "\n".join(lines) + "\n")
@@ -151,7 +155,7 @@ def _with_blocks(text: str, blocks: dict) -> str:
         head, found, rest = text.partition(start)
         if not found:
             raise ValueError(f"no {start} marker")
-        tail = rest.partition(end)[2] if end in rest else rest.partition("\n")[2]
+        tail = rest.partition(end)[2].removeprefix("\n") if end in rest else rest.partition("\n")[2]
         text = f"{head}{start}\n{make()}{end}\n{tail}"
     return text
 
