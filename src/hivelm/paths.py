@@ -31,6 +31,7 @@ HARM_DIR = Path("data/harm")
 HARM_REPORT = Path("reports/harm/harm.json")
 HARM_KEY = HARM_DIR / "key.csv"
 ATTRIBUTE_DIR = Path("reports/attribute")
+PLANTED_POSTS = Path("data/planted/posts.csv")  # `hivelm plant`'s default corpus (configs/planted/params.yaml reads it)
 
 
 def train_posts(community: str) -> Path:
