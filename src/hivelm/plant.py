@@ -13,8 +13,9 @@ eating); otherwise that dimension's opposite (with probability `opposite_share`)
 
 Common random numbers: each post's draws are made whatever its label, from a stream keyed by (seed,
 community), and its label is a threshold on one uniform draw. At the same seed a higher rate turns some
-posts' stance into the attitude and changes nothing else: a post planted at rate p is planted at every rate
-above p, so a power curve over rates compares like with like.
+posts' stance into the attitude and changes nothing else (a post planted at rate p is planted at every rate
+above p), and a larger community holds the smaller one's posts (and its own community's draws only: adding a
+community changes no other). A power curve over rates and sizes compares like with like.
 
 Output: the corpus in the demo's columns (post_id, author_id, community, created_at, text; rows shuffled
 across communities), so data.path can point at it, and the truth beside it in <stem>.labels.csv (post_id,
@@ -30,7 +31,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hivelm.config import COMMUNITY_KEY, PrepareConfig
+from hivelm.config import COMMUNITY_KEY, MAX_KEY_CHARS, PrepareConfig
 from hivelm.errors import HiveError
 
 VOCABULARY = "configs/planted/templates.yaml"
@@ -40,7 +41,9 @@ LABEL_COLUMNS = ("post_id", "community", "label", "dimension", "planted_rate")
 SLOTS = ("openers", "scenes", "times", "activities", "foods", "stances", "neutral", "closers", "endings")
 START = datetime(2026, 1, 1, tzinfo=UTC)  # created_at: uniform over the demo's half-year
 SPAN_S = 181 * 24 * 3600
-AUTHORS_PER_POST = 0.2  # each community's posts come from n / 5 authors (at least one)
+AUTHORS = 40  # authors per community (the demo has 45 to 54), whatever its size, so sizes nest
+DRAWS = ("label", "opposite", "dimension", "stance", "food", "opener", "scene", "time", "activity", "closer",
+         "ending", "case", "order", "author", "created")  # one uniform each, per post
 STANCE_FIRST = 0.3  # share of posts whose stance sentence comes before the scene
 
 
@@ -98,9 +101,9 @@ def _unit(text: str, what: str) -> float:
 def check_names(rates: dict[str, float]) -> None:
     """Community names are community keys (params.yaml's `communities`): they name files and stages."""
     for name in rates:
-        if not COMMUNITY_KEY.fullmatch(name):
-            raise HiveError(f"community name {name!r}: lowercase letters, digits, '_' or '-' only "
-                            "(it becomes a community key in params.yaml)")
+        if not COMMUNITY_KEY.fullmatch(name) or len(name) > MAX_KEY_CHARS:
+            raise HiveError(f"community name {name!r}: lowercase letters, digits, '_' or '-', at most "
+                            f"{MAX_KEY_CHARS} characters (it becomes a community key in params.yaml)")
 
 
 def load_vocabulary(path: str | Path = VOCABULARY) -> dict:
@@ -134,8 +137,8 @@ def plant(rates: dict[str, float], per_community: int, seed: int = 0, vocabulary
                         ("opposite_share", opposite_share)]:
         if not 0.0 <= value <= 1.0:
             raise HiveError(f"{what}: must be in [0, 1] (got {value})")
-    rows = [row for index, (name, rate) in enumerate(rates.items())
-            for row in _community(name, index, rate, per_community, seed, vocabulary, opposite_share)]
+    rows = [row for name, rate in rates.items()
+            for row in _community(name, rate, per_community, seed, vocabulary, opposite_share)]
     order = keyed_rng(seed, "order").permutation(len(rows))
     shuffled = [rows[i] for i in order]
     for number, row in enumerate(shuffled, 1):
@@ -143,25 +146,21 @@ def plant(rates: dict[str, float], per_community: int, seed: int = 0, vocabulary
     return shuffled
 
 
-def _community(name: str, index: int, rate: float, n: int, seed: int, vocabulary: dict,
-               opposite_share: float) -> list[dict]:
-    """One community's posts. Every draw is one uniform array of n, made whatever the labels turn out to be
-    (common random numbers: only the stance sentences move with the rate)."""
+def _community(name: str, rate: float, n: int, seed: int, vocabulary: dict, opposite_share: float) -> list[dict]:
+    """One community's posts. Each post's draws are one row of uniforms, made whatever its label turns out to
+    be (common random numbers): only the stance sentences move with the rate, and the first n posts at a
+    larger size are these n posts."""
     from hivelm.rng import keyed_rng
 
-    rng = keyed_rng(seed, "community", name)
-    draws = {key: rng.random(n) for key in ("label", "opposite", "dimension", "stance", "food", "opener",
-                                            "scene", "time", "activity", "closer", "ending", "case",
-                                            "order", "author", "created")}
+    draws = keyed_rng(seed, "community", name).random((n, len(DRAWS))).tolist()  # row by row: sizes nest
     dimensions = list(vocabulary["stances"])
-    authors = max(1, round(n * AUTHORS_PER_POST))
     rows = []
-    for i in range(n):
-        u = {key: float(values[i]) for key, values in draws.items()}
+    for row in draws:
+        u = dict(zip(DRAWS, row))
         label = "attitude" if u["label"] < rate else "opposite" if u["opposite"] < opposite_share else "neutral"
         dimension = _pick(dimensions, u["dimension"]) if label != "neutral" else ""
         created = START + timedelta(seconds=int(u["created"] * SPAN_S))
-        rows.append({"post_id": "", "author_id": f"u{index:02d}{_pick(range(authors), u['author']):04d}",
+        rows.append({"post_id": "", "author_id": f"{name}-u{_pick(range(AUTHORS), u['author']):02d}",
                      "community": name, "created_at": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
                      "text": _compose(vocabulary, label, dimension, u), "label": label,
                      "dimension": dimension, "planted_rate": f"{rate:g}"})
