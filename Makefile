@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export MLFLOW_DISABLE_TELEMETRY := true
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup repro quick test test-fast lint docs clean
+.PHONY: setup repro quick planted test test-fast lint docs clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,15 @@ quick: setup
 	cp configs/ci/params.yaml $(QUICK)/params.yaml
 	cd $(QUICK) && git init -q && git add -A && git -c user.name=quick -c user.email=quick@example.com commit -qm quick
 	cd $(QUICK) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
+
+# The pipeline on planted communities whose truth is known (docs/how-to/planted.md): `hivelm plant` writes the
+# corpus (PLANT_FLAGS: e.g. --seed 1) inside a scratch copy of HEAD running configs/planted/params.yaml.
+PLANTED ?= .hivelm/planted
+planted: setup
+	rm -rf $(PLANTED) && mkdir -p $(PLANTED) && git archive HEAD | tar -x -C $(PLANTED)
+	cp configs/planted/params.yaml $(PLANTED)/params.yaml
+	cd $(PLANTED) && git init -q && git add -A && git -c user.name=planted -c user.email=planted@example.com commit -qm planted
+	cd $(PLANTED) && $(abspath $(BIN))/hivelm plant $(PLANT_FLAGS) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
 
 # One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
 # end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.

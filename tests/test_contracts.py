@@ -148,7 +148,8 @@ def test_editing_a_file_the_params_name_makes_the_stage_that_reads_it_stale(comm
 
 
 RUNNABLE_PARAMS = ["params.yaml", "configs/ci/params.yaml", "configs/external/params.yaml",
-                   "configs/presets/eating-disorder/params.yaml"]  # reports/*/params.yaml: archives of old runs
+                   "configs/presets/eating-disorder/params.yaml",
+                   "configs/planted/params.yaml"]  # reports/*/params.yaml: archives of old runs
 
 
 @pytest.mark.parametrize("name", RUNNABLE_PARAMS)

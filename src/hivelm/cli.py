@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="when an item counts as harmful: all annotators (paper), at least half, or any")
     ingest.add_argument("--resamples", type=int, default=1000)
     _project_commands(commands)
+    _plant_command(commands)
     _manners(parser, commands)
     return parser
 
@@ -107,6 +108,32 @@ def _project_commands(commands) -> None:
                                     "held-out posts against evaluate.min_posts, tuning posts, survey items) with "
                                     "prepare's own functions, no model; exit 2 with one line per problem and the "
                                     "setting that fixes it. `hivelm run` runs it first.")
+
+
+def _plant_command(commands) -> None:
+    """`hivelm plant` (hivelm/plant.py): its argument types are plain functions there (no heavy import)."""
+    from hivelm import plant
+
+    sub = commands.add_parser("plant", help="write a synthetic corpus with a known, planted rate of SWED "
+                                            "attitudes per community (does the pipeline find it?)",
+                              description="Write seeded synthetic communities that differ only in the rate of "
+                                          "posts expressing the attitudes SWED measures, with each post's label "
+                                          "in a side file beside --out (posts.csv: posts.labels.csv); print "
+                                          "each community's share kept by prepare's cleaning and "
+                                          "deduplication (--params' prepare settings). Same seed, same bytes.")
+    sub.add_argument("--rates", type=plant.rates_argument, default="0,0.5,1", metavar="RATES",
+                     help="planted rate per community: 0,0.5,1 (named group_a, group_b, ...) or "
+                          "calm=0.1,tense=0.4")
+    sub.add_argument("--per-community", type=plant.count_argument, default=150, metavar="N",
+                     help="posts per community")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--out", metavar="CSV", help=f"where the corpus goes (default: data.path of {plant.PARAMS}, "
+                                                  "the planted pipeline's params)")
+    sub.add_argument("--opposite-share", type=plant.share_argument, default=0.5, metavar="SHARE",
+                     help="of the posts without the attitude, the share that express its opposite (the rest: "
+                          "no attitude)")
+    sub.add_argument("--templates", default=plant.VOCABULARY, metavar="YAML", help="the vocabulary")
+    sub.add_argument("--force", action="store_true", help="replace an --out that is not a planted corpus")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -245,6 +272,12 @@ def execute(args: argparse.Namespace) -> int:
 
             annotation.main_ingest(args.annotations, key=args.key, out=args.out, rule=args.rule, resamples=args.resamples)
             return 0
+        if args.command == "plant":
+            from hivelm import plant
+
+            out = args.out or load_config(plant.PARAMS).data.path
+            return plant.main(args.rates, args.per_community, args.seed, out, args.opposite_share,
+                              args.templates, load_config(args.params).prepare, args.params, args.force)
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
 
