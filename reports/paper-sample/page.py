@@ -182,12 +182,16 @@ def listing(names: list[str]) -> str:
     return "none" if not names else names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def ordinal(k: int) -> str:
+def ordinal(k: int | None) -> str:
+    if k is None:
+        return "n/a"
     return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
 def spearman(a: list[float], b: list[float]) -> float | None:
-    """Rank correlation (ties get their mean rank)."""
+    """Rank correlation (ties get their mean rank); None for fewer than two pairs or a constant side."""
+    if len(a) < 2:
+        return None
     def ranks(xs):
         order = sorted(range(len(xs)), key=xs.__getitem__)
         out, i = [0.0] * len(xs), 0
@@ -672,7 +676,7 @@ def claim_survey(archive: Archive) -> tuple[dict, list[str]]:
              f"**Paper (Tables 2 and 9):** WCS of the finetuned models {paper_order()}, from the majority answer of "
              f"{PAPER_RUN['samples_per_item']} samples per item, with no interval "
              "and no check that the answers follow the items' content.", "",
-             f"**Ours:** {verdict}: Pro-ED ranks {ordinal(rank['pro_ed'])} and Anti-ED {ordinal(rank['anti_ed'])} of "
+             f"**Ours:** {verdict}: Pro-ED ranks {ordinal(rank.get('pro_ed'))} and Anti-ED {ordinal(rank.get('anti_ed'))} of "
              f"{n} by finetuned WCS; Pro-ED above Anti-ED: {above} ({above_text}); validity card: {support}.", "",
              "WCS mean over personas (each persona's expected score from its option probabilities) with a bootstrap "
              "interval over personas, the majority-vote WCS with its Q5-Q9 answers (the paper's view), and the two "
@@ -703,7 +707,7 @@ def claim_survey(archive: Archive) -> tuple[dict, list[str]]:
         said.append(f"The finetuned majority-vote letters for Q5-Q9 are all at the high end "
                     f"({', '.join(sorted(high))}) for every community.")
     lines += [" ".join(said), ""]
-    return {"survey": (verdict, f"Pro-ED {ordinal(rank['pro_ed'])}, Anti-ED {ordinal(rank['anti_ed'])} of {n}; "
+    return {"survey": (verdict, f"Pro-ED {ordinal(rank.get('pro_ed'))}, Anti-ED {ordinal(rank.get('anti_ed'))} of {n}; "
                                 f"rank correlation {num(rho['finetuned'])}"),
             "pro_above_anti": (above, support)}, lines
 
