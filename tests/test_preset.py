@@ -29,6 +29,7 @@ def preset_repo(tmp_path, mlflow_template_db, tiny_model_dir):
     params["prepare"]["max_posts_per_community"] = 15
     params["generate"]["topics"] = params["generate"]["topics"][:2]
     params["generate"]["samples_per_topic"] = 1
+    params["survey"]["validity"] = {"enabled": False}  # test_pipeline checks the card whole; here it costs CI time
     return init_pipeline_repo(tmp_path / "project", params, mlflow_template_db, tiny_model_dir)
 
 
