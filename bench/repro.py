@@ -77,10 +77,11 @@ def preset_params(name: str, overrides: list[str]) -> str:
     return text
 
 
-def cold_run(keep: str | None, params: str | None = None) -> tuple[Path, float, int]:
-    """Run the whole pipeline in a scratch copy of HEAD, with `params` (YAML text) as its params.yaml when
-    given; (project dir, wall seconds, exit code). A preset's copy sits beside this checkout (its data paths
-    are relative to the project)."""
+def scratch_copy(keep: str | None, params: str | None = None, files: dict[str, str] | None = None) -> Path:
+    """The committed tree (`git archive HEAD`) in a scratch folder (`keep`, which must not exist, or a new
+    temporary one), made a git repo of its own (stages tag their runs with its commit), with `params` (YAML text)
+    as its params.yaml and `files` ({relative path: text}) written in before that commit. A preset's copy sits
+    beside this checkout (its data paths are relative to the project)."""
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="hivelm-repro-", dir=REPO.parent if params else None))
     if keep:
         work.mkdir(parents=True)
@@ -88,17 +89,32 @@ def cold_run(keep: str | None, params: str | None = None) -> tuple[Path, float, 
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     if params is not None:
         (work / "params.yaml").write_text(params, encoding="utf-8")
+    for name, text in (files or {}).items():
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
+        (work / name).write_text(text, encoding="utf-8")
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com"]
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], [*git, "commit", "-qm", "bench/repro.py"]):
         subprocess.run(cmd, cwd=work, check=True)
+    return work
+
+
+def pipeline_env() -> dict[str, str]:
+    """This process's environment for a `hivelm` child in a scratch project: its own MLflow store and no parent
+    run or DVC root inherited from a pipeline this one may run under."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "HIVELM_PARENT_RUN_ID", "DVC_ROOT")}
-    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return env | {"MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def cold_run(keep: str | None, params: str | None = None) -> tuple[Path, float, int]:
+    """Run the whole pipeline in a scratch copy of HEAD (`scratch_copy`), with `params` (YAML text) as its
+    params.yaml when given; (project dir, wall seconds, exit code)."""
+    work = scratch_copy(keep, params)
     hivelm = Path(sys.executable).parent / "hivelm"
     started = time.perf_counter()
     # --force: every stage runs. Without it DVC would skip a stage whose inputs came out byte-identical to
     # dvc.lock's and whose outputs are committed (evaluate's reports, say): a fair first run, but not cold.
-    code = subprocess.run([str(hivelm), "run", "--", "--force"], cwd=work, env=env).returncode
+    code = subprocess.run([str(hivelm), "run", "--", "--force"], cwd=work, env=pipeline_env()).returncode
     return work, time.perf_counter() - started, code
 
 
