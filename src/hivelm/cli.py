@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--resamples", type=int, default=1000)
     _project_commands(commands)
     _plant_command(commands)
+    _recover_command(commands)
     _manners(parser, commands)
     return parser
 
@@ -134,6 +135,28 @@ def _plant_command(commands) -> None:
                           "no attitude)")
     sub.add_argument("--templates", default=plant.VOCABULARY, metavar="YAML", help="the vocabulary")
     sub.add_argument("--force", action="store_true", help="replace an --out that is not a planted corpus")
+
+
+def _recover_command(commands) -> None:
+    """`hivelm recover` (hivelm/recovery.py): outside the pipeline, so no stage contract and no DVC stage."""
+    from hivelm.plant import VOCABULARY
+    from hivelm.recovery import RECOVERY
+
+    sub = commands.add_parser("recover", help="measure whether the pipeline recovered a planted corpus's truth "
+                                              "(after hivelm plant and hivelm run)",
+                              description="Compare a finished planted project's survey, generations, likelihoods "
+                                          "and dose-response with the planted rates of its labels file; write "
+                                          f"{RECOVERY} and print each measure with its verdict. "
+                                          "No model is loaded unless --score.")
+    sub.add_argument("--labels", metavar="CSV", help="the planted labels file (default: beside data.path, "
+                                                     "<stem>.labels.csv; the corpus is read beside it)")
+    sub.add_argument("--score", action="store_true", help="first score every held-out post under every adapter "
+                                                          "(loads the model; the likelihood label-gain measure "
+                                                          "needs it)")
+    sub.add_argument("--out", metavar="PATH", help=f"where the measures go (default: {RECOVERY})")
+    sub.add_argument("--templates", default=VOCABULARY, metavar="YAML",
+                     help="the planted corpus's vocabulary (hivelm plant --templates), which the stance detector "
+                          "learns from")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -278,6 +301,10 @@ def execute(args: argparse.Namespace) -> int:
             out = args.out or load_config(plant.PARAMS).data.path
             return plant.main(args.rates, args.per_community, args.seed, out, args.opposite_share,
                               args.templates, load_config(args.params).prepare, args.params, args.force)
+        if args.command == "recover":
+            from hivelm import recovery
+
+            return recovery.main(load_config(args.params), args.labels, args.out, args.score, args.templates)
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
 
