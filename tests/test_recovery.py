@@ -1,10 +1,12 @@
-"""Recovery measures (hivelm.recovery, issue 26 point 3) on fake planted projects: numbers only, no model, no
-pipeline."""
+"""Recovery measures (hivelm.recovery, issue 26 point 3) on fake planted projects, and bench/planted.py's grid and
+power table on fake cells: numbers only, no model, no pipeline."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
+import sys
 
 import pytest
 
@@ -283,3 +285,79 @@ def test_hivelm_recover_is_a_command_outside_the_pipeline():
     assert "recover" not in STAGES  # no stage contract, no DVC stage
     assert "src/hivelm/recovery.py" not in (REPO / "dvc.yaml").read_text()  # and no stage depends on the module
     assert recovery.corpus_path("data/planted/posts.labels.csv").as_posix() == "data/planted/posts.csv"
+
+
+# ------------------------------------------------------------------------------------------ bench/planted.py
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_planted", REPO / "bench" / "planted.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_bench_grid_and_its_dry_run_estimate(capsys):
+    bench = load_bench()
+    args = bench.parse_args(["--dry-run", "--cell-seconds", "300"])
+    cells = bench.grid(args.sizes, args.gaps, args.seeds)
+    assert len(cells) == 3 * 3 * 3 and cells[0] == bench.Cell(50, 0.2, 0)
+    assert {cell.rates() == {"group_a": 0.5 - cell.gap / 2, "group_b": 0.5 + cell.gap / 2} for cell in cells} == {True}
+    assert bench.Cell(50, 1.0, 2).rates() == {"group_a": 0.0, "group_b": 1.0}
+    assert bench.main(["--dry-run", "--cell-seconds", "300", "--seeds", "0,1,2,3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    last = json.loads(out[-1])
+    assert last["cells"] == 36 and last["estimated_s"] == 36 * 300 and last["dry_run"] is True
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--seeds", "0,1"])  # fewer than 3 seeds cannot make an 80% rule
+
+
+def test_the_bench_params_cut_sizes_and_keep_two_communities():
+    import yaml
+
+    bench = load_bench()
+    args = bench.parse_args(["--tune-steps", "20", "--personas", "4", "--set", "generate.samples_per_topic=2"])
+    text = bench.cell_params(bench.Cell(150, 0.5, 1), args)
+    params = yaml.safe_load(text)
+    assert list(params["communities"]) == ["group_a", "group_b"]
+    assert params["tune"]["max_steps"] == 20 and params["generate"]["samples_per_topic"] == 2
+    assert params["survey"]["personas"] == bench.PERSONAS_FILE and params["tune"]["seed"] == 1
+    assert bench.cut_personas((REPO / "configs/templates/survey_personas.yaml").read_text(), 4).count("- id:") == 4
+
+
+def test_the_power_table_finds_the_smallest_size_that_recovers_in_80_percent_of_seeds():
+    bench = load_bench()
+
+    def cell(n, gap, seed, recovered):
+        return {"n": n, "gap": gap, "seed": seed, "exit_code": 0,
+                "measures": {"survey.finetuned.C1": recovered, "likelihood.label_gain": True,
+                             "dose.slope": None}}
+
+    cells = []
+    for seed in range(5):
+        cells.append(cell(50, 1.0, seed, seed < 3))  # 3 of 5: 60%
+        cells.append(cell(150, 1.0, seed, seed < 4))  # 4 of 5: 80%
+        cells.append(cell(500, 1.0, seed, True))
+        cells.append(cell(50, 0.2, seed, False))
+        cells.append(cell(150, 0.2, seed, False))
+        cells.append(cell(500, 0.2, seed, seed == 0))
+    shares = bench.recovery_shares(cells)
+    assert shares["survey.finetuned.C1"][(1.0, 50)] == {"recovered": 3, "judged": 5, "seeds": 5}
+    table = bench.smallest_sizes(shares, [50, 150, 500], [0.2, 1.0])
+    assert table["survey.finetuned.C1"] == {0.2: None, 1.0: 150}
+    assert table["likelihood.label_gain"] == {0.2: 50, 1.0: 50}
+    assert table["dose.slope"] == {0.2: "n/a", 1.0: "n/a"}  # never judged: no validity card
+    failed = [dict(c, exit_code=1, measures={}) if c["n"] == 500 and c["gap"] == 1.0 else c for c in cells]
+    assert bench.recovery_shares(failed)["survey.finetuned.C1"][(1.0, 500)] == {"recovered": 0, "judged": 0,
+                                                                                 "seeds": 5}
+    markdown = bench.markdown_table(table, [0.2, 1.0])
+    assert "| survey.finetuned.C1 | not within the grid | 150 |" in markdown
+    assert "| dose.slope | n/a | n/a |" in markdown
+
+
+def test_the_power_plot_is_written(tmp_path):
+    bench = load_bench()
+    cells = [{"n": n, "gap": 1.0, "seed": s, "exit_code": 0, "measures": {"likelihood.label_gain": n > 50}}
+             for n in (50, 150) for s in range(3)]
+    bench.plot(bench.recovery_shares(cells), [50, 150], [1.0], tmp_path / "power.png")
+    assert (tmp_path / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
