@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import random
+import re
+import shlex
 import sys
 
 import pytest
@@ -361,3 +363,18 @@ def test_the_power_plot_is_written(tmp_path):
              for n in (50, 150) for s in range(3)]
     bench.plot(bench.recovery_shares(cells), [50, 150], [1.0], tmp_path / "power.png")
     assert (tmp_path / "power.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_command_on_the_planted_page_parses():
+    from hivelm.cli import build_parser
+
+    bench = load_bench()
+    page = (REPO / "docs" / "planted.md").read_text(encoding="utf-8")
+    shown = [shlex.split(line.split("#")[0]) for block in re.findall(r"```bash\n(.*?)```", page, re.DOTALL)
+             for line in block.splitlines() if line.split("#")[0].strip()]
+    assert any("bench/planted.py" in words for words in shown)
+    for words in shown:
+        if "bench/planted.py" in words:
+            bench.parse_args(words[words.index("bench/planted.py") + 1:])
+        elif words[0] == "hivelm":
+            build_parser().parse_args(words[1:])
