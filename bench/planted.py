@@ -5,6 +5,7 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py                              # 50,150,500 posts x gaps 0.2,0.5,1 x seeds 0,1,2
     .venv/bin/python bench/planted.py --sizes 50,150 --gaps 1.0 --seeds 0,1,2 --tune-steps 30 --personas 6
     .venv/bin/python bench/planted.py --out .hivelm/planted-bench  # rerun: finished cells are read back, not rerun
+    .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the test suite's case, 5 seeds
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
 0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1), with `hivelm plant --per-community N --seed s` in a
@@ -45,6 +46,14 @@ COMMUNITIES = ("group_a", "group_b")  # the first two of configs/planted/params.
 SEEDED = ("prepare", "instruct", "tune", "generate", "survey")  # sections whose `seed` follows the cell's
 POWER = 0.8  # the share of seeds a measure must recover the order in at an N (issue 26)
 MIN_SEEDS = 3
+STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", "--tune-steps", "12",
+                 "--set", "tune.eval_steps=12", "--set", "survey.items=[Q5,Q6,Q7,Q8,Q9]",
+                 "--set", "generate.samples_per_topic=2"] + [
+                    f"--set={section}.corpora=[finetuned]" for section in ("generate", "survey", "evaluate")]
+"""`--strong-signal`: the case tests/test_smollm2.py runs within CI's time, declared once for both. Rates
+0 and 1, 50 posts per community; 12 tuning steps; the five items SWED's C1 and WCS_high score; the finetuned
+corpus only (the baselines are the slow part, and the test asks about the adapters). Its seeds show which
+measures recover the planted order in every seed: the ones the test may assert."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validity", action="store_true", help="the survey's validity card (the dose measure)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="one more params change")
     parser.add_argument("--keep", action="store_true", help="keep each cell's project in OUT/projects/")
+    parser.add_argument("--strong-signal", action="store_true",
+                        help="the test suite's strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
     args = parser.parse_args(argv)
+    if args.strong_signal:
+        return parse_args(STRONG_SIGNAL + (["--out", args.out] if args.out != parser.get_default("out") else [])
+                          + (["--keep"] if args.keep else []) + (["--dry-run"] if args.dry_run else []))
     if len(args.seeds) < MIN_SEEDS:
         parser.error(f"--seeds: at least {MIN_SEEDS} seeds (the table asks for {POWER:.0%} of them)")
     if not all(0 < gap <= 1 for gap in args.gaps):
@@ -309,6 +323,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"bench/planted.py: cell {number}/{len(cells)} {cell.name}", file=sys.stderr)
         record = run_cell(cell, args, out) | {"commit": summary["commit"], "cuts": cuts(args)}
+        if record["exit_code"] != 0 and not any(r["exit_code"] == 0 for r in records):
+            # Nothing has run yet: a params or data problem (`hivelm run`'s checks) fails every cell the same
+            # way, so stop at the first instead of failing the whole grid; no record, so a rerun retries it.
+            raise SystemExit(f"bench/planted.py: cell {cell.name} failed at `{record['failed_step']}` (exit code "
+                             f"{record['exit_code']}; its output is above); stopping before the other cells")
         path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         records.append(record)
     shares = recovery_shares(records)

@@ -357,6 +357,33 @@ def test_the_power_table_finds_the_smallest_size_that_recovers_in_80_percent_of_
     assert "| dose.slope | n/a | n/a |" in markdown
 
 
+def test_a_grid_whose_first_cell_fails_stops_there_and_records_nothing(tmp_path, monkeypatch):
+    bench = load_bench()
+    ran = []
+
+    def failing(cell, args, out):  # what `hivelm run`'s checks do to a bad cut: every cell fails the same way
+        ran.append(cell.name)
+        return {"n": cell.n, "gap": cell.gap, "seed": cell.seed, "exit_code": 2, "failed_step": "run",
+                "seconds": {}, "measures": {}}
+
+    monkeypatch.setattr(bench, "run_cell", failing)
+    with pytest.raises(SystemExit, match="n50-gap1-seed0 failed at `run`"):
+        bench.main(["--sizes", "50,150", "--gaps", "1", "--out", str(tmp_path)])
+    assert ran == ["n50-gap1-seed0"] and list((tmp_path / "cells").iterdir()) == []  # a rerun retries it
+
+
+def test_the_strong_signal_case_is_one_cell_over_five_seeds_of_the_finetuned_models():
+    import yaml
+
+    bench = load_bench()
+    args = bench.parse_args(["--strong-signal", "--out", "elsewhere"])
+    assert (args.sizes, args.gaps, args.seeds, args.out) == ([50], [1.0], [0, 1, 2, 3, 4], "elsewhere")
+    params = yaml.safe_load(bench.cell_params(bench.Cell(50, 1.0, 3), args))
+    assert params["tune"]["max_steps"] == 12 and params["survey"]["items"] == ["Q5", "Q6", "Q7", "Q8", "Q9"]
+    assert {params[s]["corpora"][0] for s in ("generate", "survey", "evaluate")} == {"finetuned"}
+    bench.check_params(bench.cell_params(bench.Cell(50, 1.0, 0), args))  # what tests/test_smollm2.py runs loads
+
+
 def test_the_power_plot_is_written(tmp_path):
     bench = load_bench()
     cells = [{"n": n, "gap": 1.0, "seed": s, "exit_code": 0, "measures": {"likelihood.label_gain": n > 50}}
