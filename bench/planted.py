@@ -8,7 +8,7 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the test suite's case, 5 seeds
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
-0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1), with `hivelm plant --per-community N --seed s` in a
+0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1; on odd seeds the other way round, `Cell.rates`), with `hivelm plant --per-community N --seed s` in a
 scratch copy of HEAD (bench/repro.py's scratch_copy) whose params.yaml is configs/planted/params.yaml cut to
 those two communities, with the pipeline's seeds (prepare, instruct, tune, generate, survey) set to s too, so
 the seeds vary the training as well as the corpus. Then `hivelm run -- --force` and `hivelm recover --score`
@@ -65,9 +65,12 @@ class Cell:
     seed: int
 
     def rates(self) -> dict[str, float]:
-        """Two communities centred on 0.5, `gap` apart (gap 1: rates 0 and 1)."""
+        """Two communities centred on 0.5, `gap` apart (gap 1: rates 0 and 1). Counterbalanced: on even seeds
+        group_b has the higher rate, on odd seeds group_a, so a measure that follows the community's name or
+        its position (the persona says "group B", the second community) rather than its posts fails half the
+        seeds instead of passing them all."""
         low, high = round(0.5 - self.gap / 2, 6), round(0.5 + self.gap / 2, 6)
-        return dict(zip(COMMUNITIES, (low, high)))
+        return dict(zip(COMMUNITIES, (high, low) if self.seed % 2 else (low, high)))
 
     @property
     def name(self) -> str:

@@ -276,7 +276,10 @@ def test_recover_writes_strict_json_and_prints_a_verdict_beside_every_number(tmp
     assert rows["likelihood.label_gain"].endswith("recovered")
     assert "[+18.5, +21.5]" in rows["survey.finetuned.C1"]
     assert rows["survey.untuned.C1"].endswith("order found (a null check should not) (contrast: the validity card's call)")
-    assert out[-1] == f"wrote {recovery.RECOVERY}"
+    assert out[-1] == f"wrote {recovery.RECOVERY} and {recovery.RECOVERY.with_suffix('.html')}"
+    shown = (tmp_path / recovery.RECOVERY.with_suffix(".html")).read_text()  # the same rows, as a page
+    assert shown.count("<tr>") == 1 + len(RATES) + 1 + len(rows) and "http" not in shown  # offline
+    assert "[+18.5, +21.5]" in shown and "order found (a null check should not)" in shown
 
 
 def test_hivelm_recover_is_a_command_outside_the_pipeline():
@@ -304,8 +307,11 @@ def test_the_bench_grid_and_its_dry_run_estimate(capsys):
     args = bench.parse_args(["--dry-run", "--cell-seconds", "300"])
     cells = bench.grid(args.sizes, args.gaps, args.seeds)
     assert len(cells) == 3 * 3 * 3 and cells[0] == bench.Cell(50, 0.2, 0)
-    assert {cell.rates() == {"group_a": 0.5 - cell.gap / 2, "group_b": 0.5 + cell.gap / 2} for cell in cells} == {True}
+    for cell in cells:  # counterbalanced: the higher rate on group_b for even seeds, on group_a for odd ones
+        low, high = 0.5 - cell.gap / 2, 0.5 + cell.gap / 2
+        assert cell.rates() == ({"group_a": high, "group_b": low} if cell.seed % 2 else {"group_a": low, "group_b": high})
     assert bench.Cell(50, 1.0, 2).rates() == {"group_a": 0.0, "group_b": 1.0}
+    assert bench.Cell(50, 1.0, 1).rates() == {"group_a": 1.0, "group_b": 0.0}
     assert bench.main(["--dry-run", "--cell-seconds", "300", "--seeds", "0,1,2,3"]) == 0
     out = capsys.readouterr().out.splitlines()
     last = json.loads(out[-1])
