@@ -5,6 +5,7 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py                              # 50,150,500 posts x gaps 0.2,0.5,1 x seeds 0,1,2
     .venv/bin/python bench/planted.py --sizes 50,150 --gaps 1.0 --seeds 0,1,2 --tune-steps 30 --personas 6
     .venv/bin/python bench/planted.py --out .hivelm/planted-bench  # rerun: finished cells are read back, not rerun
+    .venv/bin/python bench/planted.py --sizes 50,500 --gaps 0.5,1 --grid-cuts      # docs/planted.md's run
     .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the test suite's case, 5 seeds
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
@@ -46,14 +47,18 @@ COMMUNITIES = ("group_a", "group_b")  # the first two of configs/planted/params.
 SEEDED = ("prepare", "instruct", "tune", "generate", "survey")  # sections whose `seed` follows the cell's
 POWER = 0.8  # the share of seeds a measure must recover the order in at an N (issue 26)
 MIN_SEEDS = 3
-STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", "--tune-steps", "12",
-                 "--set", "tune.eval_steps=12", "--set", "survey.items=[Q5,Q6,Q7,Q8,Q9]",
-                 "--set", "generate.samples_per_topic=2"] + [
-                    f"--set={section}.corpora=[finetuned]" for section in ("generate", "survey", "evaluate")]
-"""`--strong-signal`: the case tests/test_smollm2.py runs within CI's time, declared once for both. Rates
-0 and 1, 50 posts per community; 12 tuning steps; the five items SWED's C1 and WCS_high score; the finetuned
-corpus only (the baselines are the slow part, and the test asks about the adapters). Its seeds show which
-measures recover the planted order in every seed: the ones the test may assert."""
+GRID_CUTS = ["--tune-steps", "30", "--personas", "10", "--set", "tune.eval_steps=30",
+             "--set", "generate.samples_per_topic=6"] + [
+                f"--set={section}.corpora=[finetuned]" for section in ("generate", "survey", "evaluate")]
+"""The cuts docs/planted.md's grid ran with (`--grid-cuts`), to fit 2 CPU cores: 30 tuning steps (120
+demonstrations: N = 50 sees its 40 training posts 3 times, N = 500 a quarter of its 400), 10 personas, 36
+generated posts per community, and the finetuned corpus only (no untuned null check: the counterbalanced
+rates in `Cell.rates` stand in for it)."""
+STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS]
+"""`--strong-signal`: the case tests/test_smollm2.py runs, declared once for both: the grid's cell with rates 0
+and 1 and 50 posts per community, over 5 seeds (the grid's 3 are read back when --out holds them). Its seeds
+show which measures recover the planted order in every seed: the ones the test asserts. (With 12 tuning steps
+and 12 generated posts per community, seed 0 recovered nothing.)"""
 
 
 @dataclass(frozen=True)
@@ -111,12 +116,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--validity", action="store_true", help="the survey's validity card (the dose measure)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="one more params change")
     parser.add_argument("--keep", action="store_true", help="keep each cell's project in OUT/projects/")
+    parser.add_argument("--grid-cuts", action="store_true", help="the cuts docs/planted.md's grid ran with (GRID_CUTS)")
     parser.add_argument("--strong-signal", action="store_true",
                         help="the test suite's strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
     args = parser.parse_args(argv)
+    rest = (["--out", args.out] if args.out != parser.get_default("out") else []) \
+        + (["--keep"] if args.keep else []) + (["--dry-run"] if args.dry_run else [])
     if args.strong_signal:
-        return parse_args(STRONG_SIGNAL + (["--out", args.out] if args.out != parser.get_default("out") else [])
-                          + (["--keep"] if args.keep else []) + (["--dry-run"] if args.dry_run else []))
+        return parse_args(STRONG_SIGNAL + rest)
+    if args.grid_cuts:
+        return parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--grid-cuts"] + GRID_CUTS)
     if len(args.seeds) < MIN_SEEDS:
         parser.error(f"--seeds: at least {MIN_SEEDS} seeds (the table asks for {POWER:.0%} of them)")
     if not all(0 < gap <= 1 for gap in args.gaps):

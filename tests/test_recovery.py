@@ -378,15 +378,17 @@ def test_a_grid_whose_first_cell_fails_stops_there_and_records_nothing(tmp_path,
     assert ran == ["n50-gap1-seed0"] and list((tmp_path / "cells").iterdir()) == []  # a rerun retries it
 
 
-def test_the_strong_signal_case_is_one_cell_over_five_seeds_of_the_finetuned_models():
+def test_the_strong_signal_case_is_the_grids_strongest_cell_over_five_seeds():
     import yaml
 
     bench = load_bench()
     args = bench.parse_args(["--strong-signal", "--out", "elsewhere"])
     assert (args.sizes, args.gaps, args.seeds, args.out) == ([50], [1.0], [0, 1, 2, 3, 4], "elsewhere")
     params = yaml.safe_load(bench.cell_params(bench.Cell(50, 1.0, 3), args))
-    assert params["tune"]["max_steps"] == 12 and params["survey"]["items"] == ["Q5", "Q6", "Q7", "Q8", "Q9"]
+    assert params["tune"]["max_steps"] == 30 and params["generate"]["samples_per_topic"] == 6
     assert {params[s]["corpora"][0] for s in ("generate", "survey", "evaluate")} == {"finetuned"}
+    grid = bench.parse_args(["--sizes", "50,500", "--gaps", "0.5,1", "--grid-cuts"])
+    assert bench.cuts(grid) == bench.cuts(args)  # the grid's n=50, gap-1 cells are the case's first seeds
     bench.check_params(bench.cell_params(bench.Cell(50, 1.0, 0), args))  # what tests/test_smollm2.py runs loads
 
 
