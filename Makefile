@@ -40,13 +40,15 @@ quick: setup
 	cd $(QUICK) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
 
 # The pipeline on planted communities whose truth is known (docs/how-to/planted.md): `hivelm plant` writes the
-# corpus (PLANT_FLAGS: e.g. --seed 1) inside a scratch copy of HEAD running configs/planted/params.yaml.
+# corpus (PLANT_FLAGS: e.g. --seed 1) inside a scratch copy of HEAD running configs/planted/params.yaml, then
+# `hivelm recover` prints each measure with its verdict (reports/recovery.json, reports/recovery.html).
 PLANTED ?= .hivelm/planted
 planted: setup
 	rm -rf $(PLANTED) && mkdir -p $(PLANTED) && git archive HEAD | tar -x -C $(PLANTED)
 	cp configs/planted/params.yaml $(PLANTED)/params.yaml
 	cd $(PLANTED) && git init -q && git add -A && git -c user.name=planted -c user.email=planted@example.com commit -qm planted
 	cd $(PLANTED) && $(abspath $(BIN))/hivelm plant $(PLANT_FLAGS) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
+	cd $(PLANTED) && $(abspath $(BIN))/hivelm recover --score
 
 # One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
 # end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.

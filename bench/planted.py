@@ -252,6 +252,7 @@ def plot(shares: dict, sizes: list[int], gaps: list[float], path: Path) -> None:
         ax.axhline(POWER, color="grey", linestyle="--", linewidth=1)
         ax.set(xscale="log", xticks=sorted(sizes), xticklabels=[str(n) for n in sorted(sizes)], ylim=(-0.05, 1.05),
                title=f"rate gap {gap:g}", xlabel="posts per community")
+        ax.minorticks_off()  # the log axis's own minor labels (6 x 10^1, ...) crowd the sizes of the grid
     axes[0][0].set_ylabel("share of seeds recovering the planted order")
     handles, labels = axes[0][-1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize="small")

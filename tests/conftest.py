@@ -18,6 +18,13 @@ BIN = Path(sys.executable).parent
 SHARED_DATA = REPO.parent / "shared" / "data" / "ed-communities"
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# The stages' own environment (hivelm.cli.STAGE_ENV: OpenMP threads sleep instead of spinning), set before any
+# test imports torch: tests run models in this process, where `hivelm.cli.execute` would set it too late, and
+# `make test`'s two workers share 2 cores, where a spinning thread takes the core from the other's arithmetic.
+from hivelm.cli import STAGE_ENV  # noqa: E402  (no heavy import: `hivelm --help` is instant)
+
+for _key, _value in STAGE_ENV.items():
+    os.environ.setdefault(_key, _value)
 
 # Test tiers. `make test-fast` runs `-m "not heavy"`: pure unit tests for the inner loop. A test is heavy when
 # it is marked integration or slow, uses a fixture that loads a model or a tracking store, or is marked heavy

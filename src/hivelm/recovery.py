@@ -44,6 +44,13 @@ HELDOUT_GAINS = Path("reports/recovery/heldout.attribution.jsonl")
 """`hivelm recover --score`: every held-out post's gain under every adapter (`hivelm attribute FILE`'s records:
 post_id and numbers, no text). Outside the pipeline for the same reason as RECOVERY."""
 
+POWER_RESULTS = Path("reports/planted/power.json")
+"""The power curve's last run (bench/planted.py's OUT/results.json, committed: numbers and verdicts, no text):
+docs/planted.md's tables are generated from it (`python -m hivelm.reference`)."""
+STRONG_RESULTS = Path("reports/planted/strong-signal.json")
+"""`bench/planted.py --strong-signal`'s results, committed: tests/test_smollm2.py asserts the measures that
+recovered the planted order in every one of its seeds, and nothing else."""
+
 SURVEY_CORPORA = ("finetuned", "in_context", "untuned")
 NULL_CHECKS = ("untuned",)  # corpora that should recover nothing: the base model never saw the posts
 SURVEY_CRITERIA = ("C1", "WCS_high")  # SWED (configs/instruments/swed.yaml): the WCS mean and its high-risk share
@@ -499,6 +506,40 @@ def table(result: Mapping) -> str:
     return "\n".join(lines)
 
 
+def page(result: Mapping, title: str = "HiveLM: does the pipeline recover the planted truth?") -> str:
+    """The recovery measures as an HTML page in the report's own style (hivelm.report_page): the planted
+    communities, then one row per measure with its number, the top-minus-bottom contrast and the verdict
+    beside it, and its rule. Pure: numbers in, a self-contained page out."""
+    import html
+
+    from hivelm.report_page import PAGE, table
+
+    def cell(value) -> str:
+        return f"{value:.3f}" if _finite(value) else "-"
+
+    communities = [[html.escape(c), cell(v["planted_rate"]), v["posts"], cell(v["attitude_share"])]
+                   for c, v in result["communities"].items()]
+    rows = []
+    for name, measure in flatten(result).items():
+        contrast = measure.get("contrast") or {}
+        shown = "-"
+        if _finite(contrast.get("difference")):
+            shown = f"{contrast['difference']:+.3g}"
+            if _finite(contrast.get("low")) and _finite(contrast.get("high")):
+                shown += f" <small>[{contrast['low']:+.3g}, {contrast['high']:+.3g}]</small>"
+        rows.append([html.escape(name), cell(measure.get("value")), shown, html.escape(verdict_word(measure)),
+                     html.escape(str(measure.get("rule") or ""))])
+    body = [f"<h1>{html.escape(title)}</h1>",
+            f"<p>Planted labels: {html.escape(str(result['labels']))}. Each measure compares what the pipeline "
+            "reported with the planted rates (hivelm.recovery; docs/planted.md has the power curve). The untuned "
+            "corpus is a null check: it should recover nothing.</p>",
+            "<h2>Planted communities</h2>",
+            table(["community", "planted rate", "posts", "share expressing the attitude"], communities),
+            "<h2>Measures</h2>",
+            table(["measure", "value", "top - bottom [interval]", "verdict", "rule"], rows, text=True)]
+    return PAGE.format(title=html.escape(title), body="\n".join(body))
+
+
 # -------------------------------------------------------------------------------------------- the command
 
 def score_heldout(cfg) -> Path:
@@ -523,7 +564,8 @@ def score_heldout(cfg) -> Path:
 
 def main(cfg, labels: str | None, out: str | None, score: bool, templates: str | None = None) -> int:
     """`hivelm recover`: the measures of the project in the working directory against its planted labels
-    (default: beside data.path), written to `out` (default RECOVERY) as strict JSON, and the table."""
+    (default: beside data.path), written to `out` (default RECOVERY) as strict JSON and beside it as an HTML
+    page (`page`), and the table."""
     from hivelm.plant import labels_path
 
     corpus = None if labels else cfg.data.path  # --labels: the corpus beside it
@@ -534,6 +576,8 @@ def main(cfg, labels: str | None, out: str | None, score: bool, templates: str |
     out = Path(out) if out else RECOVERY
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, result)
+    shown = out.with_suffix(".html")  # the same numbers as a page beside the report (reports/recovery.html)
+    shown.write_text(page(result), encoding="utf-8")
     print(table(result))
-    print(f"wrote {out}")
+    print(f"wrote {out} and {shown}")
     return 0

@@ -1,7 +1,8 @@
 """The generated reference pages of the docs site, and the writer that keeps them current.
 
     python -m hivelm.reference           # rewrite docs/configuration.md, docs/reference/cli.md, .../instruments.md
-                                         # and the demo's validity card in docs/explanation/validity.md
+                                         # and the demo's validity card in docs/explanation/validity.md,
+                                         # the planted power curve's tables in docs/planted.md
     python -m hivelm.reference --check   # exit 1 naming each page that differs from its source
 
 Each page is generated from the one place its facts are declared: the config dataclasses (hivelm.config),
@@ -143,9 +144,90 @@ def demo_card_markdown(metrics: Path | None = None) -> str:
             f"{supported} of {len(pairs)} community contrasts are supported.\n\n" + "\n".join(lines) + "\n")
 
 
+def _planted(path: Path):
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _run_line(results: dict) -> str:
+    cuts = results["cuts"]
+    said = [f"{cuts['tune_steps']} tuning steps" if cuts.get("tune_steps") else None,
+            f"the first {cuts['personas']} personas" if cuts.get("personas") else None,
+            "the validity card" if cuts.get("validity") else "no validity card"] + list(cuts.get("set") or [])
+    # The cells' own times: a rerun into the same OUT reads finished cells back, so the last run's wall_s can
+    # cover only some of them.
+    seconds = sum(sum(record["seconds"].values()) for record in results["records"])
+    commits = sorted({record.get("commit", results["commit"])[:7] for record in results["records"]})
+    return (f"Commit{'s' if len(commits) > 1 else ''} {', '.join(f'`{c}`' for c in commits)}; {results['cells']} "
+            f"cells (posts per community {', '.join(map(str, results['sizes']))}; rate gaps "
+            f"{', '.join(f'{g:g}' for g in results['gaps'])}; seeds {', '.join(map(str, results['seeds']))}), "
+            f"{seconds:,.0f} s of cells ({seconds / 3600:.1f} h) on 2 CPU cores, {results['failed']} failed; cuts: "
+            f"{'; '.join(c for c in said if c)}.")
+
+
+def planted_power_markdown(path: Path | None = None) -> str:
+    """The power curve's tables (docs/planted.md) from its committed results (hivelm.recovery.POWER_RESULTS):
+    per measure and gap the smallest N recovering the planted order in at least 80% of seeds, then every cell's
+    count of seeds that recovered it."""
+    from hivelm.recovery import POWER_RESULTS
+
+    results = _planted(path or DOCS.parent / POWER_RESULTS)
+    if results is None:
+        return f"No run of the power curve is committed ({POWER_RESULTS} does not exist).\n"
+    gaps, sizes = results["gaps"], sorted(results["sizes"])
+    lines = [_run_line(results), "", "Smallest posts per community at which the measure recovered the planted order "
+             "in at least 80% of seeds (`not within the grid`: at no size tried; `n/a`: no seed could judge it):", "",
+             "| measure | " + " | ".join(f"gap {g:g}" for g in gaps) + " |", "| --- |" + " ---: |" * len(gaps)]
+    judged = {name: row for name, row in results["smallest_n"].items() if set(row.values()) != {"n/a"}}
+    for name, row in judged.items():
+        shown = ["not within the grid" if row[f"{g:g}"] is None else str(row[f"{g:g}"]) for g in gaps]
+        lines.append(f"| `{name}` | " + " | ".join(shown) + " |")
+    unjudged = [name for name in results["smallest_n"] if name not in judged]
+    if unjudged:
+        lines += ["", "Not measured in this run (their corpus or the validity card was cut): "
+                  + ", ".join(f"`{name}`" for name in unjudged) + "."]
+    lines += ["", "Seeds that recovered the planted order, of those run (a failed cell or a null verdict counts as "
+              "not recovered; `-`: no seed could judge it):", "",
+              "| measure | " + " | ".join(f"gap {g:g}, N {n}" for g in gaps for n in sizes) + " |",
+              "| --- |" + " ---: |" * (len(gaps) * len(sizes))]
+    for name, slots in results["shares"].items():
+        if name not in judged:
+            continue
+        cells = [slots.get(f"gap {g:g}, n {n}") for g in gaps for n in sizes]
+        shown = ["-" if not c or not c["judged"] else f"{c['recovered']} of {c['seeds']}" for c in cells]
+        lines.append(f"| `{name}` | " + " | ".join(shown) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def planted_strong_markdown(path: Path | None = None) -> str:
+    """The strong-signal case's outcome per measure (docs/planted.md) from its committed results
+    (hivelm.recovery.STRONG_RESULTS): in how many seeds it recovered the planted order, and whether the test
+    suite asserts it (every seed) or not."""
+    from hivelm.recovery import STRONG_RESULTS
+
+    results = _planted(path or DOCS.parent / STRONG_RESULTS)
+    if results is None:
+        return f"No run of the strong-signal case is committed ({STRONG_RESULTS} does not exist).\n"
+    cells = [r for r in results["records"] if r["exit_code"] == 0]
+    names = list(dict.fromkeys(name for cell in cells for name in cell["measures"]))
+    lines = [_run_line(results), "", "| measure | seeds recovering the planted order | tests/test_smollm2.py |",
+             "| --- | ---: | --- |"]
+    for name in names:
+        verdicts = [cell["measures"].get(name) for cell in cells]
+        if all(v is None for v in verdicts):
+            lines.append(f"| `{name}` | - (not measured in this case) | not asserted |")
+            continue
+        recovered = sum(v is True for v in verdicts)
+        lines.append(f"| `{name}` | {recovered} of {len(cells)} | "
+                     f"{'asserts it' if recovered == len(cells) == len(results['seeds']) else 'not asserted'} |")
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {"configuration.md": reference_markdown, "reference/cli.md": cli_markdown,
          "reference/instruments.md": instruments_markdown}
-BLOCKS = {"explanation/validity.md": {"demo-card": demo_card_markdown}}
+BLOCKS = {"explanation/validity.md": {"demo-card": demo_card_markdown},
+          "planted.md": {"planted-power": planted_power_markdown, "planted-strong": planted_strong_markdown}}
 """Generated blocks inside hand-written pages: between `<!-- NAME -->` and `<!-- /NAME -->`."""
 
 
