@@ -39,13 +39,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hivelm.recovery import POWER  # the share of seeds a measure must recover the order in (issue 26)
+
 REPO = Path(__file__).resolve().parents[1]
 PLANTED_PARAMS = REPO / "configs" / "planted" / "params.yaml"
 PERSONAS = "configs/templates/survey_personas.yaml"
 PERSONAS_FILE = "configs/templates/survey_personas.bench.yaml"  # --personas: the cut file, in the scratch copy
 COMMUNITIES = ("group_a", "group_b")  # the first two of configs/planted/params.yaml (neutral names)
 SEEDED = ("prepare", "instruct", "tune", "generate", "survey")  # sections whose `seed` follows the cell's
-POWER = 0.8  # the share of seeds a measure must recover the order in at an N (issue 26)
 MIN_SEEDS = 3
 GRID_CUTS = ["--tune-steps", "30", "--personas", "10", "--set", "tune.eval_steps=30",
              "--set", "generate.samples_per_topic=6"] + [
@@ -55,10 +56,11 @@ demonstrations: N = 50 sees its 40 training posts 3 times, N = 500 a quarter of 
 generated posts per community, and the finetuned corpus only (no untuned null check: the counterbalanced
 rates in `Cell.rates` stand in for it)."""
 STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS]
-"""`--strong-signal`: the case tests/test_smollm2.py runs, declared once for both: the grid's cell with rates 0
-and 1 and 50 posts per community, over 5 seeds (the grid's 3 are read back when --out holds them). Its seeds
-show which measures recover the planted order in every seed: the ones the test asserts. (With 12 tuning steps
-and 12 generated posts per community, seed 0 recovered nothing.)"""
+"""`--strong-signal`: the strongest, smallest case (rates 0 and 1, 50 posts per community; the grid's cell, whose
+3 seeds are read back when --out holds them) over 5 seeds, declared once: what a test within CI's time could
+run. Its seeds show which measures recover the planted order reliably (hivelm.recovery.reliable), the only ones
+such a test may assert; docs/planted.md shows the outcome. (With 12 tuning steps and 12 generated posts per
+community, seed 0 recovered nothing.)"""
 
 
 @dataclass(frozen=True)

@@ -413,3 +413,19 @@ def test_every_command_on_the_planted_page_parses():
             bench.parse_args(words[words.index("bench/planted.py") + 1:])
         elif words[0] == "hivelm":
             build_parser().parse_args(words[1:])
+
+
+def test_reliable_measures_recover_in_80_percent_of_seeds_and_in_the_seed_a_test_runs():
+    def cell(seed, **measures):
+        return {"seed": seed, "exit_code": 0, "measures": measures}
+
+    results = {"seeds": [0, 1, 2, 3, 4], "records": [
+        cell(0, a=True, b=True, c=False, d=None), cell(1, a=True, b=True, c=True, d=None),
+        cell(2, a=True, b=False, c=True, d=None), cell(3, a=True, b=True, c=True, d=None),
+        cell(4, a=True, b=True, c=True, d=None)]}
+    assert recovery.reliable(results, 0) == ["a", "b"]  # c holds in 4 of 5, but not in seed 0
+    assert recovery.reliable(results, 1) == ["a", "b", "c"]
+    failed = dict(results, records=results["records"][:4] + [{"seed": 4, "exit_code": 1, "measures": {}}])
+    assert recovery.reliable(failed, 0) == ["a"]  # a failed cell counts as not recovered: b falls to 3 of 5
+    with pytest.raises(ValueError):
+        recovery.reliable(dict(results, records=results["records"][:3]), 0)  # a seed without its cell

@@ -48,8 +48,11 @@ POWER_RESULTS = Path("reports/planted/power.json")
 """The power curve's last run (bench/planted.py's OUT/results.json, committed: numbers and verdicts, no text):
 docs/planted.md's tables are generated from it (`python -m hivelm.reference`)."""
 STRONG_RESULTS = Path("reports/planted/strong-signal.json")
-"""`bench/planted.py --strong-signal`'s results, committed: tests/test_smollm2.py asserts the measures that
-recovered the planted order in every one of its seeds, and nothing else."""
+"""`bench/planted.py --strong-signal`'s results, committed: the measures they show reliable (`reliable`) are
+the ones a test of that case may assert, and nothing else (docs/planted.md)."""
+POWER = 0.8
+"""The share of seeds in which a measure must recover the planted order to count as recovering it at a size
+(the power curve's rule, issue 26; 80% is the conventional power target of a study design)."""
 
 SURVEY_CORPORA = ("finetuned", "in_context", "untuned")
 NULL_CHECKS = ("untuned",)  # corpora that should recover nothing: the base model never saw the posts
@@ -68,6 +71,20 @@ DETECTOR_STREAM = "stance-detector"  # the community name its posts are drawn un
 ORDER_RULE = (f"Spearman rho(planted rate, value) >= {MIN_SPEARMAN} and the top-minus-bottom contrast "
               "supported with a positive sign")
 log = logging.getLogger(__name__)
+
+
+def reliable(results: Mapping, seed: int) -> list[str]:
+    """The measures of a benchmark's results (bench/planted.py's results.json, one case over seeds) that
+    recovered the planted order in at least POWER of its seeds, seed `seed` among them: what a test running
+    that seed may assert. A failed cell counts as not recovered."""
+    cells = results["records"]
+    if len(cells) != len(results["seeds"]):
+        raise ValueError(f"{len(cells)} cells for {len(results['seeds'])} seeds")
+    ran = {cell["seed"]: cell for cell in cells}
+    names = dict.fromkeys(name for cell in cells for name in cell["measures"])
+    return [name for name in names
+            if sum(cell["measures"].get(name) is True for cell in cells) >= POWER * len(cells) - 1e-9
+            and ran[seed]["measures"].get(name) is True]
 
 
 # ------------------------------------------------------------------------------------------------ the truth
