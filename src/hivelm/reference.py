@@ -22,6 +22,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
 from hivelm import config
+from hivelm.recovery import STRONG_500_RESULTS  # light: paths and arithmetic, no model
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"  # the checkout's docs/ (the pages are not shipped)
 NESTED = {name: cls for name, cls in vars(config).items() if isinstance(cls, type) and is_dataclass(cls)}
@@ -206,9 +207,10 @@ def planted_strong_markdown(path: Path | None = None) -> str:
     that case may assert it (hivelm.recovery.reliable)."""
     from hivelm.recovery import POWER, STRONG_RESULTS, reliable
 
-    results = _planted(path or DOCS.parent / STRONG_RESULTS)
+    path = path or STRONG_RESULTS
+    results = _planted(DOCS.parent / path)
     if results is None:
-        return f"No run of the strong-signal case is committed ({STRONG_RESULTS} does not exist).\n"
+        return f"No run of this case is committed ({path} does not exist).\n"
     cells = results["records"]
     seed = results["seeds"][0]
     asserted = reliable(results, seed)
@@ -230,7 +232,8 @@ def planted_strong_markdown(path: Path | None = None) -> str:
 PAGES = {"configuration.md": reference_markdown, "reference/cli.md": cli_markdown,
          "reference/instruments.md": instruments_markdown}
 BLOCKS = {"explanation/validity.md": {"demo-card": demo_card_markdown},
-          "planted.md": {"planted-power": planted_power_markdown, "planted-strong": planted_strong_markdown}}
+          "planted.md": {"planted-power": planted_power_markdown, "planted-strong": planted_strong_markdown,
+                         "planted-strong-500": lambda: planted_strong_markdown(STRONG_500_RESULTS)}}
 """Generated blocks inside hand-written pages: between `<!-- NAME -->` and `<!-- /NAME -->`."""
 
 
