@@ -6,7 +6,7 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py --sizes 50,150 --gaps 1.0 --seeds 0,1,2 --tune-steps 30 --personas 6
     .venv/bin/python bench/planted.py --out .hivelm/planted-bench  # rerun: finished cells are read back, not rerun
     .venv/bin/python bench/planted.py --sizes 50,500 --gaps 0.5,1 --grid-cuts      # docs/planted.md's run
-    .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the test suite's case, 5 seeds
+    .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the strong-signal case, 5 seeds
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
 0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1; on odd seeds the other way round, `Cell.rates`), with `hivelm plant --per-community N --seed s` in a
@@ -120,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep each cell's project in OUT/projects/")
     parser.add_argument("--grid-cuts", action="store_true", help="the cuts docs/planted.md's grid ran with (GRID_CUTS)")
     parser.add_argument("--strong-signal", action="store_true",
-                        help="the test suite's strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
+                        help="the strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
     args = parser.parse_args(argv)
     rest = (["--out", args.out] if args.out != parser.get_default("out") else []) \
         + (["--keep"] if args.keep else []) + (["--dry-run"] if args.dry_run else [])
