@@ -508,21 +508,26 @@ def verdict_word(measure: Mapping) -> str:
     return word + (" (contrast: the validity card's call)" if by_card else "")
 
 
+def shown(measure: Mapping) -> tuple[str, str]:
+    """A measure's number and its top-minus-bottom contrast with interval (or its own interval), as text: what
+    the printed table and the page show beside the verdict."""
+    value, contrast = measure.get("value"), measure.get("contrast") or {}
+    interval = ""
+    if _finite(contrast.get("difference")):
+        interval = f"{contrast['difference']:+.3g}"
+        if _finite(contrast.get("low")) and _finite(contrast.get("high")):
+            interval += f" [{contrast['low']:+.3g}, {contrast['high']:+.3g}]"
+    elif _finite(measure.get("low")) and _finite(measure.get("high")):
+        interval = f"[{measure['low']:.3g}, {measure['high']:.3g}]"
+    return (f"{value:.3f}" if _finite(value) else "-"), interval
+
+
 def table(result: Mapping) -> str:
     """One row per measure: its name, its number (and the contrast's, with interval) and the verdict."""
     lines = [f"{'measure':<28}{'value':>8}  {'top - bottom [interval]':<30}verdict"]
     for name, measure in flatten(result).items():
-        value = measure.get("value")
-        contrast = measure.get("contrast") or {}
-        shown = ""
-        if contrast.get("difference") is not None:
-            shown = f"{contrast['difference']:+.3g}"
-            if contrast.get("low") is not None and contrast.get("high") is not None:
-                shown += f" [{contrast['low']:+.3g}, {contrast['high']:+.3g}]"
-        elif measure.get("low") is not None:
-            shown = f"[{measure['low']:.3g}, {measure['high']:.3g}]"
-        number = f"{value:.3f}" if isinstance(value, (int, float)) else "-"
-        lines.append(f"{name:<28}{number:>8}  {shown:<30}{verdict_word(measure)}")
+        number, interval = shown(measure)
+        lines.append(f"{name:<28}{number:>8}  {interval:<30}{verdict_word(measure)}")
     return "\n".join(lines)
 
 
@@ -539,16 +544,9 @@ def page(result: Mapping, title: str = "HiveLM: does the pipeline recover the pl
 
     communities = [[html.escape(c), cell(v["planted_rate"]), v["posts"], cell(v["attitude_share"])]
                    for c, v in result["communities"].items()]
-    rows = []
-    for name, measure in flatten(result).items():
-        contrast = measure.get("contrast") or {}
-        shown = "-"
-        if _finite(contrast.get("difference")):
-            shown = f"{contrast['difference']:+.3g}"
-            if _finite(contrast.get("low")) and _finite(contrast.get("high")):
-                shown += f" <small>[{contrast['low']:+.3g}, {contrast['high']:+.3g}]</small>"
-        rows.append([html.escape(name), cell(measure.get("value")), shown, html.escape(verdict_word(measure)),
-                     html.escape(str(measure.get("rule") or ""))])
+    rows = [[html.escape(name), *(html.escape(text) or "-" for text in shown(measure)),
+             html.escape(verdict_word(measure)), html.escape(str(measure.get("rule") or ""))]
+            for name, measure in flatten(result).items()]
     body = [f"<h1>{html.escape(title)}</h1>",
             f"<p>Planted labels: {html.escape(str(result['labels']))}. Each measure compares what the pipeline "
             "reported with the planted rates (hivelm.recovery; docs/planted.md has the power curve). The untuned "

@@ -22,6 +22,7 @@ from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 
 from hivelm import config
+from hivelm.artifacts import read_json
 from hivelm.recovery import STRONG_500_RESULTS  # light: paths and arithmetic, no model
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"  # the checkout's docs/ (the pages are not shipped)
@@ -145,12 +146,6 @@ def demo_card_markdown(metrics: Path | None = None) -> str:
             f"{supported} of {len(pairs)} community contrasts are supported.\n\n" + "\n".join(lines) + "\n")
 
 
-def _planted(path: Path):
-    import json
-
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
 def _run_line(results: dict) -> str:
     cuts = results["cuts"]
     said = [f"{cuts['tune_steps']} tuning steps" if cuts.get("tune_steps") else None,
@@ -173,7 +168,7 @@ def planted_power_markdown(path: Path | None = None) -> str:
     count of seeds that recovered it."""
     from hivelm.recovery import POWER_RESULTS
 
-    results = _planted(path or DOCS.parent / POWER_RESULTS)
+    results = read_json(path or DOCS.parent / POWER_RESULTS)
     if results is None:
         return f"No run of the power curve is committed ({POWER_RESULTS} does not exist).\n"
     gaps, sizes = results["gaps"], sorted(results["sizes"])
@@ -208,7 +203,7 @@ def planted_strong_markdown(path: Path | None = None) -> str:
     from hivelm.recovery import POWER, STRONG_RESULTS, reliable
 
     path = path or STRONG_RESULTS
-    results = _planted(DOCS.parent / path)
+    results = read_json(DOCS.parent / path)
     if results is None:
         return f"No run of this case is committed ({path} does not exist).\n"
     cells = results["records"]
