@@ -160,6 +160,17 @@ def test_stage_writes_matrix_attribution_plots_and_the_likelihood_section(attrib
         rows = json.loads((out / f"confusion_{name}.json").read_text())
         assert len(rows) == 8 and set(rows[0]) == {"actual", "predicted"}
     assert "text" not in (out / "matrix.json").read_text()  # numbers only
+    # Each held-out post's gains by post_id (hivelm recover joins them to planted labels): the rows of the
+    # matrix are their means, and no post's text is in the file.
+    gains = [json.loads(line) for line in (out / "heldout.gains.jsonl").read_text().splitlines()]
+    heldout = [json.loads(line) for c in COMMUNITIES
+               for line in (attribute_project / "data/prepared" / c / "heldout.jsonl").read_text().splitlines()]
+    assert [g["post_id"] for g in gains] == [r["post_id"] for r in heldout]
+    assert [g["community"] for g in gains] == [r["community"] for r in heldout]
+    for row, community in enumerate(COMMUNITIES):
+        mean = np.mean([[g["gain"][c] for c in COMMUNITIES] for g in gains if g["community"] == community], axis=0)
+        assert np.allclose(mean, matrix["gain"][row], atol=2e-5)
+    assert not any(r["text"][:30] in (out / "heldout.gains.jsonl").read_text() for r in heldout)
     import mlflow
 
     runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'attribute'",

@@ -580,3 +580,33 @@ def test_sigkill_of_hivelm_run_ends_dvc_and_the_stage_server(project, tmp_path, 
     assert not list(temp.iterdir())
     assert tracking.end_runs_of_dead_processes(os.environ["MLFLOW_TRACKING_URI"]) == 1
     assert [r.info.status for r in runs("pipeline")] == ["KILLED"]
+
+
+def test_a_signal_during_a_store_write_waits_for_the_write_then_ends_the_run_killed(project, monkeypatch):
+    """An interrupt raised inside SQLite's commit once left the store locked, and ending the run KILLED failed
+    ('database is locked'): writes to the store hold SIGINT/SIGTERM (processes.interrupts_held) and the
+    interrupt lands after them."""
+    import mlflow
+
+    from hivelm import processes, tracking
+    from hivelm.config import load_config
+
+    write = mlflow.log_metrics
+
+    def signalled_write(*args, **kwargs):  # SIGTERM arrives at the start of the write
+        os.kill(os.getpid(), signal.SIGTERM)
+        return write(*args, **kwargs)
+
+    previous = signal.signal(signal.SIGTERM, processes.interrupt)  # the CLI's handler (cli._handle_signals)
+    try:
+        cfg = load_config("params.yaml")
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"), \
+                tracking.stage_run(cfg, "prepare", None, lambda c: ({"x": 1}, "h")) as run:
+            monkeypatch.setattr(mlflow, "log_metrics", signalled_write)
+            run.log_metrics({"posts": 3})
+            pytest.fail("the interrupt did not land after the write")
+        assert signal.getsignal(signal.SIGTERM) is processes.interrupt  # the handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    (ended,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert ended.info.status == "KILLED" and ended.data.metrics["posts"] == 3  # the write finished first

@@ -88,7 +88,7 @@ def fake_project(root, vocabulary, rates, follow=None, validity=False, gains=Tru
     if gains:
         noise = random.Random(0)
         sign = {"attitude": 1.0, "opposite": -1.0, "neutral": 0.0}
-        write_jsonl(root / recovery.HELDOUT_GAINS, [
+        write_jsonl(root / paths.attribute_gains(), [
             {"post_id": r["post_id"], "gain": {c: 0.5 + sign[r["label"]] * follow[c] + noise.gauss(0, 0.1)
                                                for c in rates}} for r in rows[: len(rows) // 3]])
     return labels
@@ -167,7 +167,7 @@ def test_missing_inputs_give_null_with_a_reason(tmp_path, vocabulary):
             continue
         assert measure["value"] is None and measure["recovered"] is None and measure["reason"], name
     assert result["survey"]["finetuned"]["C1"]["reason"] == "no metrics file"
-    assert "hivelm recover --score" in result["likelihood"]["label_gain"]["reason"]
+    assert result["likelihood"]["label_gain"]["reason"].endswith("run the attribute stage")
     assert result["generation"]["finetuned"]["reason"] == "no generated finetuned posts for group_a, group_b, group_c"
     assert "validity card" in result["dose"]["slope"]["reason"]
     assert result["likelihood"]["diagonal_share"]["reason"].startswith("no attribute summary")
@@ -264,7 +264,7 @@ def test_recover_writes_strict_json_and_prints_a_verdict_beside_every_number(tmp
     (tmp_path / plant.VOCABULARY).write_text((REPO / plant.VOCABULARY).read_text())
     monkeypatch.chdir(tmp_path)
     cfg = SimpleNamespace(data=SimpleNamespace(path="data/planted/posts.csv"), survey=SimpleNamespace(statistics=STATS))
-    assert recovery.main(cfg, None, None, score=False) == 0
+    assert recovery.main(cfg, None, None) == 0
     written = json.loads((tmp_path / recovery.RECOVERY).read_text(), parse_constant=pytest.fail)
     assert written["dose"]["slope"]["recovered"] is True
     assert written["generation"]["detector"]["project_accuracy"] >= 0.95
@@ -285,8 +285,8 @@ def test_recover_writes_strict_json_and_prints_a_verdict_beside_every_number(tmp
 def test_hivelm_recover_is_a_command_outside_the_pipeline():
     from hivelm.cli import STAGES, build_parser
 
-    args = build_parser().parse_args(["recover", "--labels", "x.labels.csv", "--score"])
-    assert (args.labels, args.score, args.out, args.templates) == ("x.labels.csv", True, None, plant.VOCABULARY)
+    args = build_parser().parse_args(["recover", "--labels", "x.labels.csv"])
+    assert (args.labels, args.out, args.templates) == ("x.labels.csv", None, plant.VOCABULARY)
     assert "recover" not in STAGES  # no stage contract, no DVC stage
     assert "src/hivelm/recovery.py" not in (REPO / "dvc.yaml").read_text()  # and no stage depends on the module
     assert recovery.corpus_path("data/planted/posts.labels.csv").as_posix() == "data/planted/posts.csv"
@@ -389,7 +389,22 @@ def test_the_strong_signal_case_is_the_grids_strongest_cell_over_five_seeds():
     assert {params[s]["corpora"][0] for s in ("generate", "survey", "evaluate")} == {"finetuned"}
     grid = bench.parse_args(["--sizes", "50,500", "--gaps", "0.5,1", "--grid-cuts"])
     assert bench.cuts(grid) == bench.cuts(args)  # the grid's n=50, gap-1 cells are the case's first seeds
-    bench.check_params(bench.cell_params(bench.Cell(50, 1.0, 0), args))  # what tests/test_smollm2.py runs loads
+    bench.check_params(bench.cell_params(bench.Cell(50, 1.0, 0), args))  # the case's params load
+    strong = bench.parse_args(bench.STRONG_500)  # tests/test_strong_signal.py's case: the same cuts at 500 posts
+    assert (strong.sizes, strong.gaps, strong.seeds, bench.cuts(strong)) == ([500], [1.0], [0, 1, 2, 3, 4],
+                                                                           bench.cuts(args))
+
+
+def test_every_family_of_measures_names_a_stage_that_writes_what_it_reads(tmp_path, vocabulary):
+    """bench/planted.py runs only the stages a test's measures read (MEASURE_STAGES): each family of recover's
+    measures names a stage of the pipeline."""
+    from hivelm.cli import STAGES
+
+    bench = load_bench()
+    families = {name.split(".")[0] for name in recovery.flatten(run(tmp_path, fake_project(tmp_path, vocabulary,
+                                                                                            RATES)))}
+    assert families == set(bench.MEASURE_STAGES)
+    assert set(bench.MEASURE_STAGES.values()) <= set(STAGES)
 
 
 def test_the_power_plot_is_written(tmp_path):

@@ -147,12 +147,9 @@ def _recover_command(commands) -> None:
                               description="Compare a finished planted project's survey, generations, likelihoods "
                                           "and dose-response with the planted rates of its labels file; write "
                                           f"{RECOVERY} and print each measure with its verdict. "
-                                          "No model is loaded unless --score.")
+                                          "No model is loaded.")
     sub.add_argument("--labels", metavar="CSV", help="the planted labels file (default: beside data.path, "
                                                      "<stem>.labels.csv; the corpus is read beside it)")
-    sub.add_argument("--score", action="store_true", help="first score every held-out post under every adapter "
-                                                          "(loads the model; the likelihood label-gain measure "
-                                                          "needs it)")
     sub.add_argument("--out", metavar="PATH", help=f"where the measures go (default: {RECOVERY})")
     sub.add_argument("--templates", default=VOCABULARY, metavar="YAML",
                      help="the planted corpus's vocabulary (hivelm plant --templates), which the stance detector "
@@ -304,7 +301,7 @@ def execute(args: argparse.Namespace) -> int:
         if args.command == "recover":
             from hivelm import recovery
 
-            return recovery.main(load_config(args.params), args.labels, args.out, args.score, args.templates)
+            return recovery.main(load_config(args.params), args.labels, args.out, args.templates)
         if args.command == "dvc-yaml":
             from hivelm import dvcfile
 

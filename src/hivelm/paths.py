@@ -126,6 +126,12 @@ def attribute_attribution() -> Path:
     return ATTRIBUTE_DIR / "attribution.json"
 
 
+def attribute_gains() -> Path:
+    """Every held-out post's gain under every adapter, one JSON line per post (post_id, community, gain per
+    adapter: ids and numbers, no text): `hivelm recover`'s label gain joins it to a planted corpus's labels."""
+    return ATTRIBUTE_DIR / "heldout.gains.jsonl"
+
+
 def attribute_confusion(classifier: str) -> Path:
     """One row per held-out post (actual, predicted community) for `dvc plots`' confusion template."""
     return ATTRIBUTE_DIR / f"confusion_{classifier}.json"

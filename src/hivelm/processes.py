@@ -1,6 +1,7 @@
 """Process handling, in one place: how hivelm starts, signals and ends the processes it runs (Linux).
 
-- signals: SIGINT and SIGTERM unwind like Ctrl-C (`interrupt`), whatever the shell let us inherit;
+- signals: SIGINT and SIGTERM unwind like Ctrl-C (`interrupt`), whatever the shell let us inherit, held while
+  a write to the tracking store finishes (`interrupts_held`);
 - ending with DVC: a stage DVC starts ends when DVC dies (`end_with_dvc`, prctl(2) PR_SET_PDEATHSIG);
 - `python -m hivelm.processes PARENT_PID COMMAND...` execs COMMAND after asking the kernel to send it SIGTERM
   when PARENT_PID exits (the setting survives exec). `hivelm run` starts DVC this way, so a SIGKILLed
@@ -82,6 +83,26 @@ def gone(tags: dict[str, str]) -> bool:
 
 def interrupt(signum, frame):
     raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def interrupts_held():
+    """Hold SIGINT and SIGTERM (where `interrupt` handles them) while the block runs, then raise the first one
+    that arrived as `interrupt` would. For writes to the tracking store: a KeyboardInterrupt raised inside
+    SQLite's commit left the database locked, and ending the run KILLED then failed ('database is locked')."""
+    if threading.current_thread() is not threading.main_thread():  # signal() refuses other threads
+        yield
+        return
+    arrived: list[int] = []
+    held = {sig: signal.signal(sig, lambda signum, frame: arrived.append(signum))
+            for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is interrupt}
+    try:
+        yield
+    finally:
+        for sig, handler in held.items():
+            signal.signal(sig, handler)
+    if arrived:
+        interrupt(arrived[0], None)
 
 
 SHELLS = frozenset({"sh", "dash", "bash", "zsh", "fish", "ksh"})

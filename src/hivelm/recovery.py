@@ -1,7 +1,6 @@
 """`hivelm recover`: does a finished pipeline find the truth planted in its corpus? (issue 26, point 3)
 
     hivelm plant && hivelm run                      # in a planted project (docs/how-to/planted.md)
-    hivelm recover --score                          # score held-out posts under every adapter, then measure
     hivelm recover                                  # measure from what the pipeline wrote (no model)
     hivelm recover --labels data/planted/calm-tense.labels.csv
 
@@ -15,12 +14,12 @@ whether the planted order was recovered:
 - generation: a stance detector trained on the generator's own labelled posts reads each community's
   generated posts; the share it reads as `attitude` against the planted rate (its held-out accuracy beside it);
 - likelihood: attribute's diagonal share, and per adapter the mean log-likelihood gain on held-out posts
-  labelled attitude minus those labelled opposite (`--score` writes the per-post gains);
+  labelled attitude minus those labelled opposite (from the attribute stage's per-post gains);
 - dose: the validity card's dose-response slope of each community's adapter against its planted rate.
 
 The untuned corpus is a null check: the base model never saw the posts and the persona names carry no rate,
 so it should recover nothing. A measure whose input is missing is `null` with a `reason`, never a guess.
-Everything but `--score` is pure reading and arithmetic (numpy, scipy, scikit-learn): no model, no torch.
+It is pure reading and arithmetic (numpy, scipy, scikit-learn): no model, no torch.
 """
 
 from __future__ import annotations
@@ -40,9 +39,6 @@ RECOVERY = Path("reports/recovery.json")
 """Where `hivelm recover` writes. Declared here, not in hivelm/paths.py: no stage reads or writes it and dvc.yaml
 does not name it (recovery runs after the pipeline, outside it), and every stage depends on paths.py, so a new
 constant there would make every stage's dvc.lock entry stale."""
-HELDOUT_GAINS = Path("reports/recovery/heldout.attribution.jsonl")
-"""`hivelm recover --score`: every held-out post's gain under every adapter (`hivelm attribute FILE`'s records:
-post_id and numbers, no text). Outside the pipeline for the same reason as RECOVERY."""
 
 POWER_RESULTS = Path("reports/planted/power.json")
 """The power curve's last run (bench/planted.py's OUT/results.json, committed: numbers and verdicts, no text):
@@ -52,7 +48,7 @@ STRONG_RESULTS = Path("reports/planted/strong-signal.json")
 the ones a test of that case may assert, and nothing else (docs/planted.md)."""
 STRONG_500_RESULTS = Path("reports/planted/strong-signal-500.json")
 """The same case at 500 posts per community over 5 seeds (`bench/planted.py --sizes 500 --gaps 1 --seeds
-0,1,2,3,4 --grid-cuts`): a test of it is too slow for CI today; docs/planted.md shows what it could assert."""
+0,1,2,3,4 --grid-cuts`): the measures it shows reliable are what tests/test_strong_signal.py asserts."""
 POWER = 0.8
 """The share of seeds in which a measure must recover the planted order to count as recovering it at a size
 (the power curve's rule, issue 26; 80% is the conventional power target of a study design)."""
@@ -380,13 +376,13 @@ def diagonal_share(summary: Mapping | None) -> dict:
 def label_gain(rates: Mapping[str, float], labels: list[dict], gains: list[dict] | None, statistics) -> dict:
     """Per adapter, the mean log-likelihood gain (adapter minus base, per token: the attribute stage's gain) on
     held-out posts labelled `attitude` minus the mean on those labelled `opposite`, over every community's
-    held-out posts (`gains`: `hivelm attribute FILE`'s records, joined to the labels by post_id; neutral
+    held-out posts (`gains`: the attribute stage's per-post records, joined to the labels by post_id; neutral
     posts left out). A higher planted rate should make an adapter prefer attitude posts more: `order_verdict`
     over adapters, the contrast the top adapter's difference minus the bottom's with a percentile bootstrap
     interval (attitude and opposite posts resampled separately, each post's gains under both adapters together:
     hivelm.metrics.bootstrap)."""
     if gains is None:
-        return null(f"no per-post gains ({HELDOUT_GAINS}): run `hivelm recover --score`")
+        return null(f"no per-post gains ({paths.attribute_gains()}): run the attribute stage")
     import numpy as np
 
     label_of = {row["post_id"]: row["label"] for row in labels}
@@ -461,7 +457,7 @@ def recover(root: str | Path, labels: str | Path, corpus: str | Path | None = No
     surveys = {c: report for c in rates if (report := read_json(root / paths.survey_report(c))) is not None}
     generated = {name: {c: [r["text"] for r in read_jsonl(p)] for c in rates
                         if (p := root / paths.corpus(c, name)).is_file()} for name in SURVEY_CORPORA}
-    gains = read_jsonl(root / HELDOUT_GAINS) if (root / HELDOUT_GAINS).is_file() else None
+    gains = read_jsonl(root / paths.attribute_gains()) if (root / paths.attribute_gains()).is_file() else None
     vocabulary = Path(vocabulary) if vocabulary is not None else root / VOCABULARY
     detector = (train_detector(load_vocabulary(vocabulary), statistics.seed if statistics is not None else 0)
                 if vocabulary.is_file() else None)
@@ -560,27 +556,7 @@ def page(result: Mapping, title: str = "HiveLM: does the pipeline recover the pl
 
 # -------------------------------------------------------------------------------------------- the command
 
-def score_heldout(cfg) -> Path:
-    """`hivelm recover --score`: every community's held-out posts (prepare's) scored under every adapter by
-    `hivelm attribute FILE`'s own path, written to HELDOUT_GAINS. Loads the base model and the adapters."""
-    import tempfile
-
-    from hivelm.stages.attribute import attribute_file
-
-    text, post_id = cfg.data.columns.text, cfg.data.columns.post_id
-    if not post_id:
-        raise HiveError("hivelm recover --score: data.columns.post_id is not mapped (labels join by post_id)")
-    with tempfile.TemporaryDirectory(prefix="hivelm-recover-") as scratch:
-        posts = Path(scratch) / "heldout.jsonl"
-        with open(posts, "w", encoding="utf-8") as handle:
-            for community in cfg.communities:
-                for row in read_jsonl(paths.heldout_posts(community)):
-                    handle.write(json.dumps({text: row["text"], post_id: row["post_id"]}, ensure_ascii=False) + "\n")
-        HELDOUT_GAINS.parent.mkdir(parents=True, exist_ok=True)
-        return attribute_file(cfg, posts, HELDOUT_GAINS)
-
-
-def main(cfg, labels: str | None, out: str | None, score: bool, templates: str | None = None) -> int:
+def main(cfg, labels: str | None, out: str | None, templates: str | None = None) -> int:
     """`hivelm recover`: the measures of the project in the working directory against its planted labels
     (default: beside data.path), written to `out` (default RECOVERY) as strict JSON and beside it as an HTML
     page (`page`), and the table."""
@@ -588,8 +564,6 @@ def main(cfg, labels: str | None, out: str | None, score: bool, templates: str |
 
     corpus = None if labels else cfg.data.path  # --labels: the corpus beside it
     labels = Path(labels) if labels else labels_path(cfg.data.path)
-    if score:
-        log.info("scoring held-out posts under every adapter -> %s", score_heldout(cfg))
     result = recover(".", labels, corpus, cfg.survey.statistics, templates)
     out = Path(out) if out else RECOVERY
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from typing import Any
 
 from hivelm.config import HiveConfig, flatten
 from hivelm.errors import HiveError, redact
+from hivelm.processes import interrupts_held
 
 log = logging.getLogger(__name__)
 
@@ -224,31 +225,36 @@ class StageRun:
         numeric = {k: float(v) for k, v in flatten(metrics).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if numeric:
-            mlflow.log_metrics(numeric, step=step)
+            with interrupts_held():
+                mlflow.log_metrics(numeric, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         import mlflow
 
         path = Path(path)
-        if path.is_dir():
-            mlflow.log_artifacts(str(path), artifact_path=artifact_path or path.name)
-        else:
-            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+        with interrupts_held():
+            if path.is_dir():
+                mlflow.log_artifacts(str(path), artifact_path=artifact_path or path.name)
+            else:
+                mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         import mlflow
 
-        mlflow.set_tags(tags)
+        with interrupts_held():
+            mlflow.set_tags(tags)
 
     def log_dict(self, payload: Any, artifact_file: str) -> None:
         import mlflow
 
-        mlflow.log_dict(payload, artifact_file)
+        with interrupts_held():
+            mlflow.log_dict(payload, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         import mlflow
 
-        mlflow.log_text(text, artifact_file)
+        with interrupts_held():
+            mlflow.log_text(text, artifact_file)
 
     def register_model(self, name: str, artifact_path: str) -> str:
         """Register this run's artifact folder as a new version of model `name`; returns the version."""
@@ -295,7 +301,8 @@ def loss_callback():
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and mlflow.active_run():
                 numeric = {k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}
-                mlflow.log_metrics(numeric, step=state.global_step)
+                with interrupts_held():
+                    mlflow.log_metrics(numeric, step=state.global_step)
 
     return MlflowLossCallback()
 
@@ -325,25 +332,32 @@ def stage_run(cfg: HiveConfig, stage: str, community: str | None,
     tags = base_tags(stage, community) | {"config_hash": config_hash}
     active = mlflow.active_run()  # a stage's per-community child runs nest under the stage's run
     parent = active.info.run_id if active else os.environ.get(PARENT_ENV) or None
-    with tracking_failures(uri, name), \
-            mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None) as run:
-        logged = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
-        if logged:
-            mlflow.log_params(logged)
-        if cfg.tracking.log_config_artifact:
-            mlflow.log_dict(view, "config/resolved.yaml")
+    # Every write to the store holds SIGINT/SIGTERM until it is done (processes.interrupts_held), so an
+    # interrupt lands between writes and the run still ends KILLED.
+    with tracking_failures(uri, name):
+        run = None
         try:
+            with interrupts_held():
+                run = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags, nested=active is not None)
+                logged = {k: str(v)[:MAX_PARAM_CHARS] for k, v in flatten(view).items()}
+                if logged:
+                    mlflow.log_params(logged)
+                if cfg.tracking.log_config_artifact:
+                    mlflow.log_dict(view, "config/resolved.yaml")
             yield StageRun(run, view, config_hash, lambda c: stage_run(cfg, stage, c, params))
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM through the CLI's handler
-            log.error("stage %s: interrupted after %.1f s", name, time.perf_counter() - started)
-            mlflow.end_run("KILLED")
-            raise
-        except BaseException:
-            log.error("stage %s: failed after %.1f s", name, time.perf_counter() - started)
+        except BaseException as error:  # KeyboardInterrupt: Ctrl-C, or SIGTERM through the CLI's handler
+            interrupted = isinstance(error, KeyboardInterrupt)
+            log.error("stage %s: %s after %.1f s", name, "interrupted" if interrupted else "failed",
+                      time.perf_counter() - started)
+            if run is not None:  # else no run of ours is active (end_run would end the parent's)
+                with interrupts_held():
+                    mlflow.end_run("KILLED" if interrupted else "FAILED")
             raise
         seconds = time.perf_counter() - started
         user, system = cpu_seconds(cpu)
-        mlflow.log_metrics({"duration_s": seconds, "cpu_user_s": user, "cpu_system_s": system})
+        with interrupts_held():
+            mlflow.log_metrics({"duration_s": seconds, "cpu_user_s": user, "cpu_system_s": system})
+            mlflow.end_run()
     log.info("stage %s: done in %.1f s (CPU: user %.1f s, system %.1f s, %.0f%% in the kernel)", name, seconds,
              user, system, 100 * system / max(user + system, 1e-9))
 

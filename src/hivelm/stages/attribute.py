@@ -17,7 +17,8 @@ The stage writes numbers only (paths.ATTRIBUTE_DIR): the community x adapter mat
 bootstrap intervals over posts and its diagonal share (the share of communities whose own adapter gains most
 on their posts: an intrinsic fidelity measure that needs no generation); attribution of each held-out post to
 its argmax-gain community (accuracy, macro-F1 with intervals, confusion matrix) beside the TF-IDF origin
-classifier of `evaluate` (trained on the communities' training posts) on the same posts.
+classifier of `evaluate` (trained on the communities' training posts) on the same posts; and each held-out
+post's gains by post_id (paths.attribute_gains), which `hivelm recover` reads instead of scoring them again.
 """
 
 from __future__ import annotations
@@ -185,7 +186,8 @@ def tfidf_predictions(train: dict[str, list[str]], heldout: dict[str, list[str]]
 
 def main(cfg: HiveConfig, run) -> dict:
     communities = list(cfg.communities)
-    heldout = {c: [r["text"] for r in read_jsonl(paths.heldout_posts(c))] for c in communities}
+    records = {c: read_jsonl(paths.heldout_posts(c)) for c in communities}
+    heldout = {c: [r["text"] for r in records[c]] for c in communities}
     train = {c: [r["text"] for r in read_jsonl(paths.train_posts(c))] for c in communities}
     model, tokenizer = load_scorer(cfg, communities)
     texts = [t for c in communities for t in heldout[c]]
@@ -198,8 +200,10 @@ def main(cfg: HiveConfig, run) -> dict:
                          "base_loglik": [scored["base"][bounds[i]:bounds[i + 1]].mean(0).tolist()
                                          for i in range(len(communities))],
                          "template_id": scored["template_id"]}
+    ids, truth = [r.get("post_id") for c in communities for r in records[c]], [c for c in communities for _ in records[c]]
     with staged_outputs() as out:  # every output and the MLflow record change together or not at all
         out.dir(paths.ATTRIBUTE_DIR)
+        write_jsonl(out.path(paths.attribute_gains()), per_post_gains(ids, truth, scored["gain"], communities))
         write_json(out.path(paths.attribute_matrix()), result["matrix"])
         write_json(out.path(paths.attribute_attribution()), result["attribution"])
         write_json(out.path(paths.attribute_summary()), result["summary"])
@@ -210,6 +214,15 @@ def main(cfg: HiveConfig, run) -> dict:
     share = result["summary"]["diagonal_share"]["value"]
     log.info("likelihood matrix: own adapter gains most for %.0f%% of communities", 100 * share)
     return result["summary"]
+
+
+def per_post_gains(ids: list, truth: list[str], gains: np.ndarray, communities: list[str]) -> list[dict]:
+    """One record per held-out post: its post_id, its community, its gain under each adapter (at the committed
+    precision, artifacts.rounded)."""
+    from hivelm.artifacts import rounded
+
+    return [{"post_id": pid, "community": c, "gain": rounded(dict(zip(communities, g.tolist())))}
+            for pid, c, g in zip(ids, truth, gains)]
 
 
 def mlflow_metrics(summary: dict) -> dict[str, float]:
