@@ -6,13 +6,14 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py --sizes 50,150 --gaps 1.0 --seeds 0,1,2 --tune-steps 30 --personas 6
     .venv/bin/python bench/planted.py --out .hivelm/planted-bench  # rerun: finished cells are read back, not rerun
     .venv/bin/python bench/planted.py --sizes 50,500 --gaps 0.5,1 --grid-cuts      # docs/planted.md's run
-    .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the strong-signal case, 5 seeds
+    .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the 50-post strong-signal case, 5 seeds
+    .venv/bin/python bench/planted.py --sizes 500 --gaps 1 --seeds 0,1,2,3,4 --grid-cuts  # STRONG_500: the test's case
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
 0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1; on odd seeds the other way round, `Cell.rates`), with `hivelm plant --per-community N --seed s` in a
 scratch copy of HEAD (bench/repro.py's scratch_copy) whose params.yaml is configs/planted/params.yaml cut to
 those two communities, with the pipeline's seeds (prepare, instruct, tune, generate, survey) set to s too, so
-the seeds vary the training as well as the corpus. Then `hivelm run -- --force` and `hivelm recover --score`
+the seeds vary the training as well as the corpus. Then `hivelm run -- --force` and `hivelm recover`
 (hivelm/recovery.py: every recovery measure and its verdict), whose reports/recovery.json is kept in
 OUT/cells/. The copy is deleted unless --keep.
 
@@ -57,10 +58,15 @@ generated posts per community, and the finetuned corpus only (no untuned null ch
 rates in `Cell.rates` stand in for it)."""
 STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS]
 """`--strong-signal`: the strongest, smallest case (rates 0 and 1, 50 posts per community; the grid's cell, whose
-3 seeds are read back when --out holds them) over 5 seeds, declared once: what a test within CI's time could
-run. Its seeds show which measures recover the planted order reliably (hivelm.recovery.reliable), the only ones
-such a test may assert; docs/planted.md shows the outcome. (With 12 tuning steps and 12 generated posts per
-community, seed 0 recovered nothing.)"""
+3 seeds are read back when --out holds them) over 5 seeds, declared once. Its seeds showed no measure recovering
+the planted order reliably (hivelm.recovery.reliable), so no test runs it; docs/planted.md shows the outcome.
+(With 12 tuning steps and 12 generated posts per community, seed 0 recovered nothing.)"""
+STRONG_500 = ["--sizes", "500", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS]
+"""The same case at 500 posts per community (hivelm.recovery.STRONG_500_RESULTS is its run): the case the test
+suite runs (tests/test_strong_signal.py, seed 0), asserting what these seeds show reliable and nothing else."""
+MEASURE_STAGES = {"generation": "generate", "likelihood": "attribute", "survey": "survey", "dose": "survey"}
+"""The stage whose outputs each family of recovery measures reads (hivelm.recovery.recover): `run_cell`'s
+`families` runs only those stages (and what they need) instead of the whole pipeline."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep each cell's project in OUT/projects/")
     parser.add_argument("--grid-cuts", action="store_true", help="the cuts docs/planted.md's grid ran with (GRID_CUTS)")
     parser.add_argument("--strong-signal", action="store_true",
-                        help="the strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
+                        help="the 50-post strong-signal case over 5 seeds (STRONG_SIGNAL; with only --out)")
     args = parser.parse_args(argv)
     rest = (["--out", args.out] if args.out != parser.get_default("out") else []) \
         + (["--keep"] if args.keep else []) + (["--dry-run"] if args.dry_run else [])
@@ -272,8 +278,10 @@ def _repro():
     return module
 
 
-def run_cell(cell: Cell, args: argparse.Namespace, out: Path) -> dict:
-    """Plant, run, recover in a scratch copy of HEAD; the cell's record (and its recovery.json in OUT/cells)."""
+def run_cell(cell: Cell, args: argparse.Namespace, out: Path, families: list[str] | None = None) -> dict:
+    """Plant, run, recover in a scratch copy of HEAD; the cell's record (and its recovery.json in OUT/cells).
+    `families` (keys of MEASURE_STAGES): run only the stages those measures read, and what they need (the
+    same params, so the same adapters and posts as the whole pipeline's); the other measures come out null."""
     import shutil
 
     from hivelm.recovery import RECOVERY, flatten
@@ -288,8 +296,9 @@ def run_cell(cell: Cell, args: argparse.Namespace, out: Path) -> dict:
     rates = ",".join(f"{c}={r:g}" for c, r in cell.rates().items())
     steps = {"plant": [hivelm, "--params", "params.yaml", "plant", "--rates", rates, "--per-community", str(cell.n),
                        "--seed", str(cell.seed)],
-             "run": [hivelm, "run", "--", "--force"],
-             "recover": [hivelm, "recover", "--score"]}
+             "run": [hivelm, "run", "--", "--force",
+                     *dict.fromkeys(MEASURE_STAGES[family] for family in families or ())],
+             "recover": [hivelm, "recover"]}
     record = {"n": cell.n, "gap": cell.gap, "seed": cell.seed, "rates": cell.rates(), "exit_code": 0,
               "failed_step": None, "seconds": {}, "measures": {}}
     for step, command in steps.items():

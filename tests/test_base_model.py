@@ -1,4 +1,4 @@
-"""stages/base_model.py: a local folder (or the embedded GGUF: tests/test_smollm2.py) -> the plain model folder
+"""stages/base_model.py: a local folder (or the embedded GGUF: tests/test_strong_signal.py) -> the plain model folder
 every later stage loads."""
 
 from __future__ import annotations

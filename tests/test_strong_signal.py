@@ -1,0 +1,64 @@
+"""The strong-signal case (issue 26): two planted communities at rates 0 and 1, 500 posts each, through the real
+pipeline on SmolLM2-135M (bench/planted.py's cell, seed 0). It asserts the recovery measures that the
+benchmark's 5 seeds showed reliable for this case (hivelm.recovery.reliable over STRONG_500_RESULTS), and
+nothing else: the survey, which recovered the order in 2 of 5 seeds, is not asserted (docs/planted.md). It is
+also the suite's run of the embedded SmolLM2 through convert, tune and generate (the untuned and in-context
+corpora on SmolLM2 run in CI's pipeline, configs/ci/params.yaml)."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from hivelm.artifacts import read_json
+from hivelm.recovery import STRONG_500_RESULTS, reliable
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 0
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_planted_strong", REPO / "bench" / "planted.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_path):
+    bench = load_bench()
+    results = read_json(REPO / STRONG_500_RESULTS)
+    args = bench.parse_args(bench.STRONG_500)
+    # The committed results describe this very case: a change to its cuts needs the benchmark rerun first.
+    assert (results["sizes"], results["gaps"], results["seeds"]) == (args.sizes, args.gaps, args.seeds)
+    assert results["cuts"] == bench.cuts(args)
+    asserted = reliable(results, SEED)
+    assert asserted == ["generation.finetuned", "likelihood.diagonal_share", "likelihood.label_gain"]
+    families = sorted({name.split(".")[0] for name in asserted})
+
+    (tmp_path / "cells").mkdir()
+    args.keep = True  # the project stays for the checks below (tmp_path goes at the end)
+    cell = bench.Cell(args.sizes[0], args.gaps[0], SEED)
+    record = bench.run_cell(cell, args, tmp_path, families)
+    assert record["exit_code"] == 0, f"failed at {record['failed_step']}"
+    assert record["rates"] == {"group_a": 0.0, "group_b": 1.0}
+    for name in asserted:
+        assert record["measures"][name] is True, f"{name} did not recover the planted order: {record}"
+    assert record["detector"]["trusted"]
+    # Only the stages those measures read ran: no survey, so its measures have no verdict to assert or not.
+    assert record["measures"]["survey.finetuned.C1"] is None
+
+    project = tmp_path / "projects" / cell.name
+    provenance = json.loads((project / "models/base/hivelm_base.json").read_text())
+    assert provenance["architecture"] == "LlamaForCausalLM" and provenance["parameters"] > 100_000_000
+    for community in record["rates"]:
+        stats = json.loads((project / f"reports/generate/{community}.json").read_text())["finetuned"]
+        raw = [json.loads(line) for line in (project / f"data/generated/{community}/finetuned.raw.jsonl").open()]
+        assert len(raw) == stats["generated"] > 0 and stats["new_tokens"] > 0
+        assert sum(bool(r["text"]) for r in raw) > len(raw) / 2
+    recovery = json.loads((tmp_path / "cells" / f"{cell.name}.recovery.json").read_text())
+    gain = recovery["likelihood"]["label_gain"]
+    assert gain["attitude_posts"] > 20 and gain["opposite_posts"] > 20  # held-out posts of both labels were joined
