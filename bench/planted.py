@@ -7,7 +7,9 @@ planted difference? (issue 26, point 4)
     .venv/bin/python bench/planted.py --out .hivelm/planted-bench  # rerun: finished cells are read back, not rerun
     .venv/bin/python bench/planted.py --sizes 50,500 --gaps 0.5,1 --grid-cuts      # docs/planted.md's run
     .venv/bin/python bench/planted.py --strong-signal --out .hivelm/strong  # the 50-post strong-signal case, 5 seeds
-    .venv/bin/python bench/planted.py --sizes 500 --gaps 1 --seeds 0,1,2,3,4 --grid-cuts  # STRONG_500: the test's case
+    .venv/bin/python bench/planted.py --sizes 500 --gaps 1 --seeds 0,1,2,3,4 --grid-cuts  # STRONG_500
+    .venv/bin/python bench/planted.py --sizes 200 --gaps 1 --seeds 0,1,2,3,4 --grid-cuts \
+        --families generation,likelihood                                          # STRONG_200: the test's case
 
 Each cell of the grid (posts per community N, rate gap g, seed s) plants two communities, group_a at rate
 0.5 - g/2 and group_b at 0.5 + g/2 (g = 1: rates 0 and 1; on odd seeds the other way round, `Cell.rates`), with `hivelm plant --per-community N --seed s` in a
@@ -62,8 +64,13 @@ STRONG_SIGNAL = ["--sizes", "50", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_C
 the planted order reliably (hivelm.recovery.reliable), so no test runs it; docs/planted.md shows the outcome.
 (With 12 tuning steps and 12 generated posts per community, seed 0 recovered nothing.)"""
 STRONG_500 = ["--sizes", "500", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS]
-"""The same case at 500 posts per community (hivelm.recovery.STRONG_500_RESULTS is its run): the case the test
-suite runs (tests/test_strong_signal.py, seed 0), asserting what these seeds show reliable and nothing else."""
+"""The same case at 500 posts per community (hivelm.recovery.STRONG_500_RESULTS is its run): the generated
+posts, the label gain and the diagonal share recovered the planted order in 5 of 5 seeds."""
+STRONG_200 = ["--sizes", "200", "--gaps", "1", "--seeds", "0,1,2,3,4", *GRID_CUTS, "--families", "generation,likelihood"]
+"""The case the test suite runs (tests/test_strong_signal.py, seed 0; hivelm.recovery.STRONG_200_RESULTS is its
+run): rates 0 and 1 at 200 posts per community, the grid's cuts, and only the stages the generation and
+likelihood measures read (no survey, which recovered in at most 2 of 5 seeds at 50 and at 500). 200 rather
+than 500: 40 held-out posts per community to score instead of 100, which keeps the test within CI's time."""
 MEASURE_STAGES = {"generation": "generate", "likelihood": "attribute", "survey": "survey", "dose": "survey"}
 """The stage whose outputs each family of recovery measures reads (hivelm.recovery.recover): `run_cell`'s
 `families` runs only those stages (and what they need) instead of the whole pipeline."""
@@ -123,6 +130,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--personas", type=int, help="survey with the first N personas only (default: all 12)")
     parser.add_argument("--validity", action="store_true", help="the survey's validity card (the dose measure)")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="one more params change")
+    parser.add_argument("--families", type=lambda text: [f for f in text.split(",") if f],
+                        help="run only the stages these measures read (comma-separated keys of MEASURE_STAGES, "
+                             "e.g. generation,likelihood); the others come out null (default: the whole pipeline)")
     parser.add_argument("--keep", action="store_true", help="keep each cell's project in OUT/projects/")
     parser.add_argument("--grid-cuts", action="store_true", help="the cuts docs/planted.md's grid ran with (GRID_CUTS)")
     parser.add_argument("--strong-signal", action="store_true",
@@ -136,6 +146,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return parse_args([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--grid-cuts"] + GRID_CUTS)
     if len(args.seeds) < MIN_SEEDS:
         parser.error(f"--seeds: at least {MIN_SEEDS} seeds (the table asks for {POWER:.0%} of them)")
+    if args.families and not set(args.families) <= set(MEASURE_STAGES):
+        parser.error(f"--families: each of {', '.join(MEASURE_STAGES)}")
     if not all(0 < gap <= 1 for gap in args.gaps):
         parser.error("--gaps: each gap in (0, 1]")
     if min(args.sizes) < 1 or (args.tune_steps is not None and args.tune_steps < 1) \
@@ -146,7 +158,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def cuts(args: argparse.Namespace) -> dict:
     """What this run changed from configs/planted/params.yaml besides the communities and the seeds."""
-    return {"tune_steps": args.tune_steps, "personas": args.personas, "validity": args.validity, "set": args.set}
+    return {"tune_steps": args.tune_steps, "personas": args.personas, "validity": args.validity, "set": args.set} \
+        | ({"families": args.families} if args.families else {})
 
 
 def overrides(cell: Cell, args: argparse.Namespace) -> list[str]:
@@ -278,9 +291,9 @@ def _repro():
     return module
 
 
-def run_cell(cell: Cell, args: argparse.Namespace, out: Path, families: list[str] | None = None) -> dict:
+def run_cell(cell: Cell, args: argparse.Namespace, out: Path) -> dict:
     """Plant, run, recover in a scratch copy of HEAD; the cell's record (and its recovery.json in OUT/cells).
-    `families` (keys of MEASURE_STAGES): run only the stages those measures read, and what they need (the
+    `args.families` (keys of MEASURE_STAGES): run only the stages those measures read, and what they need (the
     same params, so the same adapters and posts as the whole pipeline's); the other measures come out null."""
     import shutil
 
@@ -297,7 +310,7 @@ def run_cell(cell: Cell, args: argparse.Namespace, out: Path, families: list[str
     steps = {"plant": [hivelm, "--params", "params.yaml", "plant", "--rates", rates, "--per-community", str(cell.n),
                        "--seed", str(cell.seed)],
              "run": [hivelm, "run", "--", "--force",
-                     *dict.fromkeys(MEASURE_STAGES[family] for family in families or ())],
+                     *dict.fromkeys(MEASURE_STAGES[family] for family in args.families or ())],
              "recover": [hivelm, "recover"]}
     record = {"n": cell.n, "gap": cell.gap, "seed": cell.seed, "rates": cell.rates(), "exit_code": 0,
               "failed_step": None, "seconds": {}, "measures": {}}

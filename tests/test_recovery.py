@@ -390,9 +390,14 @@ def test_the_strong_signal_case_is_the_grids_strongest_cell_over_five_seeds():
     grid = bench.parse_args(["--sizes", "50,500", "--gaps", "0.5,1", "--grid-cuts"])
     assert bench.cuts(grid) == bench.cuts(args)  # the grid's n=50, gap-1 cells are the case's first seeds
     bench.check_params(bench.cell_params(bench.Cell(50, 1.0, 0), args))  # the case's params load
-    strong = bench.parse_args(bench.STRONG_500)  # tests/test_strong_signal.py's case: the same cuts at 500 posts
+    strong = bench.parse_args(bench.STRONG_500)  # the same cuts at 500 posts
     assert (strong.sizes, strong.gaps, strong.seeds, bench.cuts(strong)) == ([500], [1.0], [0, 1, 2, 3, 4],
                                                                            bench.cuts(args))
+    tested = bench.parse_args(bench.STRONG_200)  # tests/test_strong_signal.py's case: the same, 200 posts, no survey
+    assert (tested.sizes, tested.families) == ([200], ["generation", "likelihood"])
+    assert bench.cuts(tested) == bench.cuts(args) | {"families": ["generation", "likelihood"]}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--families", "survey,typo"])
 
 
 def test_every_family_of_measures_names_a_stage_that_writes_what_it_reads(tmp_path, vocabulary):

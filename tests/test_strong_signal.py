@@ -1,7 +1,8 @@
-"""The strong-signal case (issue 26): two planted communities at rates 0 and 1, 500 posts each, through the real
-pipeline on SmolLM2-135M (bench/planted.py's cell, seed 0). It asserts the recovery measures that the
-benchmark's 5 seeds showed reliable for this case (hivelm.recovery.reliable over STRONG_500_RESULTS), and
-nothing else: the survey, which recovered the order in 2 of 5 seeds, is not asserted (docs/planted.md). It is
+"""The strong-signal case (issue 26): two planted communities at rates 0 and 1, 200 posts each, through the real
+pipeline on SmolLM2-135M (bench/planted.py's STRONG_200 cell, seed 0). It asserts the recovery measures that
+the benchmark's 5 seeds showed reliable for this case (hivelm.recovery.reliable over STRONG_200_RESULTS), and
+nothing else: the survey, which recovered the order in at most 2 of 5 seeds at 50 and at 500 posts, is not run
+(docs/planted.md). It is
 also the suite's run of the embedded SmolLM2 through convert, tune and generate (the untuned and in-context
 corpora on SmolLM2 run in CI's pipeline, configs/ci/params.yaml)."""
 
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hivelm.artifacts import read_json
-from hivelm.recovery import STRONG_500_RESULTS, reliable
+from hivelm.recovery import STRONG_200_RESULTS, reliable
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -30,25 +31,25 @@ def load_bench():
 
 def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_path):
     bench = load_bench()
-    results = read_json(REPO / STRONG_500_RESULTS)
-    args = bench.parse_args(bench.STRONG_500)
+    results = read_json(REPO / STRONG_200_RESULTS)
+    args = bench.parse_args(bench.STRONG_200)
     # The committed results describe this very case: a change to its cuts needs the benchmark rerun first.
     assert (results["sizes"], results["gaps"], results["seeds"]) == (args.sizes, args.gaps, args.seeds)
     assert results["cuts"] == bench.cuts(args)
     asserted = reliable(results, SEED)
     assert asserted == ["generation.finetuned", "likelihood.diagonal_share", "likelihood.label_gain"]
-    families = sorted({name.split(".")[0] for name in asserted})
+    assert {name.split(".")[0] for name in asserted} <= set(args.families)  # the stages it runs write them
 
     (tmp_path / "cells").mkdir()
     args.keep = True  # the project stays for the checks below (tmp_path goes at the end)
     cell = bench.Cell(args.sizes[0], args.gaps[0], SEED)
-    record = bench.run_cell(cell, args, tmp_path, families)
+    record = bench.run_cell(cell, args, tmp_path)
     assert record["exit_code"] == 0, f"failed at {record['failed_step']}"
     assert record["rates"] == {"group_a": 0.0, "group_b": 1.0}
     for name in asserted:
         assert record["measures"][name] is True, f"{name} did not recover the planted order: {record}"
     assert record["detector"]["trusted"]
-    # Only the stages those measures read ran: no survey, so its measures have no verdict to assert or not.
+    # Only the stages those measures read ran (args.families): no survey, so its measures have no verdict.
     assert record["measures"]["survey.finetuned.C1"] is None
 
     project = tmp_path / "projects" / cell.name
@@ -61,4 +62,4 @@ def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_
         assert sum(bool(r["text"]) for r in raw) > len(raw) / 2
     recovery = json.loads((tmp_path / "cells" / f"{cell.name}.recovery.json").read_text())
     gain = recovery["likelihood"]["label_gain"]
-    assert gain["attitude_posts"] > 20 and gain["opposite_posts"] > 20  # held-out posts of both labels were joined
+    assert gain["attitude_posts"] >= 10 and gain["opposite_posts"] >= 10  # held-out posts of both labels were joined

@@ -48,7 +48,10 @@ STRONG_RESULTS = Path("reports/planted/strong-signal.json")
 the ones a test of that case may assert, and nothing else (docs/planted.md)."""
 STRONG_500_RESULTS = Path("reports/planted/strong-signal-500.json")
 """The same case at 500 posts per community over 5 seeds (`bench/planted.py --sizes 500 --gaps 1 --seeds
-0,1,2,3,4 --grid-cuts`): the measures it shows reliable are what tests/test_strong_signal.py asserts."""
+0,1,2,3,4 --grid-cuts`): the generated posts and both likelihood measures recovered in 5 of 5 seeds."""
+STRONG_200_RESULTS = Path("reports/planted/strong-signal-200.json")
+"""The same case at 200 posts per community over 5 seeds, generation and likelihood stages only (bench/planted.py's
+STRONG_200): the case tests/test_strong_signal.py runs, asserting the measures these results show reliable."""
 POWER = 0.8
 """The share of seeds in which a measure must recover the planted order to count as recovering it at a size
 (the power curve's rule, issue 26; 80% is the conventional power target of a study design)."""

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hivelm import config
 from hivelm.artifacts import read_json
-from hivelm.recovery import STRONG_500_RESULTS  # light: paths and arithmetic, no model
+from hivelm.recovery import STRONG_200_RESULTS, STRONG_500_RESULTS  # light: paths and arithmetic, no model
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"  # the checkout's docs/ (the pages are not shipped)
 NESTED = {name: cls for name, cls in vars(config).items() if isinstance(cls, type) and is_dataclass(cls)}
@@ -150,7 +150,8 @@ def _run_line(results: dict) -> str:
     cuts = results["cuts"]
     said = [f"{cuts['tune_steps']} tuning steps" if cuts.get("tune_steps") else None,
             f"the first {cuts['personas']} personas" if cuts.get("personas") else None,
-            "the validity card" if cuts.get("validity") else "no validity card"] + list(cuts.get("set") or [])
+            "the validity card" if cuts.get("validity") else "no validity card"] + list(cuts.get("set") or []) + (
+        [f"only the stages the {' and '.join(cuts['families'])} measures read"] if cuts.get("families") else [])
     # The cells' own times: a rerun into the same OUT reads finished cells back, so the last run's wall_s can
     # cover only some of them.
     seconds = sum(sum(record["seconds"].values()) for record in results["records"])
@@ -228,7 +229,8 @@ PAGES = {"configuration.md": reference_markdown, "reference/cli.md": cli_markdow
          "reference/instruments.md": instruments_markdown}
 BLOCKS = {"explanation/validity.md": {"demo-card": demo_card_markdown},
           "planted.md": {"planted-power": planted_power_markdown, "planted-strong": planted_strong_markdown,
-                         "planted-strong-500": lambda: planted_strong_markdown(STRONG_500_RESULTS)}}
+                         "planted-strong-500": lambda: planted_strong_markdown(STRONG_500_RESULTS),
+                         "planted-strong-200": lambda: planted_strong_markdown(STRONG_200_RESULTS)}}
 """Generated blocks inside hand-written pages: between `<!-- NAME -->` and `<!-- /NAME -->`."""
 
 
