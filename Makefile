@@ -60,7 +60,10 @@ planted: setup
 
 # One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
 # end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.
+# compileall first: under PYTHONDONTWRITEBYTECODE (set on this project's machines) nothing else caches src/'s
+# bytecode, and the suite's hundreds of hivelm processes would each compile it again.
 test: setup
+	$(BIN)/python -m compileall -q src
 	$(BIN)/pytest -n auto --dist loadfile
 
 # The inner loop: unit tests only (no torch, DVC or MLflow import; under a minute on 2 cores).

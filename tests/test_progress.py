@@ -65,4 +65,5 @@ def test_the_quickstart_offers_the_ci_sized_run_before_the_demo(tmp_path):
                          capture_output=True, text=True, check=True).stdout
     assert f"cp configs/ci/params.yaml {tmp_path}/params.yaml" in dry
     assert re.search(rf"cd {tmp_path} && \S+/hivelm +run", dry) and not any(tmp_path.iterdir())  # dry: nothing run
-    assert "make quick" in (root / ".ci/run").read_text(encoding="utf-8")
+    assert "make test" in (root / ".ci/run").read_text(encoding="utf-8")  # whose gate test runs `make quick`
+    assert '"quick"' in (root / "tests/test_ci_gate.py").read_text(encoding="utf-8")
