@@ -58,13 +58,14 @@ planted: setup
 	cd $(PLANTED) && $(abspath $(BIN))/hivelm plant $(PLANT_FLAGS) && $(abspath $(BIN))/hivelm $(HIVELM_FLAGS) run
 	cd $(PLANTED) && $(abspath $(BIN))/hivelm recover
 
-# One pytest worker per core (pytest-xdist), each handed the next test file when it is free; files with
-# end-to-end tests are queued first (tests/conftest.py). `$(BIN)/pytest` alone runs the suite serially.
+# One pytest worker per core (pytest-xdist), each handed the next test file when it is free, in the order
+# tests/conftest.py sorts them (the longest first; --no-loadscope-reorder, or xdist queues files by their
+# number of tests and the one-test pipelines ran last, one of them alone). `$(BIN)/pytest` runs it serially.
 # compileall first: under PYTHONDONTWRITEBYTECODE (set on this project's machines) nothing else caches src/'s
 # bytecode, and the suite's hundreds of hivelm processes would each compile it again.
 test: setup
 	$(BIN)/python -m compileall -q src
-	$(BIN)/pytest -n auto --dist loadfile
+	$(BIN)/pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # The inner loop: unit tests only (no torch, DVC or MLflow import; under a minute on 2 cores).
 test-fast: setup

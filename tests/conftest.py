@@ -33,7 +33,10 @@ HEAVY_FIXTURES = {"tiny_model_dir", "project", "mlflow_template_db", "small_corp
                   "jigsaw", "detoxify_checkpoint", "tiny_judge_parts", "real_project", "committed_pipeline",
                   "keto_pipeline"}
 HEAVY_MODULES = ("torch", "transformers", "peft", "mlflow", "dvc", "sentence_transformers")
-LONGEST = ("test_strong_signal.py", "test_ci_gate.py")  # real SmolLM2 pipelines: queued before every other file
+LONGEST = ("test_ci_gate.py", "test_strong_signal.py", "test_rerun.py", "test_preset.py", "test_pipeline.py",
+           "test_forkserver.py", "test_team.py")
+"""The longest test files, longest first (measured in CI's make test: the two real SmolLM2 pipelines about 4.5
+minutes each, the tiny pipelines 1.5 to 2): queued in this order before every other file."""
 
 
 def pytest_collection_modifyitems(config, items):
@@ -45,11 +48,14 @@ def pytest_collection_modifyitems(config, items):
     # stay together, in their order, for its module fixtures): `make test`'s workers (pytest-xdist,
     # --dist loadfile hands the next file to whichever worker is free) start the long files early and the
     # short ones fill the gaps, so the suite does not end waiting on one worker's long file.
-    # The longest files (LONGEST, several minutes each on 2 cores) start first, one per worker: started last,
-    # one of them would run on alone while the other worker idles.
+    # The longest files (LONGEST) start first, longest first, so the suite ends on short files on both workers:
+    # started last, a long one runs on alone while the other worker idles. Needs `--no-loadscope-reorder`
+    # (Makefile): pytest-xdist otherwise queues files by their number of tests, one-test files last.
     def rank(item) -> int:
-        return -1 if item.path.name in LONGEST else 0 if item.get_closest_marker("integration") \
-            or item.get_closest_marker("slow") else 1 if item.get_closest_marker("heavy") else 2
+        if item.path.name in LONGEST:
+            return LONGEST.index(item.path.name) - len(LONGEST)
+        return 0 if item.get_closest_marker("integration") or item.get_closest_marker("slow") \
+            else 1 if item.get_closest_marker("heavy") else 2
 
     files: dict[str, int] = {}
     for item in items:
