@@ -72,8 +72,8 @@ run): rates 0 and 1 at 200 posts per community, the grid's cuts, and only the st
 likelihood measures read (no survey, which recovered in at most 2 of 5 seeds at 50 and at 500). 200 rather
 than 500: 40 held-out posts per community to score instead of 100, which keeps the test within CI's time."""
 MEASURE_STAGES = {"generation": "generate", "likelihood": "attribute", "survey": "survey", "dose": "survey"}
-"""The stage whose outputs each family of recovery measures reads (hivelm.recovery.recover): `run_cell`'s
-`families` runs only those stages (and what they need) instead of the whole pipeline."""
+"""The stage whose outputs each family of recovery measures reads (hivelm.recovery.recover): `--families` runs
+only those stages (and what they need) instead of the whole pipeline."""
 
 
 @dataclass(frozen=True)
