@@ -2,31 +2,21 @@
 pipeline on SmolLM2-135M (bench/planted.py's STRONG_200 cell, seed 0). It asserts the recovery measures that
 the benchmark's 5 seeds showed reliable for this case (hivelm.recovery.reliable over STRONG_200_RESULTS), and
 nothing else: the survey, which recovered the order in at most 2 of 5 seeds at 50 and at 500 posts, is not run
-(docs/planted.md). It is
-also the suite's run of the embedded SmolLM2 through convert, tune and generate (the untuned and in-context
-corpora on SmolLM2 run in CI's pipeline, configs/ci/params.yaml)."""
+(docs/planted.md). It is also the suite's run of the embedded SmolLM2 through convert, tune and generate (the
+untuned and in-context corpora on SmolLM2 run in the CI gate's pipeline, tests/test_ci_gate.py)."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from hivelm.artifacts import read_json
 from hivelm.recovery import STRONG_200_RESULTS, reliable
+from test_recovery import load_bench  # bench/planted.py, loaded as its tests load it
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_planted_strong", REPO / "bench" / "planted.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_path):

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,7 +71,6 @@ project's corpus, so it reads as well beside 50 posts per community as beside 50
 DETECTOR_STREAM = "stance-detector"  # the community name its posts are drawn under: no project shares its draws
 ORDER_RULE = (f"Spearman rho(planted rate, value) >= {MIN_SPEARMAN} and the top-minus-bottom contrast "
               "supported with a positive sign")
-log = logging.getLogger(__name__)
 
 
 def reliable(results: Mapping, seed: int) -> list[str]:
@@ -460,7 +458,7 @@ def recover(root: str | Path, labels: str | Path, corpus: str | Path | None = No
     surveys = {c: report for c in rates if (report := read_json(root / paths.survey_report(c))) is not None}
     generated = {name: {c: [r["text"] for r in read_jsonl(p)] for c in rates
                         if (p := root / paths.corpus(c, name)).is_file()} for name in SURVEY_CORPORA}
-    gains = read_jsonl(root / paths.attribute_gains()) if (root / paths.attribute_gains()).is_file() else None
+    gains = read_jsonl(found) if (found := root / paths.attribute_gains()).is_file() else None
     vocabulary = Path(vocabulary) if vocabulary is not None else root / VOCABULARY
     detector = (train_detector(load_vocabulary(vocabulary), statistics.seed if statistics is not None else 0)
                 if vocabulary.is_file() else None)

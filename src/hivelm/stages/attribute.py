@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hivelm import metrics, paths
-from hivelm.artifacts import staged_outputs, write_json, write_jsonl
+from hivelm.artifacts import rounded, staged_outputs, write_json, write_jsonl
 from hivelm.config import HiveConfig
 from hivelm.errors import HiveError
 from hivelm.rng import keyed_rng
@@ -219,8 +219,6 @@ def main(cfg: HiveConfig, run) -> dict:
 def per_post_gains(ids: list, truth: list[str], gains: np.ndarray, communities: list[str]) -> list[dict]:
     """One record per held-out post: its post_id, its community, its gain under each adapter (at the committed
     precision, artifacts.rounded)."""
-    from hivelm.artifacts import rounded
-
     return [{"post_id": pid, "community": c, "gain": rounded(dict(zip(communities, g.tolist())))}
             for pid, c, g in zip(ids, truth, gains)]
 
