@@ -43,3 +43,39 @@ def test_a_missing_local_source_is_one_line_naming_it_and_writes_nothing(tmp_pat
     with pytest.raises(HiveError, match="models/nothere"):
         build("./models/nothere", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_conversion_cache_lives_where_the_environment_says(tmp_path, monkeypatch):
+    from hivelm.stages.base_model import cache_root
+
+    monkeypatch.delenv("HIVELM_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_root() == tmp_path / ".cache/hivelm"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg/hivelm"
+    monkeypatch.setenv("HIVELM_CACHE", str(tmp_path / "mine"))
+    assert cache_root() == tmp_path / "mine"
+    monkeypatch.setenv("HIVELM_CACHE", "off")
+    assert cache_root() is None
+
+
+@pytest.mark.heavy  # transformers
+def test_a_cut_off_cache_entry_is_not_used(tiny_model_dir, tmp_path, monkeypatch):
+    """An entry a killed copy or a full disk cut short is converted again, never copied into a project."""
+    import shutil
+
+    from hivelm.stages.base_model import cache_entry, cached
+
+    monkeypatch.setenv("HIVELM_CACHE", "off")
+    assert cache_entry("embedded:smollm2", "float32") is None
+    monkeypatch.setenv("HIVELM_CACHE", str(tmp_path / "cache"))
+    assert cache_entry(str(tiny_model_dir), "float32") is None  # a plain folder loads fast: nothing to keep
+    entry = cache_entry("embedded:smollm2", "float32")
+    assert entry.parent == tmp_path / "cache/embedded" and "float32" in entry.name
+    assert not cached(entry)
+    shutil.copytree(tiny_model_dir, entry)
+    assert cached(entry)
+    weights = next(entry.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-100])
+    assert not cached(entry)

@@ -2,16 +2,19 @@
 pipeline on SmolLM2-135M (bench/planted.py's STRONG_200 cell, seed 0). It asserts the recovery measures that
 the benchmark's 5 seeds showed reliable for this case (hivelm.recovery.reliable over STRONG_200_RESULTS), and
 nothing else: the survey, which recovered the order in at most 2 of 5 seeds at 50 and at 500 posts, is not run
-(docs/planted.md). It is also the suite's run of the embedded SmolLM2 through convert, tune and generate (the
-untuned and in-context corpora on SmolLM2 run in the CI gate's pipeline, tests/test_ci_gate.py)."""
+(docs/planted.md). It is also the suite's run of the embedded SmolLM2 through convert (or the conversion cache's
+copy), tune and generate (the untuned and in-context corpora on SmolLM2 run in the CI gate's pipeline,
+tests/test_ci_gate.py)."""
 
 import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hivelm.artifacts import read_json
 from hivelm.recovery import STRONG_200_RESULTS, reliable
+from hivelm.stages.base_model import cache_entry, cached
 from test_recovery import load_bench  # bench/planted.py, loaded as its tests load it
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,6 +48,10 @@ def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_
     project = tmp_path / "projects" / cell.name
     provenance = json.loads((project / "models/base/hivelm_base.json").read_text())
     assert provenance["architecture"] == "LlamaForCausalLM" and provenance["parameters"] > 100_000_000
+    # The converted model came from (or went into) the conversion cache, and is the same bytes as the one this
+    # repository's own pipeline converted (dvc.lock's hash of models/base: same source, dtype, transformers).
+    assert cached(cache_entry("embedded:smollm2", "float32"))
+    assert base_model_hash(project / "dvc.lock") == base_model_hash(REPO / "dvc.lock")
     for community in record["rates"]:
         stats = json.loads((project / f"reports/generate/{community}.json").read_text())["finetuned"]
         raw = [json.loads(line) for line in (project / f"data/generated/{community}/finetuned.raw.jsonl").open()]
@@ -53,3 +60,7 @@ def test_the_strong_signal_case_recovers_what_the_benchmark_showed_reliable(tmp_
     recovery = json.loads((tmp_path / "cells" / f"{cell.name}.recovery.json").read_text())
     gain = recovery["likelihood"]["label_gain"]
     assert gain["attitude_posts"] >= 10 and gain["opposite_posts"] >= 10  # held-out posts of both labels were joined
+
+
+def base_model_hash(lock: Path) -> str:
+    return yaml.safe_load(lock.read_text())["stages"]["base_model"]["outs"][0]["md5"]
