@@ -23,6 +23,17 @@ system share, the part spent in the kernel rather than in arithmetic. The last l
 applied (`--full`: without them) and any `--set key=value` after them; the scratch copy is made beside this
 checkout, so the preset's `../shared/...` data paths resolve as they do here. The effective params are the
 copy's params.yaml (`--keep` it to archive them) and are listed in the JSON line.
+
+`--baseline COMMIT` runs the same benchmark on COMMIT's tree and code first, then on HEAD's, and prints each
+stage's time at HEAD as a ratio to the baseline's (below 1: faster). Machines of the same size differ by 1.4x
+here, so only a ratio measured on one machine in one session says whether a change made HEAD faster. Each copy
+runs its own code (its src/ first on PYTHONPATH) with its own params: the preset file and CPU_SIZED as that
+commit declared them, then the same `--set` changes (keys both commits know). It runs in this interpreter's
+environment, so a baseline that needs other packages cannot run here. The converted base model comes from the
+conversion cache when that is warm (stages/base_model.py; HIVELM_CACHE=off converts in both runs).
+
+    .venv/bin/python bench/repro.py --preset eating-disorder --set prepare.max_posts_per_community=150 \
+        --baseline 0b360ca          # a slice of the public sample, the baseline commit run right beside HEAD
 """
 
 from __future__ import annotations
@@ -49,43 +60,50 @@ THROUGHPUT = {
 
 CPU_SIZED = {
     # The changes that fit a preset into a few CPU hours, declared once (reports/paper-sample/ records the
-    # run that used them). eating-disorder: 80 tuning steps (an eval every 20) instead of full epochs over
-    # ~5,000 posts; 2 posts per topic and corpus (54 per corpus); the nine SWED items criteria C1-C4 score (the
-    # paper's swed-prompts hold the same nine); 8 posts in the in-context prompt instead of 20.
-    "eating-disorder": ["tune.max_steps=80", "tune.eval_steps=20", "generate.samples_per_topic=2",
-                        "survey.items=[Q5,Q6,Q7,Q8,Q9,Q13,Q14,Q15,Q16]", "survey.in_context.k=8"],
+    # run that used them). eating-disorder: 80 tuning steps instead of full epochs over ~5,000 posts, with two
+    # periodic evaluations on 128 demonstrations (four on 256 took about half of tune's time); 2 posts per topic
+    # and corpus (54 per corpus); the nine SWED items criteria C1-C4 score (the paper's swed-prompts hold the
+    # same nine); 8 posts in the in-context prompt instead of 20; attribution on 100 held-out posts per
+    # community instead of all ~180 (its time grows with posts x 7 forward passes).
+    "eating-disorder": ["tune.max_steps=80", "tune.eval_steps=40", "tune.eval_max_examples=128",
+                        "generate.samples_per_topic=2", "survey.items=[Q5,Q6,Q7,Q8,Q9,Q13,Q14,Q15,Q16]",
+                        "survey.in_context.k=8", "attribute.max_posts_per_community=100"],
 }
 
 
-def preset_params(name: str, overrides: list[str]) -> str:
-    """configs/presets/NAME/params.yaml with `overrides` applied, as YAML; validated like any params file."""
+def preset_params(name: str, overrides: list[str], commit: str = "HEAD") -> str:
+    """configs/presets/NAME/params.yaml as committed at `commit`, with `overrides` applied, as YAML. HEAD's is
+    validated like any params file; an older commit's is its own code's to validate (its schema may differ)."""
     import yaml
     from omegaconf import OmegaConf
 
     from hivelm.config import load_config
 
-    source = REPO / "configs" / "presets" / name / "params.yaml"
-    if not source.is_file():
-        raise SystemExit(f"bench/repro.py: no preset {name!r} ({source} does not exist)")
-    merged = OmegaConf.merge(OmegaConf.load(source), OmegaConf.from_dotlist(overrides))
-    text = f"# bench/repro.py --preset {name}: {source.relative_to(REPO)} with {' '.join(overrides) or 'no changes'}\n"
+    source = f"configs/presets/{name}/params.yaml"
+    shown = subprocess.run(["git", "show", f"{commit}:{source}"], cwd=REPO, capture_output=True, text=True)
+    if shown.returncode != 0:
+        raise SystemExit(f"bench/repro.py: no preset {name!r} at {commit} ({source} does not exist there)")
+    merged = OmegaConf.merge(OmegaConf.create(shown.stdout), OmegaConf.from_dotlist(overrides))
+    text = f"# bench/repro.py --preset {name}: {source} at {commit} with {' '.join(overrides) or 'no changes'}\n"
     text += yaml.safe_dump(OmegaConf.to_container(merged), sort_keys=False, allow_unicode=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as check:
-        check.write(text)
-        check.flush()
-        load_config(check.name)
+    if commit == "HEAD":
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as check:
+            check.write(text)
+            check.flush()
+            load_config(check.name)
     return text
 
 
-def scratch_copy(keep: str | None, params: str | None = None, files: dict[str, str] | None = None) -> Path:
-    """The committed tree (`git archive HEAD`) in a scratch folder (`keep`, which must not exist, or a new
-    temporary one), made a git repo of its own (stages tag their runs with its commit), with `params` (YAML text)
+def scratch_copy(keep: str | None, params: str | None = None, files: dict[str, str] | None = None,
+                 commit: str = "HEAD") -> Path:
+    """The committed tree (`git archive COMMIT`, HEAD by default) in a scratch folder (`keep`, which must not
+    exist, or a new temporary one), made a git repo of its own (stages tag their runs with its commit), with `params` (YAML text)
     as its params.yaml and `files` ({relative path: text}) written in before that commit. A preset's copy sits
     beside this checkout (its data paths are relative to the project)."""
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="hivelm-repro-", dir=REPO.parent if params else None))
     if keep:
         work.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=REPO, capture_output=True, check=True).stdout
+    archive = subprocess.run(["git", "archive", commit], cwd=REPO, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     if params is not None:
         (work / "params.yaml").write_text(params, encoding="utf-8")
@@ -106,15 +124,18 @@ def pipeline_env() -> dict[str, str]:
     return env | {"MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
-def cold_run(keep: str | None, params: str | None = None) -> tuple[Path, float, int]:
-    """Run the whole pipeline in a scratch copy of HEAD (`scratch_copy`), with `params` (YAML text) as its
-    params.yaml when given; (project dir, wall seconds, exit code)."""
-    work = scratch_copy(keep, params)
+def cold_run(keep: str | None, params: str | None = None, commit: str = "HEAD") -> tuple[Path, float, int]:
+    """Run the whole pipeline in a scratch copy of `commit` (`scratch_copy`) on that copy's own code, with
+    `params` (YAML text) as its params.yaml when given; (project dir, wall seconds, exit code)."""
+    work = scratch_copy(keep, params, commit=commit)
     hivelm = Path(sys.executable).parent / "hivelm"
+    env = pipeline_env()
+    # The copy's src/ ahead of the editable install's: the benchmark times the committed code, whichever commit.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "src"), env.get("PYTHONPATH")]))
     started = time.perf_counter()
     # --force: every stage runs. Without it DVC would skip a stage whose inputs came out byte-identical to
     # dvc.lock's and whose outputs are committed (evaluate's reports, say): a fair first run, but not cold.
-    code = subprocess.run([str(hivelm), "run", "--", "--force"], cwd=work, env=pipeline_env()).returncode
+    code = subprocess.run([str(hivelm), "run", "--", "--force"], cwd=work, env=env).returncode
     return work, time.perf_counter() - started, code
 
 
@@ -191,6 +212,55 @@ def render(result: dict) -> str:
     return "\n".join(lines)
 
 
+def ratios(head: dict, baseline: dict) -> dict:
+    """HEAD's seconds over the baseline's, per stage both ran, for the pipeline and for the wall clock."""
+    def ratio(a, b):
+        return round(a / b, 3) if a is not None and b else None
+
+    return {"pipeline": ratio(head["pipeline_s"], baseline["pipeline_s"]),
+            "wall": ratio(head.get("wall_s"), baseline.get("wall_s")),
+            "stages": {name: ratio(row["seconds"], baseline["stages"][name]["seconds"])
+                       for name, row in head["stages"].items() if name in baseline["stages"]}}
+
+
+def render_ratios(result: dict) -> str:
+    base, ratio = result["baseline"], result["ratio"]
+    lines = [f"HEAD against {base['commit']} on this machine (ratio = HEAD s / baseline s; below 1 is faster)",
+             f"{'stage':<14}{'baseline s':>11}{'HEAD s':>9}{'ratio':>7}"]
+    for name, r in ratio["stages"].items():
+        lines.append(f"{name:<14}{base['stages'][name]['seconds']:>11.1f}{result['stages'][name]['seconds']:>9.1f}"
+                     + (f"{r:>7.2f}" if r is not None else f"{'-':>7}"))
+    lines.append(f"{'pipeline':<14}{base['pipeline_s']:>11.1f}{result['pipeline_s']:>9.1f}{ratio['pipeline']:>7.2f}")
+    if ratio["wall"] is not None:
+        lines.append(f"{'wall clock':<14}{base['wall_s']:>11.1f}{result['wall_s']:>9.1f}{ratio['wall']:>7.2f}")
+    return "\n".join(lines)
+
+
+def committed_sizing(commit: str, preset: str) -> list[str]:
+    """CPU_SIZED[preset] as bench/repro.py declared it at `commit`: a baseline runs its own CPU sizing, so the
+    ratio compares what each commit benchmarks as the preset (a lever added to CPU_SIZED shows in it)."""
+    shown = subprocess.run(["git", "show", f"{commit}:bench/repro.py"], cwd=REPO, capture_output=True, text=True)
+    if shown.returncode != 0:
+        return CPU_SIZED.get(preset, [])  # older than this benchmark: HEAD's sizing
+    namespace: dict = {"__name__": "bench_repro_at_commit", "__file__": str(REPO / "bench" / "repro.py")}
+    exec(compile(shown.stdout, f"{commit}:bench/repro.py", "exec"), namespace)  # definitions only: main is not called
+    return list(namespace.get("CPU_SIZED", {}).get(preset, []))
+
+
+def measure(args, overrides: list[str], commit: str = "HEAD") -> dict:
+    """One cold run of `commit` (the demo, or the preset with `overrides`) and its stage table."""
+    params = preset_params(args.preset, overrides, commit) if args.preset else None
+    keep = args.keep if commit == "HEAD" or not args.keep else f"{args.keep}-baseline"
+    work, wall, code = cold_run(keep, params, commit)
+    print(f"bench/repro.py: `hivelm run` at {commit} exited {code} after {wall:.0f} s in {work}", file=sys.stderr)
+    result = stage_times(store_uri(work)) | {"wall_s": round(wall, 1), "exit_code": code, "project": str(work)}
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from-mlflow", metavar="DIR", help="read the last `hivelm run` of project DIR (or a tracking URI)")
@@ -200,29 +270,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full", action="store_true", help="with --preset: without the CPU-sized changes")
     parser.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
                         help="with --preset: one more params change (repeatable)")
+    parser.add_argument("--baseline", metavar="COMMIT",
+                        help="run COMMIT's tree and code first, then HEAD's, and print HEAD's times as ratios")
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    extra = {}
     if (args.full or args.set) and not args.preset:
         parser.error("--full and --set go with --preset")
+    if args.baseline and args.from_mlflow:
+        parser.error("--baseline runs both commits: not with --from-mlflow")
     if args.from_mlflow:
-        project = args.from_mlflow
-    else:
-        overrides = ([] if args.full else CPU_SIZED.get(args.preset, [])) + args.set if args.preset else []
-        params = preset_params(args.preset, overrides) if args.preset else None
-        work, wall, code = cold_run(args.keep, params)
-        project, extra = work, {"wall_s": round(wall, 1), "exit_code": code, "project": str(work)}
-        if args.preset:
-            extra |= {"preset": args.preset, "overrides": overrides}
-        print(f"bench/repro.py: `hivelm run` exited {code} after {wall:.0f} s in {work}", file=sys.stderr)
-    result = {"bench": "repro", "cpus": os.cpu_count(), **stage_times(store_uri(project), args.run_id), **extra}
+        result = {"bench": "repro", "cpus": os.cpu_count(), **stage_times(store_uri(args.from_mlflow), args.run_id)}
+        print(render(result))
+        print(json.dumps(result))
+        return 0
+    overrides = ([] if args.full else CPU_SIZED.get(args.preset, [])) + args.set if args.preset else []
+    baseline = None
+    if args.baseline:
+        commit = subprocess.run(["git", "rev-parse", "--short", args.baseline], cwd=REPO, capture_output=True,
+                                text=True)
+        if commit.returncode != 0:
+            parser.error(f"--baseline: {args.baseline!r} is not a commit of this repository")
+        commit = commit.stdout.strip()
+        sized = (committed_sizing(commit, args.preset) if not args.full else []) + args.set if args.preset else []
+        baseline = measure(args, sized, commit) | {"commit": commit, "overrides": sized}
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    result = {"bench": "repro", "cpus": os.cpu_count(), "commit": head.stdout.strip(),
+              **measure(args, overrides)}
+    if args.preset:
+        result |= {"preset": args.preset, "overrides": overrides}
     print(render(result))
+    if baseline is not None:
+        result |= {"baseline": baseline, "ratio": ratios(result, baseline)}
+        print(render_ratios(result))
     print(json.dumps(result))
-    if not args.from_mlflow and not args.keep:
-        import shutil
-
-        shutil.rmtree(project, ignore_errors=True)
-    return int(extra.get("exit_code", 0) != 0)
+    return int(result["exit_code"] != 0 or (baseline is not None and baseline["exit_code"] != 0))
 
 
 if __name__ == "__main__":

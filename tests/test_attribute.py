@@ -302,3 +302,16 @@ def test_mixed_adapter_batches_score_as_one_adapter_at_a_time(attribute_project)
         for key in ("adapter", "base", "gain"):
             assert np.abs(mixed[key] - alone[key]).max() <= 1e-5, (key, share_prefix)
     assert np.abs(alone["gain"]).min() > 1e-3  # the adapters really move the likelihoods
+
+
+def test_a_capped_community_is_scored_on_a_seeded_sample_in_file_order():
+    """attribute.max_posts_per_community: at most that many held-out posts per community, the same ones for
+    the same seed, in the file's order; a community with fewer keeps them all."""
+    from hivelm.stages.attribute import sample_posts
+
+    posts = [{"post_id": str(i)} for i in range(50)]
+    sample = sample_posts(posts, 10, 0, "keto")
+    assert len(sample) == 10 and sample == sorted(sample, key=lambda r: int(r["post_id"]))
+    assert sample == sample_posts(posts, 10, 0, "keto")
+    assert sample != sample_posts(posts, 10, 1, "keto") and sample != sample_posts(posts, 10, 0, "running")
+    assert sample_posts(posts, None, 0, "keto") == posts == sample_posts(posts, 50, 0, "keto")

@@ -92,6 +92,7 @@ def test_the_preset_run_is_the_preset_with_its_cpu_sized_changes(tmp_path):
     written.write_text(bench.preset_params("eating-disorder", overrides))
     cfg = load_config(written)
     assert cfg.tune.max_steps == 80 and cfg.generate.samples_per_topic == 2 and cfg.survey.in_context.k == 8
+    assert cfg.attribute.max_posts_per_community == 100
     assert cfg.survey.items == ["Q5", "Q6", "Q7", "Q8", "Q9", "Q13", "Q14", "Q15", "Q16"]
     assert cfg.survey.validity.orders == 3
     preset = yaml.safe_load((REPO / "configs/presets/eating-disorder/params.yaml").read_text())
@@ -101,3 +102,32 @@ def test_the_preset_run_is_the_preset_with_its_cpu_sized_changes(tmp_path):
         bench.preset_params("nope", [])
     with pytest.raises(ConfigError, match="tune.max_steps"):
         bench.preset_params("eating-disorder", ["tune.max_steps=many"])
+
+
+def test_the_baseline_comparison_is_head_over_baseline_per_stage_both_ran():
+    """`--baseline COMMIT`: a ratio per stage (below 1: HEAD is faster), for the pipeline and the wall clock;
+    a stage only one side ran has no ratio."""
+    bench = load_bench()
+    baseline = {"commit": "abc1234", "pipeline_s": 200.0, "wall_s": 220.0,
+                "stages": {"tune": {"seconds": 100.0}, "survey": {"seconds": 50.0}, "old": {"seconds": 9.0}}}
+    head = {"pipeline_s": 150.0, "wall_s": 165.0, "baseline": baseline,
+            "stages": {"tune": {"seconds": 60.0}, "survey": {"seconds": 55.0}, "new": {"seconds": 3.0}}}
+    head["ratio"] = ratio = bench.ratios(head, baseline)
+    assert ratio == {"pipeline": 0.75, "wall": 0.75, "stages": {"tune": 0.6, "survey": 1.1}}
+    table = bench.render_ratios(head)
+    assert "abc1234" in table and any(line.startswith("tune") and line.endswith("0.60") for line in table.splitlines())
+
+
+def test_a_baseline_preset_is_read_as_committed_there():
+    import subprocess
+
+    bench = load_bench()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    text = bench.preset_params("eating-disorder", ["survey.items=[Q5]"], commit)  # a clone may be shallow
+    assert f"at {commit} with survey.items=[Q5]" in text and "\n  - Q5\n" in text
+    # ... with that commit's own CPU sizing, read from its bench/repro.py without running its main
+    sized = bench.committed_sizing(commit, "eating-disorder")
+    assert "tune.max_steps=80" in sized and all("=" in change for change in sized)
+    assert bench.committed_sizing(commit, "nope") == []
+    with pytest.raises(SystemExit, match="no preset 'eating-disorder' at 0000000"):
+        bench.preset_params("eating-disorder", [], "0000000")

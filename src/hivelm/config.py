@@ -594,9 +594,16 @@ class AttributeConfig:
     """Score each community's posts under its adapter and the base model in the same batches (peft's
     mixed-adapter batches) instead of one after the other; equal within 1e-5. Off until a quiet machine confirms
     the small gain measured on a loaded one (docs/explanation/performance.md)."""
+    max_posts_per_community: int | None = None
+    """Held-out posts the stage scores per community: a seeded sample (statistics.seed, keyed by the community)
+    of this many where a community has more; null = all. The stage's time grows with posts x (communities + 1)
+    forward passes, so on a large corpus a few hundred posts per community give the matrix and attribution
+    intervals at a fraction of the cost; the intervals widen as posts go."""
 
     def validate(self) -> None:
         _check(self.max_length >= 8, "max_length", f"must be >= 8 (got {self.max_length})")
+        _check(self.max_posts_per_community is None or self.max_posts_per_community >= 1,
+               "max_posts_per_community", f"must be >= 1 or null (got {self.max_posts_per_community})")
         _check(self.batch_size >= 1, "batch_size", f"must be >= 1 (got {self.batch_size})")
         _check(self.temperature >= MIN_TEMPERATURE, "temperature",
                f"must be >= {MIN_TEMPERATURE} (got {self.temperature})")

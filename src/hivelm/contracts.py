@@ -104,7 +104,8 @@ CONTRACTS = (
              params=("communities", "instruct.templates", "instruct.system_prompt", "base_model.device",
                      "base_model.dtype", "base_model.attn_implementation", "base_model.num_threads",
                      "attribute.template_id", "attribute.max_length", "attribute.batch_size",
-                     "attribute.statistics", "attribute.mixed_adapters"),  # not attribute.temperature: only `hivelm attribute FILE` reads it
+                     "attribute.statistics", "attribute.mixed_adapters", "attribute.max_posts_per_community"),
+             # not attribute.temperature: only `hivelm attribute FILE` reads it
              deps=(str(paths.PREPARED), str(paths.BASE_MODEL), str(paths.ADAPTERS), "${instruct.templates}"),
              reports=(str(paths.ATTRIBUTE_DIR),)),
     Contract("summarize", "collect every stage's summary into the metrics file the gate reads", False,

@@ -184,9 +184,25 @@ def tfidf_predictions(train: dict[str, list[str]], heldout: dict[str, list[str]]
     return {c: [str(p) for p in classifier.predict(posts)] for c, posts in heldout.items()}
 
 
+def sample_posts(records: list[dict], cap: int | None, seed: int, community: str) -> list[dict]:
+    """At most `cap` of a community's held-out `records` (attribute.max_posts_per_community), a seeded sample in
+    their file order; all of them when cap is None or they are fewer."""
+    if cap is None or len(records) <= cap:
+        return records
+    keep = np.sort(keyed_rng(seed, "attribute", community).choice(len(records), cap, replace=False))
+    return [records[i] for i in keep]
+
+
 def main(cfg: HiveConfig, run) -> dict:
     communities = list(cfg.communities)
-    records = {c: read_jsonl(paths.heldout_posts(c)) for c in communities}
+    cap, seed = cfg.attribute.max_posts_per_community, cfg.attribute.statistics.seed
+    records = {}
+    for c in communities:
+        every = read_jsonl(paths.heldout_posts(c))
+        records[c] = sample_posts(every, cap, seed, c)
+        if len(records[c]) < len(every):
+            log.info("%s: scoring a seeded sample of %d of its %d held-out posts (attribute.max_posts_per_community)",
+                     c, len(records[c]), len(every))
     heldout = {c: [r["text"] for r in records[c]] for c in communities}
     train = {c: [r["text"] for r in read_jsonl(paths.train_posts(c))] for c in communities}
     model, tokenizer = load_scorer(cfg, communities)
