@@ -50,11 +50,11 @@ def cache_entry(source: str, dtype: str) -> Path | None:
     """The cache folder of an embedded model's conversion, None for other sources or with the cache off.
     Everything the converted bytes depend on is in its name: the GGUF file's content, the dtype and the
     transformers version that converts it."""
-    import transformers
-
     root = cache_root()
     if root is None or not source.startswith("embedded:"):
         return None
+    import transformers
+
     name = source.removeprefix("embedded:")
     sha = file_sha256(embedded_gguf(source))[:16]
     return root / "embedded" / f"{name}-{sha}-{dtype}-transformers{transformers.__version__}"
