@@ -53,7 +53,8 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
         assert {m["key"]: m["value"] for m in parent["data"]["metrics"]}["headline.communities"] == 0
 
         url = ui.runs_url(base_url, uri, "hivelm-demo")
-        assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs?viewStateShareKey={ui.VIEW_KEY}")
+        assert url.endswith(f"#/experiments/{experiment['experiment_id']}/runs?viewStateShareKey={ui.VIEW_KEY}"
+                            "&workflowType=machine_learning")
         screenshot = tmp_path / "runs.png"
         flags = chromium_flags(tmp_path / "chrome")
         subprocess.run([*flags, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120)
@@ -62,6 +63,8 @@ def test_ui_serves_the_pipeline_runs_and_renders(tmp_path, mlflow_template_db, t
                              timeout=120).stdout
         assert "ui-check" in dom  # the parent run is listed in the rendered runs table
         assert "headline.helped.fid" in dom  # a headline metric is a column of the runs table it opens on
+        # a fresh browser profile: the model-training side navigation, not the GenAI one (traces, judges)
+        assert "Model registry" in dom and "Judges" not in dom
     finally:
         ui.stop(server)
     assert server.poll() is not None

@@ -79,7 +79,11 @@ def headline_view() -> dict:
 
 
 def runs_url(base_url: str, uri: str, experiment: str) -> str:
-    """The runs table with the headline columns (the bare experiment URL opens a GenAI overview instead)."""
+    """The runs table with the headline columns, in the UI's model-training view.
+
+    The bare experiment URL opens a GenAI overview instead, and a browser that has never opened MLflow starts in the
+    GenAI side navigation (traces, judges) whatever the experiment's kind: `workflowType=machine_learning` is the
+    UI's own query parameter for its "Model training" switch."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
@@ -87,7 +91,7 @@ def runs_url(base_url: str, uri: str, experiment: str) -> str:
     if not found:
         return base_url
     client.set_experiment_tag(found.experiment_id, f"mlflow.sharedViewState.{VIEW_KEY}", json.dumps(headline_view()))
-    return f"{base_url}/#/experiments/{found.experiment_id}/runs?viewStateShareKey={VIEW_KEY}"
+    return f"{base_url}/#/experiments/{found.experiment_id}/runs?viewStateShareKey={VIEW_KEY}&workflowType=machine_learning"
 
 
 def is_loopback(host: str) -> bool:
