@@ -2,18 +2,19 @@
 compute limit the same run measures.
 
     .venv/bin/python bench/generate.py [--prompts 16] [--batch-size 16] [--max-new-tokens 32] [--model models/base]
-                                       [--mixed]
+                                       [--dtype float32] [--mixed]
 
 Prints tokens/s of each mode and their ratio; the last line is JSON. Needs models/base (`hivelm base_model`).
 `--mixed` also times the generate stage's two ways of sampling a finetuned and an untuned corpus from one base
 (a random LoRA adapter): one corpus after the other, and both in mixed-adapter batches (`generate.mixed_adapters`).
 
-Compute limit: the best torch.mm rate (float32 GFLOP/s) at the model's own shapes, (batch x prompt tokens,
+Compute limit: the best torch.mm rate (GFLOP/s in `--dtype`, the dtype the model runs in) at the model's own shapes, (batch x prompt tokens,
 hidden) @ (hidden, hidden | intermediate | vocab), measured in this process beside the generation. A generated
 token costs 2 x the matmul parameters (every linear layer and the output head; the embedding lookup is not a
 matmul) + 4 x layers x attention width x context FLOPs (scores and weighted values over the context so far;
 Kaplan et al. 2020, https://arxiv.org/abs/2001.08361, table 1). `limit_ratio` = batched tokens/s x FLOPs per
 token / limit; prompt processing and the rows that already stopped are not counted, so it is a lower bound.
+`limit_ratio_with_prompts` also counts the prompts' tokens (unpadded), which the same forward passes process.
 `matmul_at_decode_rows` times the same shapes with one row per sequence, as a decoding step multiplies them.
 """
 
@@ -44,11 +45,11 @@ def timed(model, tokenizer, items, cfg) -> tuple[float, int]:
     return time.perf_counter() - started, tokens
 
 
-def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.3) -> float:
-    """GFLOP/s of torch.mm for (m, k) @ (k, n) in float32, best of repeated timings over about `seconds`."""
+def matmul_gflops(m: int, k: int, n: int, dtype: str = "float32", seconds: float = 0.3) -> float:
+    """GFLOP/s of torch.mm for (m, k) @ (k, n) in `dtype`, best of repeated timings over about `seconds`."""
     import torch
 
-    a, b = torch.randn(m, k), torch.randn(k, n)
+    a, b = torch.randn(m, k, dtype=getattr(torch, dtype)), torch.randn(k, n, dtype=getattr(torch, dtype))
     torch.mm(a, b)  # warm-up
     best, spent = float("inf"), 0.0
     while spent < seconds:
@@ -59,12 +60,12 @@ def matmul_gflops(m: int, k: int, n: int, seconds: float = 0.3) -> float:
     return 2 * m * k * n / best / 1e9
 
 
-def compute_limit(config, rows: int) -> dict:
+def compute_limit(config, rows: int, dtype: str = "float32") -> dict:
     """The best matmul rate at the model's shapes with `rows` rows (batch x prompt tokens)."""
     shapes = {"hidden": (config.hidden_size, config.hidden_size),
               "intermediate": (config.hidden_size, config.intermediate_size),
               "vocab": (config.hidden_size, config.vocab_size)}
-    rates = {name: matmul_gflops(rows, k, n) for name, (k, n) in shapes.items()}
+    rates = {name: matmul_gflops(rows, k, n, dtype) for name, (k, n) in shapes.items()}
     return {"rows": rows, "gflops_by_shape": rates, "limit_gflops": max(rates.values())}
 
 
@@ -116,9 +117,11 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="weights and matmul-limit dtype (base_model.dtype; bfloat16 needs a CPU with bf16 matmul)")
     parser.add_argument("--mixed", action="store_true", help="also time mixed-adapter batches (random adapter)")
     args = parser.parse_args()
-    model, tokenizer = load_causal_lm(args.model)
+    model, tokenizer = load_causal_lm(args.model, dtype=args.dtype)
     items = prompts(args.prompts)
     cfg = DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     timed(model, tokenizer, items[:2], replace(cfg, max_new_tokens=4))  # warm-up
@@ -128,19 +131,21 @@ def main() -> None:
                      for p in items]  # as sample_texts encodes them
     per_row = batched_tokens / len(items)
     per_token = flops_per_token(model, sum(prompt_tokens) / len(items) + per_row / 2)
-    limit = compute_limit(model.config, min(args.batch_size, len(items)) * max(prompt_tokens))
+    limit = compute_limit(model.config, min(args.batch_size, len(items)) * max(prompt_tokens), args.dtype)
     # the same shapes with one row per sequence, as each decoding step multiplies: how far below the limit
     # a step's matmuls run by themselves
-    decode = compute_limit(model.config, min(args.batch_size, len(items)))
+    decode = compute_limit(model.config, min(args.batch_size, len(items)), args.dtype)
     result = {
         "bench": "generate", "model": args.model, "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
-        "batch_size": args.batch_size, "batched_tokens_per_s": batched_tokens / batched_s,
+        "batch_size": args.batch_size, "dtype": args.dtype, "batched_tokens_per_s": batched_tokens / batched_s,
         "single_tokens_per_s": single_tokens / single_s,
         "gflops_per_token": per_token / 1e9, "matmul_limit": limit, "matmul_at_decode_rows": decode,
     }
     result["speedup"] = result["batched_tokens_per_s"] / result["single_tokens_per_s"]
     result["achieved_gflops"] = result["batched_tokens_per_s"] * per_token / 1e9
     result["limit_ratio"] = result["achieved_gflops"] / limit["limit_gflops"]
+    prompt_gflops = sum(n * flops_per_token(model, n / 2) for n in prompt_tokens) / 1e9
+    result["limit_ratio_with_prompts"] = (result["achieved_gflops"] + prompt_gflops / batched_s) / limit["limit_gflops"]
     if args.mixed:
         result["mixed_adapters"] = mixed_timings(args.model, items, cfg)
     print(f"batched (batch {args.batch_size}): {batched_tokens} tokens in {batched_s:.1f} s = "
@@ -149,8 +154,8 @@ def main() -> None:
     print(f"speedup: {result['speedup']:.2f}x")
     print(f"compute: {result['gflops_per_token']:.3f} GFLOP per token, {result['achieved_gflops']:.1f} GFLOP/s achieved "
           f"batched, matmul limit {limit['limit_gflops']:.1f} GFLOP/s at the model's shapes: "
-          f"{100 * result['limit_ratio']:.0f}% of the limit (matmuls of one decoding step alone: "
-          f"{decode['limit_gflops']:.1f} GFLOP/s)")
+          f"{100 * result['limit_ratio']:.0f}% of the limit, {100 * result['limit_ratio_with_prompts']:.0f}% with the "
+          f"prompts' tokens counted (matmuls of one decoding step alone: {decode['limit_gflops']:.1f} GFLOP/s)")
     if args.mixed:
         mixed = result["mixed_adapters"]
         print(f"finetuned + untuned corpora: one after the other {mixed['one_corpus_at_a_time_s']:.1f} s, mixed-adapter "

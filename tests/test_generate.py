@@ -3,8 +3,10 @@
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from hivelm.config import DecodingConfig, FilterConfig, GenerateConfig, InContextConfig
-from hivelm.generation import sample_texts
+from hivelm.generation import CandidateSampler, sample_texts
 from hivelm.stages.generate import build_prompts, post_filter
 from hivelm.templates import load_templates
 
@@ -72,6 +74,30 @@ def test_generation_is_reproducible_with_a_seed_and_batched(tiny_model_dir):
     assert len(first) == len(prompts) and 0 < tokens <= 12 * len(prompts)
     # generation pads on the left for itself only: a tokenizer shared with a scorer is left as it was
     assert (tokenizer.padding_side, tokenizer.pad_token) == (side, pad)
+
+
+@pytest.mark.parametrize("temperature,top_k,top_p", [(0.95, 50, 0.7), (1.0, 0, 0.9), (0.7, 5, 1.0), (1.3, 300, 0.3)])
+def test_candidate_sampler_draws_from_the_distribution_of_transformers_warpers(temperature, top_k, top_p):
+    """The same probabilities, token by token, as transformers' TemperatureLogitsWarper -> TopKLogitsWarper ->
+    TopPLogitsWarper -> softmax, the sampler generate(do_sample=True) would use."""
+    import torch
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    torch.manual_seed(0)
+    scores = torch.randn(8, 1000) * 3
+    expected = TemperatureLogitsWarper(temperature)(None, scores.clone())
+    if top_k:
+        expected = TopKLogitsWarper(top_k)(None, expected)
+    if top_p < 1:
+        expected = TopPLogitsWarper(top_p)(None, expected)
+    expected = expected.softmax(dim=-1)
+    sampler = CandidateSampler(DecodingConfig(temperature=temperature, top_k=top_k, top_p=top_p))
+    ids, probs = sampler.probabilities(scores)
+    got = torch.zeros_like(scores).scatter_(-1, ids, probs)
+    assert torch.allclose(got, expected, atol=1e-6)
+    # a draw is one of the candidates with a non-zero probability, handed to generate's argmax as a one-hot
+    drawn = sampler(None, scores).argmax(dim=-1)
+    assert (expected.gather(-1, drawn[:, None]) > 0).all()
 
 
 def test_post_filters_count_every_step():

@@ -22,6 +22,40 @@ def in_context_prompt(pool: Sequence[str], cfg, community_name: str, rng) -> tup
     return f"Here are posts written by members of the {community_name} community:\n{lines}\n\n", picks
 
 
+class CandidateSampler:
+    """Temperature, top-k and top-p sampling over the k candidates only, as a transformers logits processor.
+
+    transformers' sampler draws with torch.multinomial over the whole vocabulary (49,152 tokens for SmolLM2) and
+    sorts the whole vocabulary for top-p at every step, although top-k has already left k candidates: on 2 cores
+    that was a fifth of a batch-48 generation (bench/generate.py). This draws from the same distribution with
+    transformers' own rules, in its order (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper with
+    min_tokens_to_keep=1: a candidate stays while the mass of the more likely ones before it is below top_p),
+    after generate's own processors (repetition penalty); tests/test_generate.py checks the probabilities against
+    those warpers. It returns scores that are 0 at the drawn token and -inf elsewhere, so generate runs greedy
+    (argmax) on them. The random numbers are fewer, so a seed gives other draws than transformers' sampler."""
+
+    def __init__(self, decoding):
+        self.temperature, self.top_k, self.top_p = decoding.temperature, decoding.top_k, decoding.top_p
+
+    def probabilities(self, scores):
+        """(candidate token ids, their sampling probabilities), both (rows, k), most likely first."""
+        import torch
+
+        k = min(self.top_k or scores.shape[-1], scores.shape[-1])  # top_k 0 = off: every token is a candidate
+        values, ids = (scores / self.temperature).topk(k, dim=-1)
+        probs = values.softmax(dim=-1)
+        kept = probs.cumsum(dim=-1) - probs < self.top_p if self.top_p < 1 else torch.ones_like(probs, dtype=torch.bool)
+        kept[:, 0] = True
+        return ids, values.masked_fill(~kept, -float("inf")).softmax(dim=-1)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        ids, probs = self.probabilities(scores.float())
+        drawn = ids.gather(-1, torch.multinomial(probs, num_samples=1))
+        return torch.full_like(scores, -float("inf")).scatter_(-1, drawn, 0.0)
+
+
 def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None,
                  adapter_names: list[str] | None = None) -> tuple[list[str], int]:
     """Batched sampling with left padding, prompts sorted by length (less padding), KV cache on.
@@ -59,8 +93,9 @@ def sample_each(model, tokenizer, prompts: list[dict], decoding, seed: int, prog
             torch.manual_seed(seed * 100_003 + batch_index)
             route = {"adapter_names": [adapter_names[i] for i in chunk]} if adapter_names is not None else {}
             with torch.no_grad():
-                output = model.generate(**batch, **route, do_sample=True, temperature=decoding.temperature,
-                                        top_p=decoding.top_p, top_k=decoding.top_k,
+                # the draw is made by CandidateSampler; generate's own selection is then an argmax of its one-hot
+                output = model.generate(**batch, **route, do_sample=False, temperature=None, top_p=None, top_k=None,
+                                        logits_processor=[CandidateSampler(decoding)],
                                         repetition_penalty=decoding.repetition_penalty,
                                         max_new_tokens=decoding.max_new_tokens, use_cache=True, pad_token_id=pad_id)
             generated = output[:, batch["input_ids"].shape[1]:]
