@@ -2,9 +2,11 @@
 compute limit the same run measures.
 
     .venv/bin/python bench/generate.py [--prompts 16] [--batch-size 16] [--max-new-tokens 32] [--model models/base]
-                                       [--dtype float32] [--mixed]
+                                       [--dtype float32] [--context-posts 0] [--batched-only] [--mixed]
 
-Prints tokens/s of each mode and their ratio; the last line is JSON. Needs models/base (`hivelm base_model`).
+Prints tokens/s of each mode and their ratio; the last line is JSON. `--context-posts K` puts K made-up posts of
+20 words before each prompt, as the in_context corpus does (generate.in_context.k; the preset's 20 make prompts of
+about 600 tokens). Needs models/base (`hivelm base_model`).
 `--mixed` also times the generate stage's two ways of sampling a finetuned and an untuned corpus from one base
 (a random LoRA adapter): one corpus after the other, and both in mixed-adapter batches (`generate.mixed_adapters`).
 
@@ -33,9 +35,13 @@ from hivelm.models import load_causal_lm
 TOPICS = ["breakfast", "a hard week", "advice for beginners", "the weekend", "motivation", "something I learned"]
 
 
-def prompts(n: int) -> list[dict]:
+def prompts(n: int, context_posts: int = 0) -> list[dict]:
+    post = ("just finished meal prep for the week and honestly it feels good to have a plan, "
+            "eggs and greens and a bit of cheese every morning")  # 20 words, made up
+    block = "".join(f"- {post} (#{j})\n" for j in range(context_posts))
+    block = f"Here are posts written by members of the keto cooking community:\n{block}\n" if block else ""
     return [{"system": "You are a helpful assistant.",
-             "prompt": f"You belong to the keto cooking online community. What would you post about "
+             "prompt": block + f"You belong to the keto cooking online community. What would you post about "
                        f"{TOPICS[i % len(TOPICS)]}?" + " Keep it short." * (i % 3)} for i in range(n)]
 
 
@@ -119,14 +125,16 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                         help="weights and matmul-limit dtype (base_model.dtype; bfloat16 needs a CPU with bf16 matmul)")
+    parser.add_argument("--context-posts", type=int, default=0, help="made-up posts before each prompt (in_context)")
+    parser.add_argument("--batched-only", action="store_true", help="skip the one-at-a-time pass (long prompts)")
     parser.add_argument("--mixed", action="store_true", help="also time mixed-adapter batches (random adapter)")
     args = parser.parse_args()
     model, tokenizer = load_causal_lm(args.model, dtype=args.dtype)
-    items = prompts(args.prompts)
+    items = prompts(args.prompts, args.context_posts)
     cfg = DecodingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     timed(model, tokenizer, items[:2], replace(cfg, max_new_tokens=4))  # warm-up
     batched_s, batched_tokens = timed(model, tokenizer, items, cfg)
-    single_s, single_tokens = timed(model, tokenizer, items, replace(cfg, batch_size=1))
+    single = None if args.batched_only else timed(model, tokenizer, items, replace(cfg, batch_size=1))
     prompt_tokens = [len(tokenizer(render_chat(tokenizer, p["system"], p["prompt"]), add_special_tokens=False)["input_ids"])
                      for p in items]  # as sample_texts encodes them
     per_row = batched_tokens / len(items)
@@ -137,11 +145,12 @@ def main() -> None:
     decode = compute_limit(model.config, min(args.batch_size, len(items)), args.dtype)
     result = {
         "bench": "generate", "model": args.model, "prompts": args.prompts, "max_new_tokens": args.max_new_tokens,
+        "context_posts": args.context_posts,
         "batch_size": args.batch_size, "dtype": args.dtype, "batched_tokens_per_s": batched_tokens / batched_s,
-        "single_tokens_per_s": single_tokens / single_s,
+        "single_tokens_per_s": single[1] / single[0] if single else None,
         "gflops_per_token": per_token / 1e9, "matmul_limit": limit, "matmul_at_decode_rows": decode,
     }
-    result["speedup"] = result["batched_tokens_per_s"] / result["single_tokens_per_s"]
+    result["speedup"] = result["batched_tokens_per_s"] / result["single_tokens_per_s"] if single else None
     result["achieved_gflops"] = result["batched_tokens_per_s"] * per_token / 1e9
     result["limit_ratio"] = result["achieved_gflops"] / limit["limit_gflops"]
     prompt_gflops = sum(n * flops_per_token(model, n / 2) for n in prompt_tokens) / 1e9
@@ -150,8 +159,9 @@ def main() -> None:
         result["mixed_adapters"] = mixed_timings(args.model, items, cfg)
     print(f"batched (batch {args.batch_size}): {batched_tokens} tokens in {batched_s:.1f} s = "
           f"{result['batched_tokens_per_s']:.1f} tokens/s")
-    print(f"one at a time: {single_tokens} tokens in {single_s:.1f} s = {result['single_tokens_per_s']:.1f} tokens/s")
-    print(f"speedup: {result['speedup']:.2f}x")
+    if single:
+        print(f"one at a time: {single[1]} tokens in {single[0]:.1f} s = {result['single_tokens_per_s']:.1f} tokens/s")
+        print(f"speedup: {result['speedup']:.2f}x")
     print(f"compute: {result['gflops_per_token']:.3f} GFLOP per token, {result['achieved_gflops']:.1f} GFLOP/s achieved "
           f"batched, matmul limit {limit['limit_gflops']:.1f} GFLOP/s at the model's shapes: "
           f"{100 * result['limit_ratio']:.0f}% of the limit, {100 * result['limit_ratio_with_prompts']:.0f}% with the "
