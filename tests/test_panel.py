@@ -93,15 +93,25 @@ def panel_server(tmp_path, tiny_model_dir):
     from hivelm import ui
 
     project = panel_project(tmp_path / "project", tiny_model_dir)
-    port = free_port()
     log = tmp_path / "panel.log"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]))
-    with log.open("w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "hivelm", "panel", "--port", str(port)], cwd=project,
-                                   env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    for attempt in range(3):
+        # free_port's port is free when it returns, not when the panel binds it: the other pytest worker's
+        # servers can take it in between, and the panel then exits with its port-in-use error; try another
+        port = free_port()
+        with log.open("w") as out:
+            process = subprocess.Popen([sys.executable, "-m", "hivelm", "panel", "--port", str(port)], cwd=project,
+                                       env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}/"
+            wait_serving(url, process, log)
+        except AssertionError:
+            ui.stop(process)
+            if attempt < 2 and "already in use" in log.read_text():
+                continue
+            raise
+        break
     try:
-        url = f"http://127.0.0.1:{port}/"
-        wait_serving(url, process, log)
         yield url, log
     finally:
         ui.stop(process)  # the whole process group, also when the test failed
