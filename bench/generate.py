@@ -28,20 +28,25 @@ import time
 from dataclasses import replace
 
 from hivelm.chat import render_chat
-from hivelm.config import DecodingConfig
-from hivelm.generation import sample_texts
+from hivelm.config import DecodingConfig, InContextConfig
+from hivelm.generation import in_context_prompt, sample_texts
 from hivelm.models import load_causal_lm
+from hivelm.rng import keyed_rng
 
 TOPICS = ["breakfast", "a hard week", "advice for beginners", "the weekend", "motivation", "something I learned"]
 
 
 def prompts(n: int, context_posts: int = 0) -> list[dict]:
+    """`n` persona prompts; with `context_posts`, each behind the in_context corpus's block of that many made-up
+    posts (generation.in_context_prompt, 20 words each, a fresh seeded draw per prompt)."""
     post = ("just finished meal prep for the week and honestly it feels good to have a plan, "
-            "eggs and greens and a bit of cheese every morning")  # 20 words, made up
-    block = "".join(f"- {post} (#{j})\n" for j in range(context_posts))
-    block = f"Here are posts written by members of the keto cooking community:\n{block}\n" if block else ""
+            "eggs and greens and a bit of cheese every morning")  # 23 words, cut to 20 below
+    pool = [f"day {j}: {post}" for j in range(2 * context_posts)]
+    cfg = InContextConfig(k=max(context_posts, 1), words=20)
+    blocks = [in_context_prompt(pool, cfg, "keto cooking", keyed_rng(0, "bench", str(i)))[0] if context_posts else ""
+              for i in range(n)]
     return [{"system": "You are a helpful assistant.",
-             "prompt": block + f"You belong to the keto cooking online community. What would you post about "
+             "prompt": blocks[i] + f"You belong to the keto cooking online community. What would you post about "
                        f"{TOPICS[i % len(TOPICS)]}?" + " Keep it short." * (i % 3)} for i in range(n)]
 
 
