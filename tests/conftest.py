@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,13 @@ LONGEST = ("test_ci_gate.py", "test_strong_signal.py", "test_rerun.py", "test_pr
            "test_forkserver.py", "test_team.py")
 """The longest test files, longest first (measured in CI's make test: the two real SmolLM2 pipelines about 4.5
 minutes each, the tiny pipelines 1.5 to 2): queued in this order before every other file."""
+
+
+def free_port() -> int:
+    """A port free now on 127.0.0.1 (a server started later may still find it taken: retry there)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -72,6 +72,12 @@ def test_generation_is_reproducible_with_a_seed_and_batched(tiny_model_dir):
     other, _ = sample_texts(model, tokenizer, prompts, decoding, seed=1)
     assert first == again and first != other
     assert len(first) == len(prompts) and 0 < tokens <= 12 * len(prompts)
+    # each prompt draws from its own stream: neither the batch size nor the order of the prompts changes its text
+    one_by_one, _ = sample_texts(model, tokenizer, prompts, replace(decoding, batch_size=1), seed=0)
+    backwards, _ = sample_texts(model, tokenizer, prompts[::-1], replace(decoding, batch_size=3), seed=0)
+    assert one_by_one == first and backwards[::-1] == first
+    twice, _ = sample_texts(model, tokenizer, prompts[:1] * 2, decoding, seed=0)
+    assert twice[0] == first[0] and twice[1] != twice[0]  # a repeated prompt is a second draw, not a copy
     # generation pads on the left for itself only: a tokenizer shared with a scorer is left as it was
     assert (tokenizer.padding_side, tokenizer.pad_token) == (side, pad)
 
@@ -146,8 +152,7 @@ def test_logged_samples_are_redacted_like_the_reports(project, monkeypatch):
 
 def test_mixed_adapter_batches_sample_each_corpus_from_its_own_model(tiny_model_dir, tmp_path):
     """generate.mixed_adapters: the finetuned rows use the adapter and the untuned rows the bare base model in one
-    batch. With top_k=1 sampling is the argmax, so the texts must equal one corpus at a time; with real sampling
-    they are other draws from the same distributions (generation.sample_texts)."""
+    batch, and each prompt keeps its own random stream, so the sampled texts equal one corpus at a time."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -160,7 +165,7 @@ def test_mixed_adapter_batches_sample_each_corpus_from_its_own_model(tiny_model_
     lora = LoraConfig(r=4, lora_alpha=32, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), lora).save_pretrained(tmp_path / "adapter")
     model, tokenizer = load_with_adapter(BaseModelConfig(), tmp_path / "adapter", tiny_model_dir)
-    gen = gen_config(samples_per_topic=2, decoding=DecodingConfig(max_new_tokens=6, batch_size=8, top_k=1))
+    gen = gen_config(samples_per_topic=2, decoding=DecodingConfig(max_new_tokens=6, batch_size=8))
     prompts = {corpus: build_prompts(gen, TEMPLATES, "keto", "keto cooking", corpus, TRAIN)
                for corpus in ("finetuned", "untuned")}
     alone = sample_corpora(model, tokenizer, prompts, gen)

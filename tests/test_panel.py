@@ -17,17 +17,11 @@ from urllib.parse import urlparse
 
 import pytest
 
-from conftest import REPO, not_blank
+from conftest import REPO, free_port, not_blank
 
 WITH_ADAPTER = ("keto", "running")
 WITHOUT_ADAPTER = "body_positivity"
 ITEM = "Q5"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def save_random_adapter(base_dir: Path, out: Path, seed: int) -> None:
@@ -177,8 +171,8 @@ def test_panel_asks_every_community_and_shows_option_probabilities(panel_server,
 def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tiny_model_dir, monkeypatch):
     """The panel's columns (named adapters on one base) match the pipeline's own path (one community's adapter
     loaded by models.load_for_corpora, switched by for_corpus): option probabilities equal the survey stage's
-    loglik distributions averaged over personas, and sampled answers equal generation.sample_texts on the
-    persona prompts."""
+    loglik distributions averaged over personas, and sampled answers, drawn for every column in one
+    mixed-adapter batch, equal generation.sample_texts on the persona prompts of one model alone."""
     from dataclasses import replace
 
     from hivelm import models, panel
@@ -191,6 +185,7 @@ def test_panel_answers_are_what_the_survey_and_generate_code_gives(tmp_path, tin
     cfg = load_config("params.yaml")
     board = panel.load_panel(cfg)
     assert board.columns == [*WITH_ADAPTER, WITHOUT_ADAPTER, "untuned"]
+    assert board.mixed and cfg.generate.decoding.batch_size >= 3 * len(WITH_ADAPTER) + 3  # one batch for all
     on_item = {r.column: r for r in board.ask("", ITEM, board.defaults(ITEM))}
     question = "What do you eat for breakfast?"
     settings = replace(board.defaults(""), samples=3)

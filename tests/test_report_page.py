@@ -94,6 +94,9 @@ def test_interval_and_error_bar_handle_missing_and_undefined_bounds():
     assert error_bar({"value": 0.5, "low": math.nan, "high": math.nan}) == [0.0, 0.0]
     assert table(["a"], [[1], [2]]) == ("<table><thead><tr><th>a</th></tr></thead><tbody><tr><td>1</td></tr>"
                                         "<tr><td>2</td></tr></tbody></table>")
+    # a key-value table (the provenance) has no header row of empty cells
+    assert table(["", ""], [["commit", "abc"]], text=True) == ("<table class='text'><tbody><tr><td>commit</td>"
+                                                                "<td>abc</td></tr></tbody></table>")
 
 
 def test_external_corpora_and_insufficient_metrics_are_rendered_as_such():

@@ -7,7 +7,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,16 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, copy_pipeline, make_pipeline_repo, run
+from conftest import BIN, copy_pipeline, free_port, make_pipeline_repo, run
 from hivelm import ui
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def command_env(**extra: str) -> dict[str, str]:

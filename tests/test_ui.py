@@ -2,22 +2,15 @@
 a headless Chromium screenshot of the runs page."""
 
 import json
-import socket
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import BIN, chromium_flags, make_pipeline_repo, not_blank, run
+from conftest import BIN, chromium_flags, free_port, make_pipeline_repo, not_blank, run
 from hivelm import ui
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def post(url: str, payload: dict) -> dict:

@@ -320,7 +320,8 @@ class DecodingConfig:
     """Tokens generated per answer, at most 2,048: a post is a few hundred tokens at most (prepare.max_chars),
     and every token is one more forward pass of the whole batch."""
     batch_size: int = 16
-    """Prompts per batched `generate` call (left-padded, sorted by length)."""
+    """Prompts per batched `generate` call (left-padded, sorted by length). Speed only: each prompt draws from
+    its own random stream, so the texts do not depend on it (generation.sample_texts)."""
 
     def validate(self) -> None:
         _check(0.0 < self.top_p <= 1.0, "top_p", f"must be in (0, 1] (got {self.top_p})")
@@ -416,8 +417,9 @@ class GenerateConfig:
     filters: FilterConfig = field(default_factory=FilterConfig)
     mixed_adapters: bool = False
     """Sample all corpora in one stream of batches, the adapter's rows beside the base model's (peft's
-    mixed-adapter batches), instead of one corpus after the other. Same distribution, other draws. Off: on CPU
-    it measured slower (docs/explanation/performance.md)."""
+    mixed-adapter batches), instead of one corpus after the other. The same texts either way (each prompt has
+    its own random stream: generation.sample_texts). Off: on CPU it measured slower
+    (docs/explanation/performance.md)."""
 
     def validate(self) -> None:
         _check(bool(self.topics), "topics", "list at least one topic")

@@ -32,10 +32,14 @@ class CandidateSampler:
     min_tokens_to_keep=1: a candidate stays while the mass of the more likely ones before it is below top_p),
     after generate's own processors (repetition penalty); tests/test_generate.py checks the probabilities against
     those warpers. It returns scores that are 0 at the drawn token and -inf elsewhere, so generate runs greedy
-    (argmax) on them. The random numbers are fewer, so a seed gives other draws than transformers' sampler."""
+    (argmax) on them. The random numbers are fewer, so a seed gives other draws than transformers' sampler.
 
-    def __init__(self, decoding):
+    `generators`: one torch.Generator per row (`prompt_generators`), so that each row draws from its own stream,
+    whatever the other rows of its batch are; without them, torch's global generator."""
+
+    def __init__(self, decoding, generators=None):
         self.temperature, self.top_k, self.top_p = decoding.temperature, decoding.top_k, decoding.top_p
+        self.generators = generators
 
     def probabilities(self, scores):
         """(candidate token ids, their sampling probabilities), both (rows, k), most likely first."""
@@ -52,7 +56,11 @@ class CandidateSampler:
         import torch
 
         ids, probs = self.probabilities(scores.float())
-        drawn = ids.gather(-1, torch.multinomial(probs, num_samples=1))
+        if self.generators is None:
+            picks = torch.multinomial(probs, num_samples=1)
+        else:
+            picks = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        drawn = ids.gather(-1, picks)
         return torch.full_like(scores, -float("inf")).scatter_(-1, drawn, 0.0)
 
 
@@ -60,17 +68,38 @@ def sample_texts(model, tokenizer, prompts: list[dict], decoding, seed: int, pro
                  adapter_names: list[str] | None = None) -> tuple[list[str], int]:
     """Batched sampling with left padding, prompts sorted by length (less padding), KV cache on.
 
-    `prompts` are {"system", "prompt"} records; `decoding` is a DecodingConfig. Each batch is seeded from
-    `seed` and its index in the length-sorted order, so the same prompts and seed give the same texts.
+    `prompts` are {"system", "prompt"} records; `decoding` is a DecodingConfig. Each prompt draws from its own
+    random stream (`prompt_generators`: keyed by `seed`, the prompt as rendered and its occurrence among equal
+    prompts), so its text does not depend on the batch size, on the order of the prompts or on which others share
+    its batch, up to the last-bit differences another padding width makes in the logits (tests/test_generate.py).
+    Equal prompts given to two models (a finetuned and an untuned corpus) get the same random numbers.
     Returns the texts in prompt order and the number of generated tokens (`sample_each`: per prompt).
 
     `adapter_names`: one peft adapter name per prompt (models.BASE for the bare base model), mixed within a
-    batch (peft's mixed-adapter batches), so several models' prompts fill batches together. Each text is then a
-    draw from the same distribution as when its model samples alone, but not the same draw: the sampler's
-    random numbers are taken per batch, and the batches hold other rows (tests/test_generate.py).
+    batch (peft's mixed-adapter batches), so several models' prompts fill batches together; each text is the
+    one its model writes when it samples alone.
     """
     texts, tokens = sample_each(model, tokenizer, prompts, decoding, seed, progress, adapter_names)
     return texts, sum(tokens)
+
+
+def prompt_generators(seed: int, rendered: Sequence[str], adapter_names: Sequence[str] | None = None) -> list:
+    """One torch.Generator per prompt, seeded by rng.keyed_rng from `seed`, the rendered prompt and how many equal
+    prompts for the same model came before it (so repeated prompts, e.g. samples of one item, draw afresh).
+    The model's name is not in the key: equal prompts to two models get common random numbers, as they do
+    when each model samples alone."""
+    import torch
+
+    from hivelm.rng import keyed_rng
+
+    seen: dict[tuple, int] = {}
+    generators = []
+    for i, text in enumerate(rendered):
+        key = (adapter_names[i] if adapter_names is not None else None, text)
+        seen[key] = occurrence = seen.get(key, -1) + 1
+        stream = int(keyed_rng(seed, "sample", text, str(occurrence)).integers(2**63 - 1))
+        generators.append(torch.Generator().manual_seed(stream))
+    return generators
 
 
 def sample_each(model, tokenizer, prompts: list[dict], decoding, seed: int, progress=None,
@@ -81,21 +110,22 @@ def sample_each(model, tokenizer, prompts: list[dict], decoding, seed: int, prog
     from hivelm.models import padding
 
     rendered = [render_chat(tokenizer, p["system"], p["prompt"]) for p in prompts]
+    generators = prompt_generators(seed, rendered, adapter_names)
     lengths = [len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in rendered]
     order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
     texts: list[str] = [""] * len(prompts)
     new_tokens = [0] * len(prompts)
     with padding(tokenizer, "left") as pad_id:
-        for batch_index, start in enumerate(range(0, len(order), decoding.batch_size)):
+        for start in range(0, len(order), decoding.batch_size):
             chunk = order[start:start + decoding.batch_size]
             batch = tokenizer([rendered[i] for i in chunk], return_tensors="pt", padding=True,
                               add_special_tokens=False).to(model.device)
-            torch.manual_seed(seed * 100_003 + batch_index)
+            sampler = CandidateSampler(decoding, [generators[i] for i in chunk])
             route = {"adapter_names": [adapter_names[i] for i in chunk]} if adapter_names is not None else {}
             with torch.no_grad():
                 # the draw is made by CandidateSampler; generate's own selection is then an argmax of its one-hot
                 output = model.generate(**batch, **route, do_sample=False, temperature=None, top_p=None, top_k=None,
-                                        logits_processor=[CandidateSampler(decoding)],
+                                        logits_processor=[sampler],
                                         repetition_penalty=decoding.repetition_penalty,
                                         max_new_tokens=decoding.max_new_tokens, use_cache=True, pad_token_id=pad_id)
             generated = output[:, batch["input_ids"].shape[1]:]

@@ -12,7 +12,9 @@ pipeline measures:
   - prompts: a survey persona (survey.personas, the {community} slot filled with communities.<key>.name) then
     the question; an instrument item is asked with the survey's own prompt records (survey.answers);
   - sampling: generation.sample_texts with a DecodingConfig (defaults: generate.decoding for a question,
-    survey.decoding for an item; temperature, max new tokens, samples and seed can be changed in the page);
+    survey.decoding for an item; temperature, max new tokens, samples and seed can be changed in the page),
+    every column's prompts in one stream of mixed-adapter batches (peft's `adapter_names`), each prompt with its
+    own random stream, so a column's answers are the ones its model gives when asked alone;
   - option probabilities of an item: the survey's loglik mode (survey.answers.option_probabilities), the
     softmax of each option's mean token log-likelihood, averaged over the personas (respondents).
 Sample i is answered by persona i (cycling through the persona file), the same personas for every model, so
@@ -93,9 +95,13 @@ class Settings:
 class Panel:
     """The loaded models and everything a question needs; `ask` is the page's one action.
 
-    Generation switches adapters on one shared model, so questions are answered one at a time (a lock)."""
+    Generation switches adapters on one shared model, so questions are answered one at a time (a lock).
+    `mixed`: sample every column in mixed-adapter batches (`sample`); False samples one column after the other
+    (bench/panel.py compares the two)."""
 
-    def __init__(self, cfg, model, tokenizer, present: list[str], missing: list[str], instrument, personas):
+    def __init__(self, cfg, model, tokenizer, present: list[str], missing: list[str], instrument, personas,
+                 mixed: bool = True):
+        self.mixed = mixed
         self.cfg, self.model, self.tokenizer = cfg, model, tokenizer
         self.present, self.missing = present, missing
         self.instrument, self.personas = instrument, personas
@@ -185,8 +191,6 @@ class Panel:
             base_as: str = "") -> list[ModelAnswer]:
         """Every column's answers to a question (or an instrument item), in `columns` order; the base model
         speaks as a member of `base_as` (a community key; default the first)."""
-        from hivelm.generation import sample_texts
-
         question = (question or "").strip()
         if len(question) > MAX_QUESTION_CHARS:
             raise HiveError(f"the question has {len(question):,} characters; the panel answers at most "
@@ -203,35 +207,58 @@ class Panel:
         decoding = self.decoding(item_id, settings)
         runnable = [c for c in self.columns if c == BASE or c in self.present]
         total, done = len(runnable) * (samples + (1 if item_id else 0)), 0
-        results = []
+        probabilities = {}
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, total, "every model: sampling")
+
         with self.lock:
-            for column in self.columns:
-                if column not in runnable:
-                    results.append(ModelAnswer(column, note=missing_adapter_message(column)))
-                    continue
-                answer = ModelAnswer(column)
+            for column in runnable if item_id else []:
                 if progress:
-                    progress(done, total, f"{self.title(column)}: answering")
+                    progress(done, total, f"{self.title(column)}: option probabilities")
                 with self.switched_to(column):
-                    if item_id:
-                        answer.probabilities = self.item_probabilities(column, item_id, base_as)
-                        done += 1
-                    prompts = self.prompts(column, question, item_id, samples, base_as)
+                    probabilities[column] = self.item_probabilities(column, item_id, base_as)
+                done += 1
+            asked = {column: self.prompts(column, question, item_id, samples, base_as) for column in runnable}
+            texts = self.sample(asked, decoding, int(settings.seed), advance)
+        results = []
+        for column in self.columns:
+            if column not in runnable:
+                results.append(ModelAnswer(column, note=missing_adapter_message(column)))
+                continue
+            answer = ModelAnswer(column, answers=[(p["persona_id"], t) for p, t in zip(asked[column], texts[column])],
+                                 probabilities=probabilities.get(column))
+            if item_id:
+                from hivelm.survey.parse import parse_answer
 
-                    def advance(n: int, column: str = column) -> None:
-                        nonlocal done
-                        done += n
-                        if progress:
-                            progress(done, total, f"{self.title(column)}: sampling")
-
-                    texts, _ = sample_texts(self.model, self.tokenizer, prompts, decoding, int(settings.seed), advance)
-                answer.answers = [(p["persona_id"], t) for p, t in zip(prompts, texts)]
-                if item_id:
-                    from hivelm.survey.parse import parse_answer
-
-                    answer.parsed = [parse_answer(self.instrument.items[item_id], t) for t in texts]
-                results.append(answer)
+                answer.parsed = [parse_answer(self.instrument.items[item_id], t) for t in texts[column]]
+            results.append(answer)
         return results
+
+    def sample(self, asked: dict[str, list[dict]], decoding, seed: int, progress=None) -> dict[str, list[str]]:
+        """Each column's answers to its prompts. With `mixed` (the default), every column's rows in one stream
+        of batches, each routed to its own adapter (peft's mixed-adapter batches, the base as models.BASE): a
+        few samples per model fill a batch together instead of one small batch per model. Each prompt keeps
+        its own random stream (generation.sample_texts), so the texts are those of one column at a time."""
+        from hivelm.generation import sample_texts
+        from hivelm.models import BASE as BARE
+
+        if not (self.mixed and self.present):  # without adapters the bare base is the only model
+            answers = {}
+            for column, prompts in asked.items():
+                with self.switched_to(column):
+                    answers[column], _ = sample_texts(self.model, self.tokenizer, prompts, decoding, seed, progress)
+            return answers
+        flat = [p for prompts in asked.values() for p in prompts]
+        names = [BARE if column == BASE else column for column, prompts in asked.items() for _ in prompts]
+        texts, _ = sample_texts(self.model, self.tokenizer, flat, decoding, seed, progress, names)
+        answers, start = {}, 0
+        for column, prompts in asked.items():
+            answers[column], start = texts[start:start + len(prompts)], start + len(prompts)
+        return answers
 
 
 # ------------------------------------------------------------------------------------------------ loading

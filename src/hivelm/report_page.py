@@ -213,7 +213,8 @@ def table(headers: list[str], rows: list[list], text: bool = False) -> str:
     head = "".join(f"<th>{html.escape(str(h)).replace('_', '_<wbr>')}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     kind = " class='text'" if text else ""
-    return f"<table{kind}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    thead = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""  # a key-value list needs no header row
+    return f"<table{kind}>{thead}<tbody>{body}</tbody></table>"
 
 
 def interval(metric: dict | None) -> str:

@@ -96,8 +96,8 @@ def sample_corpora(model, tokenizer, prompts: dict[str, list[dict]], gen: Genera
 
     One corpus after the other (the adapter on for finetuned, off for the baselines), or with
     `generate.mixed_adapters` all corpora in one stream of batches, the adapter's rows beside the base model's
-    (peft's mixed-adapter batches; the seconds are then shared out by generated tokens). Mixed, each text is a
-    draw from the same distribution but not the same draw as one corpus at a time (generation.sample_texts)."""
+    (peft's mixed-adapter batches; the seconds are then shared out by generated tokens). The texts are the same
+    either way: each prompt has its own random stream (generation.sample_texts)."""
     from hivelm.generation import sample_each
     from hivelm.models import BASE, for_corpus
 
