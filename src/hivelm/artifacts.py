@@ -67,8 +67,62 @@ def finite(payload: Any) -> Any:
 SIGNIFICANT_DIGITS = 6
 """Precision of every float `write_json` writes (reports/**/*.json, the stages' stats and metrics). Adapter
 weights differ in their last bits between CPU kinds (vectorised kernels sum in different orders), and that noise
-reaches the metrics around the seventh significant digit; written at six, the committed numbers are the same
-bytes on any machine unless a value lies within that noise of a rounding boundary."""
+reaches the metrics around the sixth or seventh significant digit: rounded at six, most committed numbers are the
+same bytes on any machine, and `keep_unchanged` keeps those that cross a rounding boundary."""
+
+
+NOISE_TOLERANCE = 2e-5
+"""Difference within which a rerun's number equals the one already written: relative, and absolute below 1.
+Rounding alone cannot keep the bytes: with every adapter weight of the demo moved by one ulp (as training on
+another CPU kind moves them), hundreds of numbers of reports/ moved by at most 1e-5 (one rounding step at six
+significant digits). A stage's new JSON or JSONL file that equals the file it replaces within this tolerance (the
+same keys, strings and integers) leaves the old bytes in place (`keep_unchanged`); a larger change is written.
+Sampled answers are discrete: where the noise flips one, the numbers built on it move by more, and are written
+(docs/explanation/performance.md, "The same numbers on any CPU")."""
+
+
+def same_within_noise(old: Any, new: Any, tolerance: float = NOISE_TOLERANCE) -> bool:
+    """True when `new` is `old` up to float noise: the same structure, keys, strings, integers and booleans,
+    and floats within `tolerance` relative to the larger of their magnitudes and 1 (a loglik gain near zero
+    carries the noise of the logliks it is the difference of)."""
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (old, new))
+    if not numbers:
+        if isinstance(old, dict) and isinstance(new, dict):
+            return old.keys() == new.keys() and all(same_within_noise(old[k], new[k], tolerance) for k in old)
+        if isinstance(old, list) and isinstance(new, list):
+            return len(old) == len(new) and all(same_within_noise(a, b, tolerance) for a, b in zip(old, new))
+        return type(old) is type(new) and old == new
+    if isinstance(old, int) and isinstance(new, int):
+        return old == new
+    return abs(old - new) <= tolerance * max(abs(old), abs(new), 1.0)
+
+
+KEEP_UNCHANGED_MAX_BYTES = 64 * 2**20
+"""Larger files are always rewritten: comparing them costs more than the noise it hides is worth."""
+
+
+def keep_unchanged(final: Path, staged: Path) -> None:
+    """Where a staged JSON or JSONL file (or one inside a staged folder) equals the file it replaces within
+    NOISE_TOLERANCE, put the old bytes in the staged place, so the swap leaves the file as it was."""
+    if staged.is_dir() and final.is_dir():
+        for new in staged.rglob("*.json*"):
+            keep_unchanged(final / new.relative_to(staged), new)
+        return
+    if final.suffix not in (".json", ".jsonl") or not (final.is_file() and staged.is_file()) \
+            or max(final.stat().st_size, staged.stat().st_size) > KEEP_UNCHANGED_MAX_BYTES:
+        return
+    try:
+        texts = final.read_text(encoding="utf-8"), staged.read_text(encoding="utf-8")
+        if texts[0] == texts[1]:
+            return
+        if final.suffix == ".json":
+            old, new = (json.loads(text) for text in texts)
+        else:
+            old, new = ([json.loads(line) for line in text.splitlines()] for text in texts)
+    except ValueError:  # an unreadable old file is replaced
+        return
+    if same_within_noise(old, new):
+        shutil.copyfile(final, staged)
 
 
 def rounded(payload: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
@@ -199,6 +253,8 @@ def swap_in(pairs: list[tuple[Path, Path]]) -> None:
             locks.enter_context(file_lock(lock_beside(final), str(final)))
         for final, _ in pairs:
             _roll_back(_journal(final))
+        for final, staged in pairs:  # a rerun's last-bit noise leaves the files as they were
+            keep_unchanged(final, staged)
         entries = [{"final": str(final.absolute()), "staged": str(staged.absolute()), "had_old": final.exists(),
                     "backup": str(final.absolute().parent / f"{_temp_prefix(final)}{secrets.token_hex(4)}.old.tmp")}
                    for final, staged in pairs]
