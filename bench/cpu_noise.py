@@ -41,7 +41,8 @@ def main() -> None:
     for path in files:
         print(f"{path}: {perturb(path, args.seed)} tensors moved by one ulp")
     names = [path.parent.name for path in files]
-    print("next:\n  dvc commit -f " + " ".join(f"tune@{n}" for n in names)
+    print("next (with the project's .venv/bin on PATH, as `make repro` runs, so that DVC finds hivelm):"
+          "\n  export PATH=$PWD/.venv/bin:$PATH\n  dvc commit -f " + " ".join(f"tune@{n}" for n in names)
           + "\n  dvc repro -f --downstream " + " ".join(f"generate@{n} survey@{n}" for n in names) + " attribute"
           + "\n  git status --short reports/")
 

@@ -103,7 +103,10 @@ def test_repro_builds_outputs_and_tracks_every_stage_under_one_parent(pipeline_r
         surveyed = json.loads((repo / f"reports/survey/{community}.json").read_text())
         for corpus in ("finetuned", "untuned", "in_context"):
             card = surveyed["corpora"][corpus]["validity"]
-            assert set(card["checks"]) | set(card["skipped"]) == set(CHECKS) and not card["skipped"], corpus
+            # the retest needs something redrawn under the second seed: in_context's posts; the other two models
+            # give the same probabilities again, scored exactly, so their retest is skipped
+            skipped = [] if corpus == "in_context" else ["retest"]
+            assert set(card["checks"]) | set(card["skipped"]) == set(CHECKS) and card["skipped"] == skipped, corpus
             assert card["verdict"] in {"informative", "uninformative"} and card["probes"] >= 1
             assert validity["communities"][community][corpus]["verdict"] == card["verdict"]
             assert card["answer_modes"]["items"] and len(card["per_order"]) == 2

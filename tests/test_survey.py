@@ -358,10 +358,59 @@ def test_loglik_draws_follow_the_distributions():
     assert rate == pytest.approx(0.3, abs=0.03)
     administered = {"mode": "loglik", "distributions": {"p1": sure, "p2": persona_distribution(table9("Anti-ED"))}}
     summary = summarise(SWED, administered, config().statistics, draws_per_persona=10)
-    assert summary["respondents"] == 20 and summary["items"]["Q6"]["shares"]["c"] == 1.0
+    assert summary["respondents"] == 2 and summary["items"]["Q6"]["shares"]["c"] == 1.0  # loglik: personas
     assert summary["criteria"]["C1"]["per_persona"]["p1"] == pytest.approx(45.0)
+    assert {c["scoring"] for c in summary["criteria"].values()} == {"exact"}
     majority, ties = distribution_majority(SWED, administered["distributions"])
     assert majority["Q5"] == "a" and "Q5" in ties  # a (Anti-ED) and b (Pro-ED) at 0.5 each
+
+
+def test_loglik_scores_are_exact_expectations_that_rounding_noise_cannot_flip():
+    """A persona's score is its expected score under its distributions (items independently), computed by
+    enumeration: WCS is the mean of the items' expected rescaled values, C3 the probability of its options,
+    C4 a Poisson-binomial tail; the draws agree in the limit. Noise in the last bits of the probabilities
+    (another CPU kind) moves a score by about as much, where a drawn answer set can flip to another option."""
+    import numpy as np
+
+    from hivelm.survey import scoring
+
+    rng = np.random.default_rng(0)
+    dist = {iid: dict(zip(item.letters, rng.dirichlet(np.ones(len(item.letters)))))
+            for iid, item in SWED.items.items() if iid in ("Q5", "Q6", "Q7", "Q8", "Q9", "Q13", "Q14", "Q15", "Q16")}
+    exact = {cid: scoring._persona_value(*s) for cid, s in scoring.persona_distribution(SWED, dist).items()}
+
+    def expected(iid, formula):
+        item = SWED.items[iid]
+        return sum(p * formula(item.keyed(item.option(x).code)) for x, p in dist[iid].items())
+    wcs = SWED.criteria["C1"].params["items"]
+    assert exact["C1"] == pytest.approx(np.mean([expected(i, scoring._formula(f)) for i, f in wcs.items()]), rel=1e-12)
+    assert exact["C3"] == pytest.approx(dist["Q6"]["c"] + dist["Q6"]["d"] + dist["Q6"]["e"], rel=1e-12)
+    yes = [expected(i, lambda x: float(x == 1)) for i in ("Q13", "Q14", "Q15", "Q16")]
+    tail = sum(math.prod(y if i in chosen else 1 - y for i, y in enumerate(yes))
+               for chosen in [set(range(4))] + [set(range(4)) - {j} for j in range(4)])
+    assert exact["C4"] == pytest.approx(tail, rel=1e-12)
+    assert exact["B4"] is None  # Q10 not asked: undecided, as with drawn answer sets
+    drawn = scoring.draw_answer_sets(SWED, dist, 20000, seed=0, key="p")
+    for cid in ("C1", "WCS_high", "C2", "C3", "C4", "C2_C3_C4"):
+        mc = scoring._persona_value([scoring.evaluate(SWED, a)[cid] for a in drawn])
+        assert mc == pytest.approx(exact[cid], abs=0.35 if cid == "C1" else 0.015), cid
+    noisy = {iid: {x: p * (1 + 1e-7 * (-1) ** k) for k, (x, p) in enumerate(d.items())} for iid, d in dist.items()}
+    moved = {cid: scoring._persona_value(*s) for cid, s in scoring.persona_distribution(SWED, noisy).items()}
+    assert all(moved[c] == pytest.approx(exact[c], rel=1e-6) for c in exact if exact[c] is not None)
+
+
+def test_criteria_too_large_to_enumerate_are_drawn_and_say_so(monkeypatch):
+    from hivelm.survey import scoring
+
+    monkeypatch.setattr(scoring, "EXACT_LIMIT", 100)  # WCS has 3,500 joint answers; C2_C3_C4 320
+    flat = {iid: {x: 1 / len(item.letters) for x in item.letters} for iid, item in SWED.items.items()}
+    summary = summarise(SWED, {"mode": "loglik", "distributions": {"p1": flat, "p2": flat}}, config().statistics,
+                        draws_per_persona=50)
+    scored = {cid: c["scoring"] for cid, c in summary["criteria"].items()}
+    assert scored["C3"] == scored["C4"] == "exact"
+    assert scored["C1"] == scored["C2_C3_C4"] == "monte_carlo (50 answer sets per persona)"
+    assert summary["criteria"]["C3"]["per_persona"]["p1"] == pytest.approx(0.6)  # exact: 3 of 5 options
+    assert summary["criteria"]["C1"]["per_persona"]["p1"] != pytest.approx(50.0, abs=1e-9)  # drawn: noisy
 
 
 def test_contrasts_between_communities():

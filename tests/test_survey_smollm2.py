@@ -62,7 +62,7 @@ def test_loglik_survey_on_smollm2(smollm2, survey):
                                         for _, reply in record["choices"]], abs=1e-4)
     summary = summarise(instrument, result, cfg.statistics, draws_per_persona=50)
     json.dumps(summary, allow_nan=False)
-    assert summary["respondents"] == 100 and summary["unparseable_rate"] == 0.0
+    assert summary["respondents"] == 2 and summary["unparseable_rate"] == 0.0  # loglik: one per persona
     assert set(summary["criteria"]) == {"C2", "C3", "B4"}
     assert 0.0 <= summary["criteria"]["C3"]["rate"]["value"] <= 1.0
 

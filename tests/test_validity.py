@@ -73,7 +73,9 @@ def administer_planted(scorer, vcfg=VCFG) -> dict:
 
 @pytest.mark.parametrize("name", list(RESPONDERS))
 def test_planted_responders_trip_exactly_their_checks(name):
-    card = model_card(SWED, administer_planted(RESPONDERS[name]), VCFG, STATS, draws=40)
+    administered = administer_planted(RESPONDERS[name])
+    # the retest needs a second administration: a planted responder gives the same distributions again
+    card = model_card(SWED, administered, VCFG, STATS, draws=40, retest_distributions=administered["distributions"])
     assert set(card["failed"]) == FAILS[name], card["checks"]
     assert card["verdict"] == ("informative" if name == "content" else "uninformative")
     assert set(card["checks"]) | set(card["skipped"]) == set(CHECKS) and not card["skipped"]
@@ -106,6 +108,7 @@ def test_split_ballots_keep_the_headline_order_balanced_with_two_probes():
     assert sum(q6) / len(q6) == pytest.approx(0.5, abs=0.01)  # balanced over the ballots
     card = model_card(SWED, administered, vcfg, STATS, draws=20)
     assert card["probes"] == 2 and {"order_sensitivity", "distinct_from_position"} <= set(card["failed"])
+    assert "retest" in card["skipped"] and card["retest"]["skipped"].startswith("nothing to redraw")
 
 
 def test_option_orders_are_the_original_the_reverse_then_distinct_seeded_permutations():
@@ -197,11 +200,14 @@ def test_report_shows_the_card_above_the_scores_and_greys_unsupported_contrasts(
 def test_mlflow_names_carry_the_verdict_each_check_and_the_dose_slope():
     from hivelm.stages.survey import validity_names
 
-    card = model_card(SWED, administer_planted(RESPONDERS["uniform"]), VCFG, STATS, draws=20)
+    administered = administer_planted(RESPONDERS["uniform"])
+    card = model_card(SWED, administered, VCFG, STATS, draws=20, retest_distributions=administered["distributions"])
     names = validity_names({"finetuned": {"validity": card}}, {"dose": {"slope": {"value": 2.0, "low": 1.0,
                                                                                   "high": 3.0}}})
     assert names["survey/validity/finetuned/informative"] == 0.0
-    assert {f"survey/validity/finetuned/{check}" for check in CHECKS} <= set(names)
+    valued = {check for check in CHECKS if card["checks"][check]["value"] is not None}
+    assert valued == set(CHECKS) - {"retest"} and "retest" in card["failed"]  # constant scores: ICC undefined
+    assert {f"survey/validity/finetuned/{check}" for check in valued} <= set(names)
     assert names["survey/validity/dose_slope/low"] == 1.0
 
 

@@ -362,7 +362,8 @@ class StatisticsConfig:
     confidence: float = 0.95
     """Interval coverage."""
     seed: int = 0
-    """Seed of every resampling draw (and of the survey's Monte-Carlo answer draws, PCA and CV in evaluate)."""
+    """Seed of every resampling draw (and of PCA and CV in evaluate, and of the survey's Monte-Carlo answer sets
+    where a criterion is too large to score exactly)."""
 
     def validate(self) -> None:
         _within(self.bootstrap_resamples, "bootstrap_resamples", 10, MAX_RESAMPLES)
@@ -644,7 +645,8 @@ class ValidityConfig:
     items of the primary score only: each re-asking costs a survey of those items); their intervals are over
     these personas."""
     retest_seed: int = 1
-    """The second seed of the retest: Monte-Carlo answer draws, in-context post draws, seeded option orders."""
+    """The second seed of the retest: in-context post draws, seeded option orders (and the Monte-Carlo answer
+    sets of a criterion too large to score exactly)."""
     min_alpha: float = 0.7
     """Internal consistency: Cronbach's alpha of every scale at least this (Nunnally 1978's 'modest reliability'
     for research use)."""
@@ -705,7 +707,7 @@ class SurveyConfig:
     """Sampling in generate mode (loglik mode samples nothing)."""
     in_context: InContextConfig = field(default_factory=InContextConfig)
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
-    """Intervals over personas, community contrasts (summarize), Monte-Carlo answer draws in loglik mode."""
+    """Intervals over personas, community contrasts (summarize)."""
     validity: ValidityConfig = field(default_factory=ValidityConfig)
     """The validity card: counterbalanced orders, parallel forms, twins, nulls, dose-response, retest, verdicts."""
 

@@ -305,7 +305,7 @@ def validity_table(results: dict) -> str:
             if not card:
                 continue
             figures = {name: "-" if check["value"] is None else f"{check['value']:.2f}"
-                       for name, check in card["checks"].items()}
+                       for name, check in card["checks"].items()} | {name: "skipped" for name in card["skipped"]}
             verdict = card["verdict"] if card["verdict"] == "informative" else f"<b>{card['verdict']}</b>"
             rows.append([html.escape(community), corpus, verdict, html.escape(", ".join(card["failed"]) or "none"),
                          *[figures.get(n, "-") for n in ("order_sensitivity", "position_bias", "majority_survives",

@@ -89,11 +89,10 @@ def model_card_of(instrument, administered: dict, cfg: HiveConfig, retest: dict 
     from hivelm.survey.scoring import DEFAULT_DRAWS
     from hivelm.survey.validity import model_card
 
-    draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
     stats = cfg.survey.statistics  # the card's many intervals: at most 300 resamples each (its CPU time)
     stats = replace(stats, bootstrap_resamples=min(300, stats.bootstrap_resamples))
-    scores = {cid: c["per_persona"] for cid, c in summary["criteria"].items()}  # the same draws: not redone
-    return model_card(instrument, administered, cfg.survey.validity, stats, draws, retest, scores)
+    scores = {cid: c["per_persona"] for cid, c in summary["criteria"].items()}  # computed once: not redone
+    return model_card(instrument, administered, cfg.survey.validity, stats, DEFAULT_DRAWS, retest, scores)
 
 
 def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries: dict, raw: dict,
@@ -125,24 +124,14 @@ def community_card(cfg: HiveConfig, community: str, model, tokenizer, summaries:
             by_scale[scale] = lite_administration(model, tokenizer, subset, personas[:cfg.survey.validity.rerun_personas],
                                                   cfg.community(community).name, cfg, None, progress, community,
                                                   cfg.survey.seed)
-    draws = getattr(cfg.survey.statistics, "loglik_draws", None) or DEFAULT_DRAWS
-    return out | {"dose": dose_response(subset, by_scale, cfg.survey.statistics, draws)}
+    return out | {"dose": dose_response(subset, by_scale, cfg.survey.statistics, DEFAULT_DRAWS)}
 
 
 def _primary_items(instrument) -> list[str]:
     """The items the primary score reads (directly, or through the criteria it is built from)."""
-    from hivelm.survey.instrument import _needs, _references
+    from hivelm.survey.instrument import reads
 
-    if instrument.primary is None:
-        return []
-    wanted, todo = set(), [instrument.primary]
-    while todo:
-        criterion = instrument.criteria[todo.pop()]
-        wanted |= _needs(criterion)
-        todo += [c for c in _references(criterion) if c in instrument.criteria]
-    if instrument.criteria[instrument.primary].kind == "subscale_mean":
-        wanted |= set(instrument.subscale(instrument.criteria[instrument.primary].params["subscale"]))
-    return [iid for iid in instrument.items if iid in wanted]
+    return reads(instrument, instrument.primary) if instrument.primary else []
 
 
 def mlflow_names(summaries: dict) -> dict[str, float]:

@@ -520,6 +520,21 @@ def _needs(criterion: Criterion) -> set[str]:
     return set()
 
 
+def reads(instrument: Instrument, cid: str) -> list[str]:
+    """The items a criterion reads, directly or through the criteria it is built from, in instrument order."""
+    wanted, todo = set(), [cid]
+    while todo:
+        criterion = instrument.criteria[todo.pop()]
+        p = criterion.params
+        wanted |= _needs(criterion)
+        if criterion.kind == "subscale_mean":
+            wanted |= set(instrument.subscale(p["subscale"]))
+        if criterion.kind == "threshold" and p["of"] in instrument.items:
+            wanted.add(p["of"])
+        todo += [c for c in _references(criterion) if c in instrument.criteria]
+    return [iid for iid in instrument.items if iid in wanted]
+
+
 def select_items(instrument: Instrument, item_ids: list[str]) -> Instrument:
     """A smaller instrument with only these items (in instrument order) and the criteria that can still be
     computed from them; for quick runs and benchmarks, never for reported results."""

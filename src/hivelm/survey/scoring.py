@@ -9,11 +9,15 @@ None (see instrument.py for when an answer is "needed").
 Two views of one model's survey, both reported:
   - per respondent (every sample scored, not a majority vote first): in generate mode each (persona, sample) is
     one respondent with its own sampled answer set; in loglik mode each persona gives a full probability
-    distribution per item, and respondents are Monte-Carlo answer sets drawn from those distributions (items
-    independently, seeded), so a persona's mean over its draws estimates its *expected* score (exact in the
-    limit; for WCS, which is linear in the items, the draws only add noise) and booleans such as C3 become
-    probabilities. Intervals are percentile bootstraps over personas (metrics.bootstrap), because the
-    personas, not the draws, are the independent units: more draws must not make an interval narrower.
+    distribution per item, and its respondents are every joint answer to the items a criterion reads, each
+    weighted by its probability (items independently): a persona's score is its *expected* score, computed
+    exactly, and booleans such as C3 become probabilities. Exact rather than drawn because a drawn answer
+    flips to the next option when its random number lies within rounding noise of a boundary, and rounding
+    noise is what another CPU kind adds (docs/explanation/performance.md, "The same numbers on any CPU"); an
+    exact expectation moves by the noise only. A criterion whose items have more than EXACT_LIMIT joint answers
+    (none of the shipped SWED's; EDE-Q's larger subscales) falls back to Monte-Carlo answer sets (DEFAULT_DRAWS,
+    seeded), and the summary names it. Intervals are percentile bootstraps over personas (metrics.bootstrap),
+    because the personas, not the answer sets, are the independent units.
   - majority vote (the paper's view, section 6): per item the most frequent parseable answer across all
     respondents (loglik: the mode of the personas' mean distribution), then criteria once. Ties go to the
     option with the LOWEST keyed value, the less-concerning answer, so a tie never inflates risk; ties are
@@ -25,20 +29,24 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
-from itertools import combinations
+from itertools import combinations, product
 from typing import Any
 
 from hivelm.rng import keyed_rng
-from hivelm.survey.instrument import Instrument, InstrumentError, Item, compile_formula
+from hivelm.survey.instrument import Instrument, InstrumentError, Item, _references, compile_formula, reads
 from hivelm.survey.parse import UNPARSEABLE
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 DEFAULT_DRAWS = 200
-"""Monte-Carlo answer sets per persona in loglik mode. With a respondent-level WCS spread of about 15 points
-(SmolLM2), the draws add about 15 / sqrt(200) = 1 point of noise to a persona's expected WCS; intervals are
-over personas, so more draws only reduce this noise."""
+"""Monte-Carlo answer sets per persona in loglik mode, for a criterion too large to enumerate (EXACT_LIMIT).
+With a respondent-level WCS spread of about 15 points (SmolLM2), 200 draws would add about 15 / sqrt(200) = 1
+point of noise to a persona's expected WCS; intervals are over personas, so more draws only reduce this noise."""
+EXACT_LIMIT = 20_000
+"""Most joint answers enumerated for one criterion of one persona: SWED's WCS reads 5 items (5 x 5 x 7 x 4 x 5
+= 3,500 joint answers), an EDE-Q subscale of 5 seven-point items 16,807; beyond that the enumeration costs more
+than it is worth and the criterion is drawn (DEFAULT_DRAWS)."""
 
 
 def is_missing(answer: Any) -> bool:
@@ -79,13 +87,19 @@ def _formula(text: str):
     return compile_formula(text)
 
 
+@lru_cache(maxsize=8192)
+def _rescaled(text: str, value: float) -> float:
+    """A formula at a keyed value; cached because an item has few values and enumeration asks often."""
+    return _formula(text)(value)
+
+
 def _scale_mean(p, instrument, answers, done):
     parts = []
     for iid, formula in p["items"].items():
         value = item_value(instrument.items[iid], answers.get(iid))
         if value is None:
             return None
-        parts.append(_formula(str(formula))(value))
+        parts.append(_rescaled(str(formula), value))
     return _mean(parts)
 
 
@@ -140,11 +154,14 @@ KIND_FUNCTIONS = {"scale_mean": _scale_mean, "subscale_mean": _subscale_mean, "m
                   "all_of": _all_of, "any_of": _any_of}
 
 
-def evaluate(instrument: Instrument, answers: Mapping[str, Any]) -> dict[str, float | bool | None]:
-    """Every criterion of the instrument on one answer set, in dependency order."""
+def evaluate(instrument: Instrument, answers: Mapping[str, Any], only: Collection[str] | None = None
+             ) -> dict[str, float | bool | None]:
+    """Every criterion of the instrument (or those in `only`, which must hold the criteria they build on) on
+    one answer set, in dependency order."""
     done: dict[str, Any] = {}
     for cid, criterion in instrument.criteria.items():
-        done[cid] = KIND_FUNCTIONS[criterion.kind](criterion.params, instrument, answers, done)
+        if only is None or cid in only:
+            done[cid] = KIND_FUNCTIONS[criterion.kind](criterion.params, instrument, answers, done)
     return done
 
 
@@ -281,12 +298,87 @@ def draw_answer_sets(instrument: Instrument, distribution: Mapping[str, Mapping[
     return sets
 
 
-def respondents(instrument: Instrument, administered: Mapping, draws_per_persona: int = 200,
-                seed: int = 0) -> dict[str, list[dict]]:
-    """Answer sets per persona: sampled and parsed (generate) or drawn from the distributions (loglik)."""
+def _answers(item: Item, probs: Mapping[str, float]) -> list[tuple[Any, float]]:
+    """Every answer to an item with its probability under a persona's distribution, as draw_answer_sets draws
+    them: a letter (probabilities renormalised); for multi_select, every set of options, each option chosen
+    with its own probability. Answers of probability 0 are left out."""
+    if item.type == "multi_select":
+        sets = []
+        for chosen in product((False, True), repeat=len(item.letters)):
+            weight = math.prod(probs[x] if c else 1.0 - probs[x] for x, c in zip(item.letters, chosen))
+            sets += [([x for x, c in zip(item.letters, chosen) if c], weight)] if weight > 0 else []
+        return sets
+    total = sum(probs[x] for x in item.letters)
+    return [(x, probs[x] / total) for x in item.letters if probs[x] > 0]
+
+
+def _built_on(instrument: Instrument, cids: Collection[str]) -> set[str]:
+    """`cids` and every criterion they are built from."""
+    out, todo = set(), list(cids)
+    while todo:
+        cid = todo.pop()
+        if cid not in out:
+            out.add(cid)
+            todo += [c for c in _references(instrument.criteria[cid]) if c in instrument.criteria]
+    return out
+
+
+Scores = tuple[list, list[float]]
+"""One persona's respondents for one criterion: (scores, weights), the weights summing to 1 per persona in
+loglik mode (probabilities, or 1 / draws) and 1 per sampled answer set in generate mode."""
+
+
+def persona_distribution(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]],
+                         draws: int = DEFAULT_DRAWS, seed: int = 0, key: str = "") -> dict[str, Scores]:
+    """Every criterion's scores over one persona's answer sets (loglik mode): exactly, every joint answer to the
+    items the criterion reads weighted by its probability (items independently), where those items have at
+    most EXACT_LIMIT joint answers; else `draws` Monte-Carlo answer sets (draw_answer_sets, seeded by `seed`
+    and `key`) of equal weight. Items absent from `distribution` are unanswered."""
+    groups: dict[tuple[str, ...], list[str]] = {}  # the criteria that read the same items share one enumeration
+    for cid in instrument.criteria:
+        groups.setdefault(tuple(i for i in reads(instrument, cid) if i in distribution), []).append(cid)
+    exact = set(exact_criteria(instrument, distribution))
+    out: dict[str, Scores] = {}
+    drawn = None
+    for items, cids in groups.items():
+        answers = [_answers(instrument.items[i], distribution[i]) for i in items]
+        if cids[0] not in exact:
+            drawn = drawn or [evaluate(instrument, a) for a in draw_answer_sets(instrument, distribution, draws,
+                                                                                seed, key)]
+            out |= {cid: ([s[cid] for s in drawn], [1.0 / len(drawn)] * len(drawn)) for cid in cids}
+            continue
+        needed = _built_on(instrument, cids)
+        values: dict[str, list] = {cid: [] for cid in cids}
+        weights = []
+        for combo in product(*answers):
+            scores = evaluate(instrument, {i: a for i, (a, _) in zip(items, combo)}, needed)
+            weights.append(math.prod(p for _, p in combo))
+            for cid in cids:
+                values[cid].append(scores[cid])
+        out |= {cid: (values[cid], weights) for cid in cids}
+    return out
+
+
+def exact_criteria(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """The criteria persona_distribution computes exactly for a persona with this distribution: those whose
+    items have at most EXACT_LIMIT joint answers (the others are drawn)."""
+    def size(cid):
+        return math.prod(len(_answers(instrument.items[i], distribution[i]))
+                         for i in reads(instrument, cid) if i in distribution)
+    return [cid for cid in instrument.criteria if size(cid) <= EXACT_LIMIT]
+
+
+def respondents(instrument: Instrument, administered: Mapping, draws_per_persona: int = DEFAULT_DRAWS,
+                seed: int = 0) -> dict[str, dict[str, Scores]]:
+    """{persona: {criterion: (scores, weights)}}: each sampled and parsed answer set scored (generate), or each
+    persona's distributions scored exactly where feasible (loglik, persona_distribution)."""
     if administered["mode"] == "generate":
-        return {p: list(sets) for p, sets in administered["answers"].items()}
-    return {p: draw_answer_sets(instrument, dist, draws_per_persona, seed, p)
+        out = {}
+        for persona, sets in administered["answers"].items():
+            rows = [evaluate(instrument, answers) for answers in sets]
+            out[persona] = {cid: ([r[cid] for r in rows], [1.0] * len(rows)) for cid in instrument.criteria}
+        return out
+    return {p: persona_distribution(instrument, dist, draws_per_persona, seed, p)
             for p, dist in administered["distributions"].items()}
 
 
@@ -314,25 +406,33 @@ def _interval(values: Sequence[float], cfg) -> dict[str, float | None]:
     return {k: _json_number(v) for k, v in result.items()}
 
 
-def _persona_value(scores: Sequence[float | bool | None]) -> float | None:
-    """A persona's mean score (numeric) or share of True (boolean) over its respondents; None if all None."""
-    known = [float(s) for s in scores if s is not None]
-    return _mean(known) if known else None
+def _persona_value(scores: Sequence[float | bool | None], weights: Sequence[float] | None = None) -> float | None:
+    """A persona's weighted mean score (numeric) or probability of True (boolean) over its respondents, among
+    those for whom the criterion is decided; None if it is decided for none."""
+    weights = [1.0] * len(scores) if weights is None else weights
+    known = [(float(s), w) for s, w in zip(scores, weights) if s is not None and w > 0]
+    total = sum(w for _, w in known)
+    return sum(s * w for s, w in known) / total if known and total > 0 else None
 
 
-def criterion_summary(criterion, per_persona: dict[str, list], cfg) -> dict:
-    """One criterion over a model's respondents: bootstrap interval over personas, per-persona values,
-    the share of respondents for whom it was undecidable, and (numeric) respondent-level quantiles."""
+def criterion_summary(criterion, per_persona: Mapping[str, Scores], cfg) -> dict:
+    """One criterion over a model's respondents ({persona: (scores, weights)}): bootstrap interval over
+    personas, per-persona values, the (weighted) share of respondents for whom it was undecidable, and
+    (numeric) respondent-level quantiles (inverted CDF: each a score that some respondent has)."""
     import numpy as np
 
-    persona_values = {p: _persona_value(scores) for p, scores in per_persona.items()}
-    everyone = [s for scores in per_persona.values() for s in scores]
+    persona_values = {p: _persona_value(*scores) for p, scores in per_persona.items()}
+    everyone = [(s, w) for values, weights in per_persona.values() for s, w in zip(values, weights)]
+    total = sum(w for _, w in everyone)
     summary = {"numeric": criterion.numeric,
                ("mean" if criterion.numeric else "rate"): _interval(list(persona_values.values()), cfg),
                "per_persona": persona_values,
-               "missing_rate": sum(s is None for s in everyone) / max(1, len(everyone))}
-    if criterion.numeric and (known := _finite(everyone)):
-        summary["quantiles"] = {f"q{int(q * 100):02d}": float(np.quantile(known, q)) for q in QUANTILES}
+               "missing_rate": sum(w for s, w in everyone if s is None) / total if total > 0 else 0.0}
+    known = [(float(s), w) for s, w in everyone if s is not None and math.isfinite(float(s)) and w > 0]
+    if criterion.numeric and known:
+        x, w = np.array(known).T
+        summary["quantiles"] = {f"q{int(q * 100):02d}": float(np.quantile(x, q, weights=w, method="inverted_cdf"))
+                                for q in QUANTILES}
     return summary
 
 
@@ -361,20 +461,28 @@ def summarise(instrument: Instrument, administered: Mapping, cfg, draws_per_pers
     """The numbers-only JSON of one model's survey (a community's survey report holds one per corpus).
 
     `administered` comes from answers.administer; `cfg` is a StatisticsConfig (survey.statistics:
-    bootstrap_resamples, confidence, seed). `draws_per_persona` is the Monte-Carlo answer sets per persona in loglik mode (default: the
-    config's `loglik_draws` if it has one, else 200; ignored in generate mode, where each persona has
-    samples_per_item sampled answer sets)."""
-    draws = draws_per_persona or getattr(cfg, "loglik_draws", None) or DEFAULT_DRAWS
-    sets = respondents(instrument, administered, draws, cfg.seed)
-    scores = {p: [evaluate(instrument, answers) for answers in persona_sets] for p, persona_sets in sets.items()}
-    criteria = {cid: criterion_summary(c, {p: [s[cid] for s in rows] for p, rows in scores.items()}, cfg)
+    bootstrap_resamples, confidence, seed). In loglik mode each criterion says how it was scored ("scoring":
+    exact, or Monte-Carlo with `draws_per_persona` answer sets, default DEFAULT_DRAWS, where its items have
+    more than EXACT_LIMIT joint answers) and `respondents` counts personas; in generate mode it counts the
+    sampled answer sets (samples_per_item per persona)."""
+    draws = draws_per_persona or DEFAULT_DRAWS
+    scores = respondents(instrument, administered, draws, cfg.seed)
+    criteria = {cid: criterion_summary(c, {p: rows[cid] for p, rows in scores.items()}, cfg)
                 for cid, c in instrument.criteria.items()}
     if administered["mode"] == "loglik":
-        majority, ties = distribution_majority(instrument, administered["distributions"])
-        means = mean_distributions(instrument, administered["distributions"])
-        items = {iid: {"n": len(administered["distributions"]), "unparseable_rate": 0.0, "shares": shares}
+        distributions = administered["distributions"]
+        exact = set.intersection(*(set(exact_criteria(instrument, d)) for d in distributions.values())) \
+            if distributions else set(instrument.criteria)
+        for cid in criteria:
+            criteria[cid]["scoring"] = "exact" if cid in exact else f"monte_carlo ({draws} answer sets per persona)"
+        majority, ties = distribution_majority(instrument, distributions)
+        means = mean_distributions(instrument, distributions)
+        items = {iid: {"n": len(distributions), "unparseable_rate": 0.0, "shares": shares}
                  for iid, shares in means.items()}
+        count = len(distributions)
     else:
+        sets = administered["answers"]
+        count = sum(len(s) for s in sets.values())
         flat = [answers for persona_sets in sets.values() for answers in persona_sets]
         majority, ties = majority_answers(instrument, flat)
         items = {iid: item_summary(item, [a.get(iid) for a in flat]) for iid, item in instrument.items.items()}
@@ -386,7 +494,7 @@ def summarise(instrument: Instrument, administered: Mapping, cfg, draws_per_pers
     rates = [v["unparseable_rate"] for v in items.values()]
     return {
         "instrument": instrument.id, "mode": administered["mode"], "primary": instrument.primary,
-        "personas": len(sets), "respondents": sum(len(s) for s in sets.values()),
+        "personas": len(scores), "respondents": count,
         "unparseable_rate": _mean(rates) if rates else 0.0,
         "majority_ties": len(ties), "tied_items": ties,
         "criteria": criteria, "items": items,

@@ -15,9 +15,11 @@ Checks (each names its source; thresholds are survey.validity's, documented in c
                      interval reaches below survey.validity.min_null_distance.
   acquiescence       rate of endorsing both an item and its reverse-worded twin (Paulhus 1991; arXiv 2311.05297).
   consistency        Cronbach's alpha (Cronbach 1951) and McDonald's omega total (McDonald 1999, one factor fitted
-                     by principal-axis factoring) per scale, bootstrap over respondents (personas x draws).
+                     by principal-axis factoring) per scale, from the exact covariance of the respondents'
+                     answers (personas answering items independently), bootstrap over personas.
   retest             ICC(2,1), two-way random effects, absolute agreement, single rater (Shrout & Fleiss 1979),
-                     of per-persona scores under two seeds; read with Koo & Li 2016 (< 0.5 poor).
+                     of per-persona scores under two seeds where the second seed redraws something (in-context
+                     posts); read with Koo & Li 2016 (< 0.5 poor). Skipped where nothing is redrawn.
   answer modes       majority agreement and score correlation of sampled answers vs loglik (arXiv 2402.14499).
   dose-response      the primary score with the adapter scaled by s (peft LoRA scaling), OLS slope over personas.
   variance           main-effect shares (eta squared, Cohen 1973) of order, paraphrase, persona and model in
@@ -149,15 +151,15 @@ def _mean(values) -> float | None:
 
 
 def persona_scores(instrument, distributions: Mapping, draws: int, seed: int) -> dict[str, dict[str, float | None]]:
-    """{criterion: {persona: expected value}}: each persona's mean score over Monte-Carlo answer sets drawn
-    from its distributions (scoring.draw_answer_sets, the survey's own respondents)."""
-    from hivelm.survey.scoring import _persona_value, draw_answer_sets, evaluate
+    """{criterion: {persona: expected value}}: each persona's expected score under its distributions, scored as
+    the survey scores its own respondents (scoring.persona_distribution: exact where feasible, else `draws`
+    Monte-Carlo answer sets)."""
+    from hivelm.survey.scoring import _persona_value, persona_distribution
 
     out: dict[str, dict] = {cid: {} for cid in instrument.criteria}
     for persona, dist in distributions.items():
-        rows = [evaluate(instrument, answers) for answers in draw_answer_sets(instrument, dist, draws, seed, persona)]
-        for cid in instrument.criteria:
-            out[cid][persona] = _persona_value([r[cid] for r in rows])
+        for cid, scores in persona_distribution(instrument, dist, draws, seed, persona).items():
+            out[cid][persona] = _persona_value(*scores)
     return out
 
 
@@ -262,22 +264,36 @@ def cronbach_alpha(matrix) -> float:
     """Cronbach 1951: k / (k - 1) * (1 - sum of item variances / variance of the sum); rows = respondents."""
     import numpy as np
 
-    x = np.asarray(matrix, dtype=float)
-    k = x.shape[1]
-    total = x.sum(1).var(ddof=1)
-    return float(k / (k - 1) * (1 - x.var(0, ddof=1).sum() / total)) if total > 1e-12 else float("nan")
+    return alpha_of(np.cov(np.asarray(matrix, dtype=float), rowvar=False))
+
+
+def alpha_of(cov) -> float:
+    """Cronbach's alpha from the items' covariance matrix (the variance of the sum is the sum of its cells)."""
+    import numpy as np
+
+    c = np.asarray(cov, dtype=float)
+    k, total = c.shape[0], c.sum()
+    return float(k / (k - 1) * (1 - np.trace(c) / total)) if total > 1e-12 else float("nan")
 
 
 def mcdonald_omega(matrix, iterations: int = 30) -> float:
+    """McDonald 1999 omega total on respondents' answers (rows); see omega_of."""
+    import numpy as np
+
+    return omega_of(np.cov(np.asarray(matrix, dtype=float), rowvar=False), iterations)
+
+
+def omega_of(cov, iterations: int = 30) -> float:
     """McDonald 1999 omega total, (sum lambda)^2 / ((sum lambda)^2 + sum(1 - lambda^2)), with standardized
     one-factor loadings from iterated principal-axis factoring of the item correlations (communalities
     start at the squared multiple correlations; Harman 1976)."""
     import numpy as np
 
-    x = np.asarray(matrix, dtype=float)
-    if (x.std(0) < 1e-12).any():
+    c = np.asarray(cov, dtype=float)
+    sd = np.sqrt(np.clip(np.diag(c), 0.0, None))
+    if (sd < 1e-12).any():
         return float("nan")
-    r = np.corrcoef(x, rowvar=False)
+    r = c / np.outer(sd, sd)
     h2 = np.clip(1 - 1 / np.diag(np.linalg.pinv(r)), 0.0, 0.999)
     for _ in range(iterations):
         reduced = r.copy()
@@ -302,26 +318,46 @@ def scales(instrument) -> dict[str, list[str]]:
     return out
 
 
-def consistency(instrument, distributions: Mapping, stats, draws: int, resamples: int = 200) -> dict:
-    """Alpha and omega per scale over respondents (personas x Monte-Carlo answer sets), each with a
-    percentile bootstrap over respondents (at most `resamples`, which keeps omega's eigen-solves cheap)."""
+def mixture_covariance(means, variances):
+    """The covariance of the items over respondents when each persona (row) answers the items independently
+    with these per-item means and variances and the personas weigh equally: the covariance of the means plus
+    the mean within-persona variance on the diagonal (the limit of infinitely many answer sets per persona)."""
     import numpy as np
 
-    from hivelm.survey.scoring import draw_answer_sets, item_value
+    m = np.asarray(means, dtype=float)
+    centred = m - m.mean(0)
+    return centred.T @ centred / len(m) + np.diag(np.asarray(variances, dtype=float).mean(0))
+
+
+def consistency(instrument, distributions: Mapping, stats, resamples: int = 200) -> dict:
+    """Alpha and omega per scale over respondents, from the exact covariance of the personas' answers
+    (mixture_covariance: no answer sets drawn, so rounding noise cannot flip one), each with a percentile
+    bootstrap over personas, the independent units (at most `resamples`: omega's eigen-solves)."""
+    import numpy as np
+
+    from hivelm.survey.scoring import item_value
 
     out = {}
-    sets = [a for p, dist in distributions.items() for a in draw_answer_sets(instrument, dist, draws, stats.seed, p)]
     rng = np.random.default_rng(stats.seed)
     for cid, members in scales(instrument).items():
-        rows = [[item_value(instrument.items[i], a.get(i)) for i in members] for a in sets]
-        x = np.array([r for r in rows if None not in r], dtype=float)
-        entry: dict[str, Any] = {"items": members, "respondents": len(x)}
-        for name, fn in (("alpha", cronbach_alpha), ("omega", mcdonald_omega)):
-            value = fn(x) if len(x) > 2 else float("nan")
+        people = [p for p, d in distributions.items() if all(i in d for i in members)]
+        moments = np.zeros((len(people), len(members), 2))
+        for row, persona in enumerate(people):
+            for col, iid in enumerate(members):
+                item, dist = instrument.items[iid], distributions[persona][iid]
+                total = sum(dist.values())
+                values = np.array([item_value(item, x) for x in dist], dtype=float)
+                probs = np.array(list(dist.values()), dtype=float) / total
+                mean = float(values @ probs)
+                moments[row, col] = mean, float(((values - mean) ** 2) @ probs)
+        entry: dict[str, Any] = {"items": members, "personas": len(people)}
+        for name, fn in (("alpha", alpha_of), ("omega", omega_of)):
+            value = fn(mixture_covariance(moments[..., 0], moments[..., 1])) if len(people) > 2 else float("nan")
             if not math.isfinite(value):
                 entry[name] = {"value": None, "low": None, "high": None}
                 continue
-            stats_ = np.array([fn(x[rng.integers(len(x), size=len(x))]) for _ in range(min(resamples, stats.bootstrap_resamples))])
+            picks = [rng.integers(len(people), size=len(people)) for _ in range(min(resamples, stats.bootstrap_resamples))]
+            stats_ = np.array([fn(mixture_covariance(moments[i, :, 0], moments[i, :, 1])) for i in picks])
             stats_ = stats_[np.isfinite(stats_)]
             tail = (1 - stats.confidence) / 2
             low, high = (np.quantile(stats_, [tail, 1 - tail]) if stats_.size else (value, value))
@@ -479,24 +515,28 @@ def variance_shares(rows: Sequence[Mapping]) -> dict:
 def model_card(instrument, administered: Mapping, vcfg, stats, draws: int, retest_distributions=None,
                scores: Mapping | None = None) -> dict:
     """The card of one model (one corpus of one community's survey): every check's numbers and the verdict.
-    `retest_distributions`: the headline distributions under survey.validity.retest_seed (None: the same
-    prompts, so only the Monte-Carlo draws are reseeded). `per_order` holds each ballot's per-persona primary
+    `retest_distributions`: the headline distributions under survey.validity.retest_seed, e.g. in-context posts
+    drawn again (None: nothing to redraw, so the retest is skipped: the same prompts give the same
+    probabilities, and the scores are exact). `per_order` holds each ballot's per-persona primary
     scores per order (probes in every one), `per_form` the probes' per paraphrase. `scores`: the headline's
-    per-persona scores if already drawn ({criterion: {persona: value}}, scoring.summarise's per_persona)."""
+    per-persona scores if already computed ({criterion: {persona: value}}, scoring.summarise's per_persona)."""
     answers = administered["validity"]
     by_order, orders = answers["by_order"], answers["orders"]
-    few = max(20, draws // 4)  # Monte-Carlo sets for the side scores (nulls, orders, forms): their means only
+    few = max(20, draws // 4)  # side scores (nulls, orders, forms) of a criterion too large to enumerate
     headline = administered["distributions"]
     card: dict[str, Any] = {"orders": len(by_order)} | order_checks(instrument, by_order, orders, stats)
     card["nulls"] = null_checks(instrument, by_order, orders, stats, few)
     card["acquiescence"] = acquiescence(instrument, headline, answers.get("twins") or {}, stats)
-    card["consistency"] = consistency(instrument, headline, stats, few)
-    first = scores or persona_scores(instrument, headline, draws, stats.seed)
-    second = persona_scores(instrument, _filled(retest_distributions, headline) if retest_distributions else headline,
-                            draws, vcfg.retest_seed)
+    card["consistency"] = consistency(instrument, headline, stats)
     redrawn = sorted({i for d in (retest_distributions or {}).values() for i in d})
-    card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats),
-                      "redrawn_items": redrawn, "personas": len(retest_distributions or headline)}
+    if retest_distributions:
+        first = scores or persona_scores(instrument, headline, draws, stats.seed)
+        second = persona_scores(instrument, _filled(retest_distributions, headline), draws, vcfg.retest_seed)
+        card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": retest(first, second, stats),
+                          "redrawn_items": redrawn, "personas": len(retest_distributions)}
+    else:  # the same prompts give the same distributions, scored exactly: a second seed could not differ
+        card["retest"] = {"seeds": [stats.seed, vcfg.retest_seed], "icc": {}, "redrawn_items": [], "personas": 0,
+                          "skipped": "nothing to redraw: the same prompts give the same option probabilities"}
     card["answer_modes"] = answer_modes(instrument, headline, answers.get("generated") or {})
     primary = instrument.primary
     per_order = [persona_scores(instrument, {p: headline[p] | d[p] for p in d}, few, stats.seed) for d in by_order]
