@@ -67,7 +67,7 @@ import ast
 import copy
 import json
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -520,18 +520,27 @@ def _needs(criterion: Criterion) -> set[str]:
     return set()
 
 
+def built_on(instrument: Instrument, cids: Iterable[str]) -> set[str]:
+    """`cids` and every criterion they are built from, directly or further down."""
+    out, todo = set(), list(cids)
+    while todo:
+        cid = todo.pop()
+        if cid not in out:
+            out.add(cid)
+            todo += [c for c in _references(instrument.criteria[cid]) if c in instrument.criteria]
+    return out
+
+
 def reads(instrument: Instrument, cid: str) -> list[str]:
     """The items a criterion reads, directly or through the criteria it is built from, in instrument order."""
-    wanted, todo = set(), [cid]
-    while todo:
-        criterion = instrument.criteria[todo.pop()]
+    wanted = set()
+    for criterion in (instrument.criteria[c] for c in built_on(instrument, [cid])):
         p = criterion.params
         wanted |= _needs(criterion)
         if criterion.kind == "subscale_mean":
             wanted |= set(instrument.subscale(p["subscale"]))
         if criterion.kind == "threshold" and p["of"] in instrument.items:
             wanted.add(p["of"])
-        todo += [c for c in _references(criterion) if c in instrument.criteria]
     return [iid for iid in instrument.items if iid in wanted]
 
 

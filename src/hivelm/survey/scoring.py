@@ -35,7 +35,7 @@ from itertools import combinations, product
 from typing import Any
 
 from hivelm.rng import keyed_rng
-from hivelm.survey.instrument import Instrument, InstrumentError, Item, _references, compile_formula, reads
+from hivelm.survey.instrument import Instrument, InstrumentError, Item, built_on, compile_formula, reads
 from hivelm.survey.parse import UNPARSEABLE
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -312,20 +312,26 @@ def _answers(item: Item, probs: Mapping[str, float]) -> list[tuple[Any, float]]:
     return [(x, probs[x] / total) for x in item.letters if probs[x] > 0]
 
 
-def _built_on(instrument: Instrument, cids: Collection[str]) -> set[str]:
-    """`cids` and every criterion they are built from."""
-    out, todo = set(), list(cids)
-    while todo:
-        cid = todo.pop()
-        if cid not in out:
-            out.add(cid)
-            todo += [c for c in _references(instrument.criteria[cid]) if c in instrument.criteria]
-    return out
-
-
 Scores = tuple[list, list[float]]
 """One persona's respondents for one criterion: (scores, weights), the weights summing to 1 per persona in
 loglik mode (probabilities, or 1 / draws) and 1 per sampled answer set in generate mode."""
+
+
+def _joint_answers(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]]
+                   ) -> dict[tuple[str, ...], tuple[list[str], list[list[tuple[Any, float]]]]]:
+    """{items: (the criteria that read exactly these items, every answer to each item)}: criteria reading the
+    same items share one enumeration. Items absent from `distribution` are unanswered, so not enumerated."""
+    groups: dict[tuple[str, ...], tuple[list[str], list]] = {}
+    for cid in instrument.criteria:
+        items = tuple(i for i in reads(instrument, cid) if i in distribution)
+        if items not in groups:
+            groups[items] = ([], [_answers(instrument.items[i], distribution[i]) for i in items])
+        groups[items][0].append(cid)
+    return groups
+
+
+def _enumerable(answers: Sequence[Sequence]) -> bool:
+    return math.prod(len(a) for a in answers) <= EXACT_LIMIT
 
 
 def persona_distribution(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]],
@@ -334,20 +340,15 @@ def persona_distribution(instrument: Instrument, distribution: Mapping[str, Mapp
     items the criterion reads weighted by its probability (items independently), where those items have at
     most EXACT_LIMIT joint answers; else `draws` Monte-Carlo answer sets (draw_answer_sets, seeded by `seed`
     and `key`) of equal weight. Items absent from `distribution` are unanswered."""
-    groups: dict[tuple[str, ...], list[str]] = {}  # the criteria that read the same items share one enumeration
-    for cid in instrument.criteria:
-        groups.setdefault(tuple(i for i in reads(instrument, cid) if i in distribution), []).append(cid)
-    exact = set(exact_criteria(instrument, distribution))
     out: dict[str, Scores] = {}
     drawn = None
-    for items, cids in groups.items():
-        answers = [_answers(instrument.items[i], distribution[i]) for i in items]
-        if cids[0] not in exact:
+    for items, (cids, answers) in _joint_answers(instrument, distribution).items():
+        if not _enumerable(answers):
             drawn = drawn or [evaluate(instrument, a) for a in draw_answer_sets(instrument, distribution, draws,
                                                                                 seed, key)]
             out |= {cid: ([s[cid] for s in drawn], [1.0 / len(drawn)] * len(drawn)) for cid in cids}
             continue
-        needed = _built_on(instrument, cids)
+        needed = built_on(instrument, cids)
         values: dict[str, list] = {cid: [] for cid in cids}
         weights = []
         for combo in product(*answers):
@@ -362,10 +363,8 @@ def persona_distribution(instrument: Instrument, distribution: Mapping[str, Mapp
 def exact_criteria(instrument: Instrument, distribution: Mapping[str, Mapping[str, float]]) -> list[str]:
     """The criteria persona_distribution computes exactly for a persona with this distribution: those whose
     items have at most EXACT_LIMIT joint answers (the others are drawn)."""
-    def size(cid):
-        return math.prod(len(_answers(instrument.items[i], distribution[i]))
-                         for i in reads(instrument, cid) if i in distribution)
-    return [cid for cid in instrument.criteria if size(cid) <= EXACT_LIMIT]
+    return [cid for cids, answers in _joint_answers(instrument, distribution).values() if _enumerable(answers)
+            for cid in cids]
 
 
 def respondents(instrument: Instrument, administered: Mapping, draws_per_persona: int = DEFAULT_DRAWS,
